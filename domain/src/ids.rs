@@ -1,0 +1,154 @@
+//! Validated identifiers.
+//!
+//! Stream ids end up in SQL rows, NATS subjects and URLs, so they are
+//! restricted to a small ASCII alphabet: a lowercase category, optionally
+//! followed by `-` and an instance part (usually a UUID).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest stream id accepted, in bytes.
+pub const MAX_STREAM_ID_LEN: usize = 200;
+/// Longest event type name accepted, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("stream id must be 1 to {MAX_STREAM_ID_LEN} bytes")]
+    StreamIdLength,
+    #[error("stream id must start with a lowercase category ([a-z][a-z0-9]*)")]
+    StreamIdCategory,
+    #[error("stream id may only contain [A-Za-z0-9._:-] after its category")]
+    StreamIdCharacter,
+    #[error(
+        "event type must be 1 to {MAX_EVENT_TYPE_LEN} ASCII letters or digits, starting with a letter"
+    )]
+    EventType,
+}
+
+/// The id of one stream of events, such as `lender-<uuid>`.
+///
+/// The category (the part before the first `-`) names the aggregate kind and
+/// becomes a NATS subject token, so it is lowercase alphanumeric only.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+        let value = value.into();
+        if value.is_empty() || value.len() > MAX_STREAM_ID_LEN {
+            return Err(IdError::StreamIdLength);
+        }
+        let (category, rest) = match value.split_once('-') {
+            Some((category, rest)) => (category, Some(rest)),
+            None => (value.as_str(), None),
+        };
+        let mut chars = category.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        if !starts_with_letter || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            return Err(IdError::StreamIdCategory);
+        }
+        if let Some(rest) = rest {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+            if rest.is_empty() || !rest.chars().all(allowed) {
+                return Err(IdError::StreamIdCharacter);
+            }
+        }
+        Ok(Self(value))
+    }
+
+    /// A stream id made of a category and an instance, `<category>-<instance>`.
+    pub fn new(category: &str, instance: impl fmt::Display) -> Result<Self, IdError> {
+        Self::parse(format!("{category}-{instance}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The aggregate kind: everything before the first `-`.
+    pub fn category(&self) -> &str {
+        self.0.split_once('-').map_or(self.0.as_str(), |(c, _)| c)
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for StreamId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<StreamId> for String {
+    fn from(value: StreamId) -> Self {
+        value.0
+    }
+}
+
+/// Checks an event type name such as `LenderRegistered`: it becomes the last
+/// token of a NATS subject, so only ASCII letters and digits are allowed.
+pub fn validate_event_type(name: &str) -> Result<(), IdError> {
+    let mut chars = name.chars();
+    let ok = name.len() <= MAX_EVENT_TYPE_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err(IdError::EventType) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_category_and_instance() {
+        let id = StreamId::parse("lender-0193b2d4-5b7e-7c3a-9f00-1234567890ab").unwrap();
+        assert_eq!(id.category(), "lender");
+        let single = StreamId::parse("operator").unwrap();
+        assert_eq!(single.category(), "operator");
+        let made = StreamId::new("verification", "abc:def").unwrap();
+        assert_eq!(made.as_str(), "verification-abc:def");
+    }
+
+    #[test]
+    fn refuses_bad_stream_ids() {
+        assert_eq!(StreamId::parse(""), Err(IdError::StreamIdLength));
+        assert_eq!(
+            StreamId::parse("x".repeat(201)),
+            Err(IdError::StreamIdLength)
+        );
+        assert_eq!(StreamId::parse("Lender-1"), Err(IdError::StreamIdCategory));
+        assert_eq!(StreamId::parse("1lender"), Err(IdError::StreamIdCategory));
+        assert_eq!(StreamId::parse("-x"), Err(IdError::StreamIdCategory));
+        assert_eq!(StreamId::parse("lender-"), Err(IdError::StreamIdCharacter));
+        assert_eq!(
+            StreamId::parse("lender-a b"),
+            Err(IdError::StreamIdCharacter)
+        );
+        assert_eq!(
+            StreamId::parse("lender-a.>"),
+            Err(IdError::StreamIdCharacter)
+        );
+        assert_eq!(StreamId::parse("lender-é"), Err(IdError::StreamIdCharacter));
+    }
+
+    #[test]
+    fn event_type_names() {
+        assert!(validate_event_type("PresentationVerified").is_ok());
+        assert!(validate_event_type("V2Thing").is_ok());
+        assert_eq!(validate_event_type(""), Err(IdError::EventType));
+        assert_eq!(validate_event_type("9Lives"), Err(IdError::EventType));
+        assert_eq!(validate_event_type("a.b"), Err(IdError::EventType));
+        assert_eq!(
+            validate_event_type(&"A".repeat(101)),
+            Err(IdError::EventType)
+        );
+    }
+}
