@@ -1,0 +1,31 @@
+//! The write side of Proofline.
+//!
+//! Commands end here: they are appended to the event store, which is the
+//! source of truth. The store is one trait, [`store::EventStore`], with a
+//! Postgres adapter for production and a SQLite adapter for the embedded
+//! mode; both share the group-commit writer and the planning of a batch, so
+//! positions, versions, duplicates and the hash chain follow one rule.
+//!
+//! # Layout
+//!
+//! - [`store`]: the trait, its request and answer types, and [`StoreError`].
+//!   - `store::plan`: pure planning of one group commit (versions, duplicates,
+//!     positions, hashes).
+//!   - `store::writer`: the single writer task per process that batches
+//!     appends into one transaction.
+//!   - [`store::postgres`], [`store::sqlite`]: the adapters.
+//!   - [`store::tail`]: subscriptions that tail the log from a position, and
+//!     durable ones that keep their position in the store.
+//! - [`migrate`]: the embedded migrations of each backend and the check that
+//!   refuses to run on a schema that is behind.
+//! - [`keys`]: API key generation and argon2id hashing, and the operator key
+//!   created on first start.
+//! - [`signing`]: the service's Ed25519 signing key file.
+
+pub mod keys;
+pub mod migrate;
+pub(crate) mod secret_file;
+pub mod signing;
+pub mod store;
+
+pub use store::{StoreError, error::OpenError};

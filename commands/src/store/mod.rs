@@ -1,0 +1,293 @@
+//! The event store: one trait, two adapters.
+//!
+//! Appends are optimistic (an [`ExpectedVersion`] per stream) and idempotent
+//! by event id: re-sending an append whose events are all stored answers with
+//! the stored positions instead of storing them twice, so a command that lost
+//! its answer (a timeout, a dropped connection during COMMIT) can be retried
+//! as it is. Positions are global, gapless and assigned in commit order by
+//! one writer; see `writer` for how appends are grouped into transactions.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use proofline_domain::ids::{StreamId, validate_event_type};
+use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub mod error;
+pub(crate) mod plan;
+pub mod postgres;
+pub mod sqlite;
+pub mod tail;
+pub(crate) mod writer;
+
+pub use error::StoreError;
+
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 100;
+/// Largest `data` of one event, as compact JSON.
+pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
+/// Longest metadata value.
+pub const MAX_METADATA_VALUE_LEN: usize = 256;
+/// Most secrets one append may carry.
+pub const MAX_SECRETS_PER_APPEND: usize = 8;
+/// Largest page `read_all` and `read_stream` return.
+pub const MAX_READ_LIMIT: usize = 10_000;
+
+/// Which adapter is behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// The version a stream must be at for an append to be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream has no events yet.
+    NoStream,
+    /// The stream's last event has this version; `Exact(0)` is the same as
+    /// [`ExpectedVersion::NoStream`], which is what a handler that loaded an
+    /// empty stream naturally sends.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub(crate) fn accepts(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(n) => current == n,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no_stream"),
+            ExpectedVersion::Exact(n) => write!(f, "exact({n})"),
+        }
+    }
+}
+
+/// An event to append; the store adds position, version, time and hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+}
+
+impl NewEvent {
+    /// An event with a fresh UUIDv7 id.
+    pub fn new(event_type: impl Into<String>, schema_version: u32, data: Value) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version,
+            data,
+        }
+    }
+
+    /// An event whose data is a serialized payload.
+    pub fn from_payload<T: Serialize>(
+        event_type: &str,
+        schema_version: u32,
+        payload: &T,
+    ) -> Result<Self, StoreError> {
+        let data = serde_json::to_value(payload)
+            .map_err(|e| StoreError::InvalidAppend(format!("event data: {e}")))?;
+        Ok(Self::new(event_type, schema_version, data))
+    }
+}
+
+/// A secret written in the same transaction as the append that names it.
+/// `material` is what must never enter the log: an argon2id hash of an API
+/// key, a webhook signing secret.
+#[derive(Debug, Clone)]
+pub struct SecretWrite {
+    pub id: String,
+    pub kind: String,
+    pub material: SecretString,
+}
+
+/// One command's append.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub stream_id: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub metadata: Metadata,
+    pub secrets: Vec<SecretWrite>,
+}
+
+impl AppendRequest {
+    pub fn new(stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream_id,
+            expected,
+            events,
+            metadata: Metadata::default(),
+            secrets: Vec::new(),
+        }
+    }
+
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    pub fn with_secret(mut self, secret: SecretWrite) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
+    /// Checks the limits before the request reaches the writer, so one bad
+    /// request never costs a transaction.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |m: String| Err(StoreError::InvalidAppend(m));
+        if self.events.is_empty() {
+            return invalid("an append needs at least one event".into());
+        }
+        if self.events.len() > MAX_EVENTS_PER_APPEND {
+            return invalid(format!("at most {MAX_EVENTS_PER_APPEND} events per append"));
+        }
+        if self.secrets.len() > MAX_SECRETS_PER_APPEND {
+            return invalid(format!(
+                "at most {MAX_SECRETS_PER_APPEND} secrets per append"
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for event in &self.events {
+            if !ids.insert(event.event_id) {
+                return invalid(format!("event id {} appears twice", event.event_id));
+            }
+            if validate_event_type(&event.event_type).is_err() {
+                return invalid(format!(
+                    "event type {:?} is not a valid name",
+                    event.event_type
+                ));
+            }
+            if !event.data.is_object() {
+                return invalid("event data must be a JSON object".into());
+            }
+            let size = serde_json::to_vec(&event.data)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if size > MAX_EVENT_DATA_BYTES {
+                return invalid(format!("event data is over {MAX_EVENT_DATA_BYTES} bytes"));
+            }
+        }
+        let m = &self.metadata;
+        for value in [&m.correlation_id, &m.causation_id, &m.actor, &m.request_id]
+            .into_iter()
+            .flatten()
+        {
+            if value.len() > MAX_METADATA_VALUE_LEN {
+                return invalid(format!(
+                    "metadata values are at most {MAX_METADATA_VALUE_LEN} bytes"
+                ));
+            }
+        }
+        let mut secret_ids = std::collections::HashSet::new();
+        for secret in &self.secrets {
+            if secret.id.is_empty() || secret.id.len() > 200 || !secret_ids.insert(&secret.id) {
+                return invalid("secret ids must be unique and 1 to 200 bytes".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an accepted append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub stream_id: StreamId,
+    pub first_position: u64,
+    pub last_position: u64,
+    /// The version of the stream's last event of this append.
+    pub stream_version: u64,
+    /// True when every event was stored already by an earlier identical
+    /// append; nothing was written this time.
+    pub already_stored: bool,
+}
+
+/// The last event of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub position: u64,
+    pub hash: EventHash,
+}
+
+/// A stored secret. `Debug` shows the material as redacted.
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub id: String,
+    pub kind: String,
+    pub stream_id: StreamId,
+    pub material: SecretString,
+    /// Position of the first event of the append that wrote it.
+    pub position: u64,
+    pub created_at: Timestamp,
+}
+
+/// The event store. Both adapters pass the same contract suite
+/// (`commands/tests/store`).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Appends one command's events, group-committed with concurrent appends.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Events of one stream with a version above `after_version`, in order.
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Events with a position above `after`, in position order, at most
+    /// `limit` (capped at [`MAX_READ_LIMIT`]).
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// The last event of the log, if any.
+    async fn head(&self) -> Result<Option<Head>, StoreError>;
+
+    /// A receiver of the highest position known to be committed; it moves
+    /// when this process commits and, on Postgres, when another one does.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+
+    async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// The saved position of a durable subscription (0 when never saved).
+    async fn consumer_position(&self, name: &str) -> Result<u64, StoreError>;
+
+    async fn save_consumer_position(&self, name: &str, position: u64) -> Result<(), StoreError>;
+
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes the appends already queued, then closes connections. Later
+    /// appends fail with [`StoreError::Closed`].
+    async fn close(&self);
+}

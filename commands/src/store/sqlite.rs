@@ -1,0 +1,392 @@
+//! The SQLite adapter of the embedded mode.
+//!
+//! The same writer and planning as on Postgres. The writer opens its
+//! transactions with `BEGIN IMMEDIATE`, which takes SQLite's single write
+//! lock before the head is read, so a second process on the same file (a
+//! `proofline migrate` or `bench` next to a running server) is serialized
+//! too. WAL mode lets readers run beside the writer; `synchronous = FULL`
+//! makes every commit durable, and group commit pays that fsync once per
+//! group.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use proofline_domain::ids::StreamId;
+use proofline_domain::log::{Envelope, EventHash, Timestamp};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::watch;
+
+use super::error::{OpenError, describe_connect_error};
+use super::plan::{self, Context, HeadRow, StoredEvent};
+use super::postgres::json_text;
+use super::writer::{Committed, Committer, Writer, WriterStats};
+use super::{
+    AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, SecretRecord,
+    StoreError,
+};
+
+/// Rows per INSERT statement (11 parameters each).
+const ROWS_PER_INSERT: usize = 64;
+
+macro_rules! select_envelope {
+    ($tail:literal) => {
+        concat!(
+            "SELECT position, event_id, stream_id, stream_version, type, schema_version, ",
+            "data, metadata, recorded_at, prev_hash, hash FROM events ",
+            $tail
+        )
+    };
+}
+
+/// Opens (creating if needed) the SQLite file with the store's settings.
+pub async fn connect_pool(path: &Path) -> Result<SqlitePool, OpenError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|e| OpenError::DataDir {
+            path: path.display().to_string(),
+            reason: describe_connect_error(&e),
+        })
+}
+
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    writer: Writer,
+    head: watch::Receiver<u64>,
+    path: PathBuf,
+}
+
+impl SqliteEventStore {
+    /// Opens the store on a migrated file and starts its writer.
+    pub async fn open(pool: SqlitePool, path: &Path) -> Result<Self, StoreError> {
+        let start = head_row(&pool).await?.map_or(0, |h| h.position);
+        let (head_tx, head_rx) = watch::channel(start);
+        let writer = Writer::spawn(SqliteCommitter { pool: pool.clone() }, head_tx);
+        Ok(Self {
+            pool,
+            writer,
+            head: head_rx,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
+    }
+}
+
+async fn head_row<'e, E>(executor: E) -> Result<Option<HeadRow>, StoreError>
+where
+    E: sqlx::SqliteExecutor<'e>,
+{
+    let row = sqlx::query(
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        Ok(HeadRow {
+            position: to_u64(row.try_get("position")?, "position")?,
+            hash: parse_hash(row.try_get("hash")?, "hash")?,
+            recorded_at: parse_time(row.try_get("recorded_at")?, "recorded_at")?,
+        })
+    })
+    .transpose()
+}
+
+struct SqliteCommitter {
+    pool: SqlitePool,
+}
+
+impl Committer for SqliteCommitter {
+    async fn commit<'a>(
+        &'a mut self,
+        batch: &'a [AppendRequest],
+        now: Timestamp,
+    ) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let context = load_context(&mut tx, batch).await?;
+        let plan = plan::plan(context, batch, now);
+        let Some(last_position) = plan.last_position() else {
+            tx.rollback().await?;
+            return Ok(Committed {
+                outcomes: plan.outcomes,
+                last_position: None,
+            });
+        };
+        let recorded_at = plan.recorded_at.to_rfc3339();
+        for chunk in plan.rows.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO events (position, event_id, stream_id, stream_version, type, \
+                 schema_version, data, metadata, recorded_at, prev_hash, hash) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?,?,?,?,?,?,?,?,?,?,?)"
+                } else {
+                    ",(?,?,?,?,?,?,?,?,?,?,?)"
+                });
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(to_i64(row.position))
+                    .bind(row.event_id.to_string())
+                    .bind(row.stream_id.as_str())
+                    .bind(to_i64(row.stream_version))
+                    .bind(row.event_type.as_str())
+                    .bind(i64::from(row.schema_version))
+                    .bind(json_text(&row.data)?)
+                    .bind(json_text(&row.metadata)?)
+                    .bind(recorded_at.as_str())
+                    .bind(row.prev_hash.to_hex())
+                    .bind(row.hash.to_hex());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for row in &plan.secrets {
+            sqlx::query(
+                "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(row.secret.id.as_str())
+            .bind(row.secret.kind.as_str())
+            .bind(row.stream_id.as_str())
+            .bind(row.secret.material.expose_secret())
+            .bind(to_i64(row.position))
+            .bind(recorded_at.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Committed {
+            outcomes: plan.outcomes,
+            last_position: Some(last_position),
+        })
+    }
+}
+
+async fn load_context(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[AppendRequest],
+) -> Result<Context, StoreError> {
+    let keys = plan::keys(batch);
+    let mut context = Context {
+        head: head_row(&mut **tx).await?,
+        ..Context::default()
+    };
+    // json_each turns one bound JSON array into an IN list of any length.
+    let versions = sqlx::query(
+        "SELECT stream_id, MAX(stream_version) AS version FROM events \
+         WHERE stream_id IN (SELECT value FROM json_each(?1)) GROUP BY stream_id",
+    )
+    .bind(json_text(&keys.streams)?)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in versions {
+        let stream = parse_stream(row.try_get("stream_id")?)?;
+        context
+            .versions
+            .insert(stream, to_u64(row.try_get("version")?, "stream_version")?);
+    }
+    let ids: Vec<String> = keys.event_ids.iter().map(|id| id.to_string()).collect();
+    let stored = sqlx::query(
+        "SELECT event_id, position, stream_id, stream_version FROM events \
+         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(json_text(&ids)?)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in stored {
+        context.stored_events.insert(
+            parse_uuid(row.try_get("event_id")?)?,
+            StoredEvent {
+                position: to_u64(row.try_get("position")?, "position")?,
+                stream_id: parse_stream(row.try_get("stream_id")?)?,
+                stream_version: to_u64(row.try_get("stream_version")?, "stream_version")?,
+            },
+        );
+    }
+    if !keys.secret_ids.is_empty() {
+        let taken: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM secrets WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_text(&keys.secret_ids)?)
+        .fetch_all(&mut **tx)
+        .await?;
+        context.taken_secret_ids.extend(taken);
+    }
+    Ok(context)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|e| StoreError::corrupt(what, e))
+}
+
+fn parse_stream(value: String) -> Result<StreamId, StoreError> {
+    StreamId::parse(value).map_err(|e| StoreError::corrupt("stream_id", e))
+}
+
+fn parse_hash(value: String, what: &str) -> Result<EventHash, StoreError> {
+    value.parse().map_err(|e| StoreError::corrupt(what, e))
+}
+
+fn parse_time(value: String, what: &str) -> Result<Timestamp, StoreError> {
+    Timestamp::parse(&value).map_err(|e| StoreError::corrupt(what, e))
+}
+
+fn parse_uuid(value: String) -> Result<uuid::Uuid, StoreError> {
+    value
+        .parse()
+        .map_err(|e| StoreError::corrupt("event_id", e))
+}
+
+fn envelope(row: &SqliteRow) -> Result<Envelope, StoreError> {
+    let data: String = row.try_get("data")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(Envelope {
+        position: to_u64(row.try_get("position")?, "position")?,
+        event_id: parse_uuid(row.try_get("event_id")?)?,
+        stream_id: parse_stream(row.try_get("stream_id")?)?,
+        stream_version: to_u64(row.try_get("stream_version")?, "stream_version")?,
+        event_type: row.try_get("type")?,
+        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?)
+            .map_err(|e| StoreError::corrupt("schema_version", e))?,
+        data: serde_json::from_str(&data).map_err(|e| StoreError::corrupt("data", e))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| StoreError::corrupt("metadata", e))?,
+        recorded_at: parse_time(row.try_get("recorded_at")?, "recorded_at")?,
+        prev_hash: parse_hash(row.try_get("prev_hash")?, "prev_hash")?,
+        hash: parse_hash(row.try_get("hash")?, "hash")?,
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.writer.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let rows = sqlx::query(select_envelope!(
+            "WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
+        ))
+        .bind(stream_id.as_str())
+        .bind(to_i64(after_version))
+        .bind(to_i64(limit.min(MAX_READ_LIMIT) as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(envelope).collect()
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let rows = sqlx::query(select_envelope!(
+            "WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(to_i64(after))
+        .bind(to_i64(limit.min(MAX_READ_LIMIT) as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(envelope).collect()
+    }
+
+    async fn head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(head_row(&self.pool).await?.map(|h| Head {
+            position: h.position,
+            hash: h.hash,
+        }))
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, kind, stream_id, material, position, created_at FROM secrets WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(SecretRecord {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                stream_id: parse_stream(row.try_get("stream_id")?)?,
+                material: SecretString::from(row.try_get::<String, _>("material")?),
+                position: to_u64(row.try_get("position")?, "position")?,
+                created_at: parse_time(row.try_get("created_at")?, "created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn consumer_position(&self, name: &str) -> Result<u64, StoreError> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        position.map_or(Ok(0), |p| to_u64(p, "consumer position"))
+    }
+
+    async fn save_consumer_position(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consumer_positions (name, position, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(to_i64(position))
+        .bind(Timestamp::from_datetime(Utc::now()).to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}

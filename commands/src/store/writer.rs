@@ -1,0 +1,217 @@
+//! The single writer: group commit.
+//!
+//! Every append of a process goes through one task. It takes the first
+//! queued append, then everything else already queued (up to a cap), and
+//! commits them in one transaction: one lock, one head read, one insert, one
+//! fsync for the whole group. Appenders wait on a oneshot for their own
+//! outcome, so a conflict answers only its own command. If the transaction
+//! fails on a statement (not on the connection), the group is retried one
+//! append per transaction, so one poisoned append cannot fail the others.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+use proofline_domain::log::Timestamp;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{AppendOutcome, AppendRequest, StoreError};
+
+/// Most events committed in one transaction.
+pub(crate) const MAX_BATCH_EVENTS: usize = 2_000;
+/// Appends that may wait for the writer before appenders are held back.
+const QUEUE_CAPACITY: usize = 8_192;
+
+/// The result of one transaction.
+pub(crate) struct Committed {
+    pub outcomes: Vec<Result<AppendOutcome, StoreError>>,
+    /// The last position written, if anything was.
+    pub last_position: Option<u64>,
+}
+
+/// One backend's way to commit a group of appends in one transaction.
+pub(crate) trait Committer: Send + 'static {
+    fn commit<'a>(
+        &'a mut self,
+        batch: &'a [AppendRequest],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'a;
+}
+
+struct Pending {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// Counters of the writer, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub transactions: AtomicU64,
+    pub appends: AtomicU64,
+    pub events: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    sender: Mutex<Option<mpsc::Sender<Pending>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    pub fn spawn<C: Committer>(committer: C, head: watch::Sender<u64>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let stats = Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(committer, receiver, head, stats.clone()));
+        Self {
+            sender: Mutex::new(Some(sender)),
+            task: tokio::sync::Mutex::new(Some(task)),
+            stats,
+        }
+    }
+
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        request.validate()?;
+        let sender = {
+            let guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            guard.clone().ok_or(StoreError::Closed)?
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Stops taking appends, commits what is queued, and waits for the task.
+    pub async fn close(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = self.task.lock().await.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "event store writer task failed");
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(Utc::now())
+}
+
+async fn run<C: Committer>(
+    mut committer: C,
+    mut queue: mpsc::Receiver<Pending>,
+    head: watch::Sender<u64>,
+    stats: Arc<WriterStats>,
+) {
+    let mut requests = Vec::new();
+    let mut replies = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut events = first.request.events.len();
+        requests.push(first.request);
+        replies.push(first.reply);
+        // Appenders woken by the previous commit are about to queue their next
+        // append; one yield lets them, which makes the groups larger.
+        tokio::task::yield_now().await;
+        while events < MAX_BATCH_EVENTS {
+            match queue.try_recv() {
+                Ok(next) => {
+                    events += next.request.events.len();
+                    requests.push(next.request);
+                    replies.push(next.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_group(&mut committer, &requests, &head, &stats).await;
+        for (reply, outcome) in replies.drain(..).zip(outcomes) {
+            // The appender may have gone (its request was cancelled); the
+            // outcome stands either way.
+            let _ = reply.send(outcome);
+        }
+        requests.clear();
+    }
+}
+
+async fn commit_group<C: Committer>(
+    committer: &mut C,
+    requests: &[AppendRequest],
+    head: &watch::Sender<u64>,
+    stats: &WriterStats,
+) -> Vec<Result<AppendOutcome, StoreError>> {
+    match commit_once(committer, requests, head, stats).await {
+        Ok(outcomes) => outcomes,
+        Err(error) if requests.len() > 1 && is_statement_failure(&error) => {
+            tracing::warn!(error = %error_chain(&error), appends = requests.len(),
+                "group commit failed on a statement; committing its appends one by one");
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for request in requests {
+                let single = std::slice::from_ref(request);
+                match commit_once(committer, single, head, stats).await {
+                    Ok(mut one) => outcomes.push(one.pop().unwrap_or(Err(StoreError::Closed))),
+                    Err(error) => outcomes.push(Err(error)),
+                }
+            }
+            outcomes
+        }
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), appends = requests.len(), "group commit failed");
+            vec![Err(error); requests.len()]
+        }
+    }
+}
+
+async fn commit_once<C: Committer>(
+    committer: &mut C,
+    requests: &[AppendRequest],
+    head: &watch::Sender<u64>,
+    stats: &WriterStats,
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let committed = committer.commit(requests, now()).await?;
+    if let Some(last) = committed.last_position {
+        head.send_if_modified(|known| {
+            let newer = last > *known;
+            if newer {
+                *known = last;
+            }
+            newer
+        });
+        let written = committed
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(o) if !o.already_stored));
+        let (appends, events) = written.fold((0, 0), |(a, e), o| {
+            let o = o.as_ref().expect("filtered to Ok");
+            (a + 1, e + o.last_position + 1 - o.first_position)
+        });
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats.appends.fetch_add(appends, Ordering::Relaxed);
+        stats.events.fetch_add(events, Ordering::Relaxed);
+    }
+    Ok(committed.outcomes)
+}
+
+/// A failure of one statement (a constraint, a bad value) rather than of the
+/// connection: worth retrying the group's appends one at a time.
+fn is_statement_failure(error: &StoreError) -> bool {
+    matches!(error, StoreError::Unavailable(e) if matches!(**e, sqlx::Error::Database(_)))
+}
+
+/// The error and its sources on one line, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
