@@ -1,0 +1,47 @@
+//! The event store contract suite: one set of cases, generated for each
+//! backend by `store_contract_suite!`. The SQLite instance runs everywhere on
+//! files in a temporary directory; the Postgres instance needs a server and
+//! runs with `--features service-tests` (as `.ci/run` does), each test in a
+//! database of its own.
+
+mod cases;
+mod harness;
+
+/// Generates one `#[tokio::test]` per case for a backend's harness.
+macro_rules! store_contract_suite {
+    ($backend:ident, $harness:path) => {
+        mod $backend {
+            store_contract_suite!(@cases $harness;
+                expected_version_any,
+                expected_version_no_stream,
+                expected_version_exact,
+                racing_writers_on_one_stream,
+                racing_no_stream_creators,
+                writers_on_distinct_streams,
+                duplicate_event_ids,
+                events_refuse_update_and_delete,
+                read_all_paging,
+                read_stream_in_version_order,
+                subscription_resumes_after_restart,
+                secrets_are_written_with_their_append,
+                head_and_metadata,
+                invalid_appends_are_refused,
+                two_writers_share_one_log,
+            );
+        }
+    };
+    (@cases $harness:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let harness = $harness().await;
+                crate::cases::$case(&harness).await;
+            }
+        )*
+    };
+}
+
+store_contract_suite!(sqlite, crate::harness::sqlite);
+
+#[cfg(feature = "service-tests")]
+store_contract_suite!(postgres, crate::harness::postgres);
