@@ -1,1 +1,82 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use proofline::cli::{BenchCommand, Cli, Command, ServeArgs};
+use proofline::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for a configuration or usage error, as opposed to a failure
+/// at run time (1).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: invalid configuration: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve(ServeArgs::default())),
+        config,
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` keeps the whole cause chain on one line.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => proofline::serve::run(config, args).await,
+        Command::Migrate => {
+            proofline::app::migrate_only(&config).await?;
+            println!("migrations applied ({})", config.describe_store());
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            let kid = proofline::keygen::run(&out)?;
+            println!(
+                "wrote a new Ed25519 signing key to {} (kid {kid}, mode 0600)",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Append {
+                    writers,
+                    events,
+                    raw_batch,
+                    keep,
+                },
+        } => proofline::bench::append(&config, writers, events, raw_batch, keep).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

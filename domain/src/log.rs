@@ -175,33 +175,86 @@ pub struct Envelope {
     pub hash: EventHash,
 }
 
-/// The members that are hashed: the envelope without `hash`.
-#[derive(Serialize)]
-struct Hashed<'a> {
-    position: u64,
-    event_id: &'a Uuid,
-    stream_id: &'a StreamId,
-    stream_version: u64,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    schema_version: u32,
-    data: &'a Value,
-    metadata: &'a Metadata,
-    recorded_at: &'a Timestamp,
-    prev_hash: &'a EventHash,
+/// RFC 8785 (JCS) text of a value: members sorted, no whitespace, numbers
+/// and strings in their one canonical spelling.
+pub fn canonical_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json_canonicalizer::to_string(value)
+}
+
+/// What the hash of an event covers: the envelope without `hash`, with
+/// `data` and `metadata` given in canonical form.
+///
+/// This is the one implementation of the hash rule. The store's writer uses
+/// it with the canonical texts computed by the appending task (they are also
+/// what is stored), so the writer, which holds the log's lock, only splices
+/// and digests; [`Envelope::compute_hash`] uses it after canonicalizing.
+#[derive(Debug, Clone, Copy)]
+pub struct HashInput<'a> {
+    pub position: u64,
+    pub event_id: &'a Uuid,
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    /// The JCS text of `data`.
+    pub canonical_data: &'a str,
+    /// The JCS text of `metadata`.
+    pub canonical_metadata: &'a str,
+    pub recorded_at: &'a Timestamp,
+    pub prev_hash: &'a EventHash,
+}
+
+impl HashInput<'_> {
+    /// The RFC 8785 bytes of the envelope without `hash`. Member names are
+    /// fixed and ASCII, so their JCS order is known: it is written out here
+    /// rather than sorted at run time.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let string =
+            |s: &str| serde_json_canonicalizer::to_string(&s).expect("a string always serializes");
+        let mut out =
+            Vec::with_capacity(self.canonical_data.len() + self.canonical_metadata.len() + 400);
+        let mut push = |parts: &[&str]| {
+            parts
+                .iter()
+                .for_each(|p| out.extend_from_slice(p.as_bytes()))
+        };
+        push(&[r#"{"data":"#, self.canonical_data]);
+        push(&[
+            r#","event_id":""#,
+            &self.event_id.hyphenated().to_string(),
+            "\"",
+        ]);
+        push(&[r#","metadata":"#, self.canonical_metadata]);
+        push(&[r#","position":"#, &self.position.to_string()]);
+        push(&[r#","prev_hash":""#, &self.prev_hash.to_hex(), "\""]);
+        push(&[r#","recorded_at":""#, &self.recorded_at.to_rfc3339(), "\""]);
+        push(&[r#","schema_version":"#, &self.schema_version.to_string()]);
+        push(&[r#","stream_id":"#, &string(self.stream_id)]);
+        push(&[r#","stream_version":"#, &self.stream_version.to_string()]);
+        push(&[r#","type":"#, &string(self.event_type), "}"]);
+        out
+    }
+
+    /// `SHA-256(prev_hash as 64 hex ASCII bytes || canonical bytes)`.
+    pub fn hash(&self) -> EventHash {
+        let mut digest = Sha256::new();
+        digest.update(self.prev_hash.to_hex().as_bytes());
+        digest.update(self.canonical_bytes());
+        EventHash(digest.finalize().into())
+    }
 }
 
 impl Envelope {
-    fn hashed(&self) -> Hashed<'_> {
-        Hashed {
+    fn hash_input<'a>(&'a self, data: &'a str, metadata: &'a str) -> HashInput<'a> {
+        HashInput {
             position: self.position,
             event_id: &self.event_id,
-            stream_id: &self.stream_id,
+            stream_id: self.stream_id.as_str(),
             stream_version: self.stream_version,
             event_type: &self.event_type,
             schema_version: self.schema_version,
-            data: &self.data,
-            metadata: &self.metadata,
+            canonical_data: data,
+            canonical_metadata: metadata,
             recorded_at: &self.recorded_at,
             prev_hash: &self.prev_hash,
         }
@@ -209,17 +262,16 @@ impl Envelope {
 
     /// RFC 8785 bytes of the envelope without its `hash` member.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json_canonicalizer::to_vec(&self.hashed())
-            .expect("an envelope always serializes to JSON")
+        let data = canonical_json(&self.data).expect("a JSON value always serializes");
+        let metadata = canonical_json(&self.metadata).expect("metadata always serializes");
+        self.hash_input(&data, &metadata).canonical_bytes()
     }
 
     /// The hash this envelope should carry, given its own `prev_hash`.
     pub fn compute_hash(&self) -> EventHash {
-        let mut digest = Sha256::new();
-        digest.update(self.prev_hash.to_hex().as_bytes());
-        digest.update(self.canonical_bytes());
-        EventHash(digest.finalize().into())
+        let data = canonical_json(&self.data).expect("a JSON value always serializes");
+        let metadata = canonical_json(&self.metadata).expect("metadata always serializes");
+        self.hash_input(&data, &metadata).hash()
     }
 
     /// Sets `hash` from the other members.
@@ -395,6 +447,32 @@ mod tests {
                 "0".repeat(64)
             )
         );
+    }
+
+    /// The spliced encoding must equal generic RFC 8785 of the whole
+    /// envelope-without-hash, for awkward contents too.
+    #[test]
+    fn spliced_canonical_bytes_equal_generic_jcs() {
+        let awkward = [
+            json!({}),
+            json!({"é": "ü\u{1F600}", "\u{0001}": "\"quoted\"\\", "b": [1.5, -0.0, 1e21, 100], "a": null}),
+            json!({"nested": {"z": {"y": [true, false, {"x": "\n\t"}]}}, "€": 1, "\u{10000}": 2, "\u{ffff}": 3}),
+        ];
+        for (i, data) in awkward.into_iter().enumerate() {
+            let mut e = event(i as u64 + 1, EventHash::from_bytes([i as u8; 32]), data);
+            e.event_type = "Ty\"pe\u{7f}".into();
+            e.metadata.correlation_id = Some("\u{2028}line".into());
+            e.metadata
+                .extra
+                .insert("zz".into(), json!({"b": 1, "a": 2}));
+            let mut whole = serde_json::to_value(&e).unwrap();
+            whole.as_object_mut().unwrap().remove("hash");
+            let generic = serde_json_canonicalizer::to_vec(&whole).unwrap();
+            assert_eq!(
+                String::from_utf8(e.canonical_bytes()).unwrap(),
+                String::from_utf8(generic).unwrap()
+            );
+        }
     }
 
     #[test]

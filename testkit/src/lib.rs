@@ -41,7 +41,7 @@ impl TestDatabase {
             )
         });
         let name = format!("proofline_test_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
             .expect("CREATE DATABASE");
@@ -75,10 +75,7 @@ impl Drop for TestDatabase {
                 .ok()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                sqlx::query(&sql).execute(&mut conn).await.ok()
             })
         })
         .join();

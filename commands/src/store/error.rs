@@ -84,6 +84,7 @@ pub(crate) fn describe_connect_error(error: &sqlx::Error) -> String {
     let text = match error {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out".to_owned(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
     };
     text.lines().next().unwrap_or_default().to_owned()

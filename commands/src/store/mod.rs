@@ -11,7 +11,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use proofline_domain::ids::{StreamId, validate_event_type};
-use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp};
+use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp, canonical_json};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
@@ -160,9 +160,11 @@ impl AppendRequest {
         self
     }
 
-    /// Checks the limits before the request reaches the writer, so one bad
-    /// request never costs a transaction.
-    pub fn validate(&self) -> Result<(), StoreError> {
+    /// Checks the limits and computes the canonical (RFC 8785) text of every
+    /// event's data and of the metadata. This runs on the appending task,
+    /// before the writer, so a bad request never costs a transaction and the
+    /// writer, which holds the log's lock, only has to splice and hash.
+    pub(crate) fn prepare(self) -> Result<Prepared, StoreError> {
         let invalid = |m: String| Err(StoreError::InvalidAppend(m));
         if self.events.is_empty() {
             return invalid("an append needs at least one event".into());
@@ -176,6 +178,7 @@ impl AppendRequest {
             ));
         }
         let mut ids = std::collections::HashSet::new();
+        let mut data = Vec::with_capacity(self.events.len());
         for event in &self.events {
             if !ids.insert(event.event_id) {
                 return invalid(format!("event id {} appears twice", event.event_id));
@@ -189,12 +192,12 @@ impl AppendRequest {
             if !event.data.is_object() {
                 return invalid("event data must be a JSON object".into());
             }
-            let size = serde_json::to_vec(&event.data)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
-            if size > MAX_EVENT_DATA_BYTES {
+            let text = canonical_json(&event.data)
+                .map_err(|e| StoreError::InvalidAppend(format!("event data: {e}")))?;
+            if text.len() > MAX_EVENT_DATA_BYTES {
                 return invalid(format!("event data is over {MAX_EVENT_DATA_BYTES} bytes"));
             }
+            data.push(text);
         }
         let m = &self.metadata;
         for value in [&m.correlation_id, &m.causation_id, &m.actor, &m.request_id]
@@ -207,14 +210,34 @@ impl AppendRequest {
                 ));
             }
         }
+        let metadata = canonical_json(&self.metadata)
+            .map_err(|e| StoreError::InvalidAppend(format!("metadata: {e}")))?;
+        if metadata.len() > MAX_EVENT_DATA_BYTES {
+            return invalid(format!("metadata is over {MAX_EVENT_DATA_BYTES} bytes"));
+        }
         let mut secret_ids = std::collections::HashSet::new();
         for secret in &self.secrets {
             if secret.id.is_empty() || secret.id.len() > 200 || !secret_ids.insert(&secret.id) {
                 return invalid("secret ids must be unique and 1 to 200 bytes".into());
             }
         }
-        Ok(())
+        Ok(Prepared {
+            request: self,
+            data,
+            metadata,
+        })
     }
+}
+
+/// A validated append with its canonical texts, as the writer takes it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub request: AppendRequest,
+    /// The JCS text of each event's data, in order; this is what is hashed
+    /// and what is stored.
+    pub data: Vec<String>,
+    /// The JCS text of the metadata.
+    pub metadata: String,
 }
 
 /// What an accepted append did.

@@ -9,10 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use proofline_domain::ids::StreamId;
-use proofline_domain::log::{Envelope, EventHash, Timestamp};
+use proofline_domain::log::{EventHash, HashInput, Timestamp};
 use uuid::Uuid;
 
-use super::{AppendOutcome, AppendRequest, SecretWrite, StoreError};
+use super::{AppendOutcome, Prepared, SecretWrite, StoreError};
 
 /// The last stored event, as the writer sees it under the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,25 @@ pub(crate) struct SecretRow<'a> {
     pub position: u64,
 }
 
+/// One event row to insert, borrowing its texts from the prepared append.
+/// `data` and `metadata` are the canonical texts that were hashed.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow<'a> {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub stream_id: &'a StreamId,
+    pub stream_version: u64,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub data: &'a str,
+    pub metadata: &'a str,
+    pub recorded_at: Timestamp,
+    pub prev_hash: EventHash,
+    pub hash: EventHash,
+}
+
 pub(crate) struct Plan<'a> {
-    pub rows: Vec<Envelope>,
+    pub rows: Vec<EventRow<'a>>,
     pub secrets: Vec<SecretRow<'a>>,
     pub outcomes: Vec<Result<AppendOutcome, StoreError>>,
     pub recorded_at: Timestamp,
@@ -66,7 +83,8 @@ pub(crate) struct Keys {
     pub secret_ids: Vec<String>,
 }
 
-pub(crate) fn keys(batch: &[AppendRequest]) -> Keys {
+pub(crate) fn keys(batch: &[Prepared]) -> Keys {
+    let batch: Vec<_> = batch.iter().map(|p| &p.request).collect();
     let mut streams: Vec<String> = batch.iter().map(|r| r.stream_id.to_string()).collect();
     streams.sort_unstable();
     streams.dedup();
@@ -85,7 +103,7 @@ pub(crate) fn keys(batch: &[AppendRequest]) -> Keys {
     }
 }
 
-pub(crate) fn plan(mut ctx: Context, batch: &[AppendRequest], now: Timestamp) -> Plan<'_> {
+pub(crate) fn plan(mut ctx: Context, batch: &[Prepared], now: Timestamp) -> Plan<'_> {
     let (mut position, mut prev_hash, last_time) = match ctx.head {
         Some(h) => (h.position, h.hash, Some(h.recorded_at)),
         None => (0, EventHash::GENESIS, None),
@@ -100,7 +118,8 @@ pub(crate) fn plan(mut ctx: Context, batch: &[AppendRequest], now: Timestamp) ->
     let mut secrets = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
 
-    for request in batch {
+    for prepared in batch {
+        let request = &prepared.request;
         let stored: Vec<&StoredEvent> = request
             .events
             .iter()
@@ -152,24 +171,36 @@ pub(crate) fn plan(mut ctx: Context, batch: &[AppendRequest], now: Timestamp) ->
 
         let first_position = position + 1;
         let mut version = current;
-        for event in &request.events {
+        for (event, data) in request.events.iter().zip(&prepared.data) {
             position += 1;
             version += 1;
-            let envelope = Envelope {
+            let hash = HashInput {
+                position,
+                event_id: &event.event_id,
+                stream_id: request.stream_id.as_str(),
+                stream_version: version,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                canonical_data: data,
+                canonical_metadata: &prepared.metadata,
+                recorded_at: &recorded_at,
+                prev_hash: &prev_hash,
+            }
+            .hash();
+            rows.push(EventRow {
                 position,
                 event_id: event.event_id,
-                stream_id: request.stream_id.clone(),
+                stream_id: &request.stream_id,
                 stream_version: version,
-                event_type: event.event_type.clone(),
+                event_type: &event.event_type,
                 schema_version: event.schema_version,
-                data: event.data.clone(),
-                metadata: request.metadata.clone(),
+                data,
+                metadata: &prepared.metadata,
                 recorded_at,
                 prev_hash,
-                hash: EventHash::GENESIS,
-            }
-            .seal();
-            prev_hash = envelope.hash;
+                hash,
+            });
+            prev_hash = hash;
             ctx.stored_events.insert(
                 event.event_id,
                 StoredEvent {
@@ -178,7 +209,6 @@ pub(crate) fn plan(mut ctx: Context, batch: &[AppendRequest], now: Timestamp) ->
                     stream_version: version,
                 },
             );
-            rows.push(envelope);
         }
         ctx.versions.insert(request.stream_id.clone(), version);
         for secret in &request.secrets {
@@ -208,9 +238,9 @@ pub(crate) fn plan(mut ctx: Context, batch: &[AppendRequest], now: Timestamp) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ExpectedVersion, NewEvent};
+    use crate::store::{AppendRequest, ExpectedVersion, NewEvent};
     use chrono::{TimeZone, Utc};
-    use proofline_domain::log::ChainVerifier;
+    use proofline_domain::log::{ChainVerifier, Envelope};
     use secrecy::SecretString;
     use serde_json::json;
 
@@ -229,12 +259,33 @@ mod tests {
         AppendRequest::new(stream(s), expected, events)
     }
 
+    fn prepared(requests: Vec<AppendRequest>) -> Vec<Prepared> {
+        requests.into_iter().map(|r| r.prepare().unwrap()).collect()
+    }
+
+    /// The row as an envelope, read back the way the store reads it.
+    fn envelope(row: &EventRow<'_>) -> Envelope {
+        Envelope {
+            position: row.position,
+            event_id: row.event_id,
+            stream_id: row.stream_id.clone(),
+            stream_version: row.stream_version,
+            event_type: row.event_type.to_owned(),
+            schema_version: row.schema_version,
+            data: serde_json::from_str(row.data).unwrap(),
+            metadata: serde_json::from_str(row.metadata).unwrap(),
+            recorded_at: row.recorded_at,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+
     #[test]
     fn assigns_gapless_positions_versions_and_a_valid_chain() {
-        let batch = vec![
+        let batch = prepared(vec![
             req(1, ExpectedVersion::NoStream, 2),
             req(2, ExpectedVersion::Any, 3),
-        ];
+        ]);
         let plan = plan(Context::default(), &batch, t(0));
         let positions: Vec<u64> = plan.rows.iter().map(|r| r.position).collect();
         assert_eq!(positions, vec![1, 2, 3, 4, 5]);
@@ -242,7 +293,9 @@ mod tests {
         assert_eq!(versions, vec![1, 2, 1, 2, 3]);
         let mut chain = ChainVerifier::new();
         for row in &plan.rows {
-            chain.check(row).unwrap();
+            // The hash computed from the canonical texts is the one an
+            // auditor recomputes from the stored envelope.
+            chain.check(&envelope(row)).unwrap();
         }
         let first = plan.outcomes[1].as_ref().unwrap();
         assert_eq!(
@@ -257,12 +310,12 @@ mod tests {
 
     #[test]
     fn a_conflict_fails_only_its_own_request() {
-        let batch = vec![
+        let batch = prepared(vec![
             req(1, ExpectedVersion::NoStream, 1),
             req(1, ExpectedVersion::NoStream, 1),
             req(1, ExpectedVersion::Exact(1), 1),
             req(2, ExpectedVersion::Exact(3), 1),
-        ];
+        ]);
         let plan = plan(Context::default(), &batch, t(0));
         assert!(plan.outcomes[0].is_ok());
         assert!(matches!(
@@ -291,7 +344,7 @@ mod tests {
             recorded_at: t(10),
         });
         ctx.versions.insert(stream(1), 4);
-        let batch = vec![req(1, ExpectedVersion::Exact(4), 1)];
+        let batch = prepared(vec![req(1, ExpectedVersion::Exact(4), 1)]);
         let plan = plan(ctx, &batch, t(0));
         let row = &plan.rows[0];
         assert_eq!(
@@ -304,8 +357,8 @@ mod tests {
 
     #[test]
     fn an_append_stored_already_answers_with_its_positions() {
-        let first = req(1, ExpectedVersion::NoStream, 2);
-        let done = plan(Context::default(), std::slice::from_ref(&first), t(0));
+        let first = prepared(vec![req(1, ExpectedVersion::NoStream, 2)]);
+        let done = plan(Context::default(), &first, t(0));
         let mut ctx = Context::default();
         for row in &done.rows {
             ctx.stored_events.insert(
@@ -318,7 +371,7 @@ mod tests {
             );
         }
         ctx.versions.insert(stream(1), 2);
-        let again = plan(ctx, std::slice::from_ref(&first), t(1));
+        let again = plan(ctx, &first, t(1));
         assert!(again.rows.is_empty());
         let outcome = again.outcomes[0].as_ref().unwrap();
         assert!(outcome.already_stored);
@@ -330,7 +383,7 @@ mod tests {
         let first = req(1, ExpectedVersion::Any, 1);
         let mut second = req(1, ExpectedVersion::Any, 1);
         second.events.push(first.events[0].clone());
-        let batch = [first, second.clone()];
+        let batch = prepared(vec![first, second.clone()]);
         let plan = plan(Context::default(), &batch, t(0));
         assert!(plan.outcomes[0].is_ok());
         assert!(matches!(
@@ -349,11 +402,11 @@ mod tests {
         };
         let mut ctx = Context::default();
         ctx.taken_secret_ids.insert("taken".into());
-        let batch = vec![
+        let batch = prepared(vec![
             req(1, ExpectedVersion::Any, 1).with_secret(secret("a")),
             req(2, ExpectedVersion::Any, 1).with_secret(secret("taken")),
             req(3, ExpectedVersion::Any, 1).with_secret(secret("a")),
-        ];
+        ]);
         let plan = plan(ctx, &batch, t(0));
         assert_eq!(plan.secrets.len(), 1);
         assert_eq!(plan.secrets[0].position, 1);

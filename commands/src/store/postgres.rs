@@ -14,26 +14,41 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use proofline_domain::ids::StreamId;
-use proofline_domain::log::{Envelope, EventHash, Timestamp};
+use proofline_domain::log::{Envelope, EventHash, Timestamp, canonical_json};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::error::{OpenError, describe_connect_error};
-use super::plan::{self, Context, HeadRow, StoredEvent};
+use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
 use super::writer::{Committed, Committer, Writer, WriterStats};
 use super::{
-    AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, SecretRecord,
-    StoreError,
+    AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
+    SecretRecord, StoreError,
 };
 
-/// The advisory lock key of the writer ("PROOFLIN" in ASCII).
-const WRITER_LOCK: i64 = 0x5052_4f4f_464c_494e;
+/// The advisory lock key of the writer (0x50524f4f464c494e, "PROOFLIN" in
+/// ASCII), as a literal
+/// so it can be spliced into the transaction's first statement.
+macro_rules! writer_lock {
+    () => {
+        "5787775673024923982"
+    };
+}
 /// The NOTIFY channel that carries the new head position after each commit.
-const CHANNEL: &str = "proofline_events";
+macro_rules! channel {
+    () => {
+        "proofline_events"
+    };
+}
+const CHANNEL: &str = channel!();
+/// BEGIN and the writer lock in one round trip (a simple-protocol query may
+/// hold several statements).
+const BEGIN_LOCKED: &str = concat!("BEGIN; SELECT pg_advisory_xact_lock(", writer_lock!(), ")");
 
 /// `SELECT <every envelope column> FROM events <tail>`, as a `&'static str`.
 macro_rules! select_envelope {
@@ -81,19 +96,36 @@ pub async fn connect_pool(
         connect.get_port(),
         connect.get_database().unwrap_or("(default database)")
     );
+    // One plain attempt first: a pool retries until its timeout and then only
+    // says "timed out", where the operator needs "connection refused" or
+    // "password authentication failed".
+    let unreachable = |reason: String| OpenError::Unreachable {
+        target: target.clone(),
+        reason,
+    };
+    match tokio::time::timeout(
+        options.acquire_timeout,
+        PgConnection::connect_with(&connect),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) => return Err(unreachable(describe_connect_error(&e))),
+        Err(_) => return Err(unreachable("timed out".into())),
+    }
     PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
         .await
-        .map_err(|e| OpenError::Unreachable {
-            target,
-            reason: describe_connect_error(&e),
-        })
+        .map_err(|e| unreachable(describe_connect_error(&e)))
 }
 
 pub struct PgEventStore {
     pool: PgPool,
+    writer_pool: PgPool,
     writer: Writer,
     head: watch::Receiver<u64>,
     listener: Mutex<Option<JoinHandle<()>>>,
@@ -105,10 +137,32 @@ impl PgEventStore {
     pub async fn open(pool: PgPool) -> Result<Self, StoreError> {
         let start = head_row(&pool).await?.map_or(0, |h| h.position);
         let (head_tx, head_rx) = watch::channel(start);
-        let writer = Writer::spawn(PgCommitter { pool: pool.clone() }, head_tx.clone());
+        // The writer has a connection of its own: it never waits behind
+        // readers, and skips the pool's ping before each transaction (a
+        // broken connection fails that one transaction, and is replaced).
+        let writer_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(
+                (*pool.connect_options())
+                    .clone()
+                    // Its statements never change shape; re-planning the
+                    // batch INSERT and the context query for every
+                    // transaction cost more than executing them (measured:
+                    // 4x the throughput with generic plans).
+                    .options([("plan_cache_mode", "force_generic_plan")]),
+            );
+        let writer = Writer::spawn(
+            PgCommitter {
+                pool: writer_pool.clone(),
+            },
+            head_tx.clone(),
+        );
         let listener = tokio::spawn(listen(pool.clone(), head_tx));
         Ok(Self {
             pool,
+            writer_pool,
             writer,
             head: head_rx,
             listener: Mutex::new(Some(listener)),
@@ -205,14 +259,12 @@ struct PgCommitter {
 impl Committer for PgCommitter {
     async fn commit<'a>(
         &'a mut self,
-        batch: &'a [AppendRequest],
+        batch: &'a [Prepared],
         now: Timestamp,
     ) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITER_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        // Four round trips: BEGIN with the lock, the context, the INSERT with
+        // its NOTIFY, and COMMIT.
+        let mut tx = self.pool.begin_with(BEGIN_LOCKED).await?;
         let context = load_context(&mut tx, batch).await?;
         let plan = plan::plan(context, batch, now);
         let Some(last_position) = plan.last_position() else {
@@ -223,7 +275,7 @@ impl Committer for PgCommitter {
                 last_position: None,
             });
         };
-        insert_events(&mut tx, &plan.rows, plan.recorded_at).await?;
+        insert_events(&mut *tx, &plan.rows, Table::Events).await?;
         if !plan.secrets.is_empty() {
             let mut ids = Vec::new();
             let mut kinds = Vec::new();
@@ -252,11 +304,6 @@ impl Committer for PgCommitter {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(last_position.to_string())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(Committed {
             outcomes: plan.outcomes,
@@ -265,60 +312,114 @@ impl Committer for PgCommitter {
     }
 }
 
+/// The head, the batch's stream versions, which of its event ids are
+/// stored and which of its secret ids are taken: one query, one round trip.
 async fn load_context(
     tx: &mut Transaction<'static, Postgres>,
-    batch: &[AppendRequest],
+    batch: &[Prepared],
 ) -> Result<Context, StoreError> {
     let keys = plan::keys(batch);
-    let mut context = Context {
-        head: head_row(&mut **tx).await?,
-        ..Context::default()
-    };
-    let versions = sqlx::query(
-        "SELECT stream_id, max(stream_version) AS version FROM events \
-         WHERE stream_id = ANY($1) GROUP BY stream_id",
+    let rows = sqlx::query(
+        "SELECT 'head' AS kind, position, hash AS text, NULL::uuid AS event_id, recorded_at, \
+                NULL::int8 AS version \
+           FROM (SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1) AS h \
+         UNION ALL \
+         SELECT 'version', NULL::int8, stream_id, NULL::uuid, NULL::timestamptz, max(stream_version) \
+           FROM events WHERE stream_id = ANY($1) GROUP BY stream_id \
+         UNION ALL \
+         SELECT 'event', position, stream_id, event_id, NULL::timestamptz, stream_version \
+           FROM events WHERE event_id = ANY($2) \
+         UNION ALL \
+         SELECT 'secret', NULL::int8, id, NULL::uuid, NULL::timestamptz, NULL::int8 \
+           FROM secrets WHERE id = ANY($3)",
     )
     .bind(&keys.streams)
-    .fetch_all(&mut **tx)
-    .await?;
-    for row in versions {
-        let stream = parse_stream(row.try_get("stream_id")?)?;
-        context
-            .versions
-            .insert(stream, to_u64(row.try_get("version")?, "stream_version")?);
-    }
-    let stored = sqlx::query(
-        "SELECT event_id, position, stream_id, stream_version FROM events WHERE event_id = ANY($1)",
-    )
     .bind(&keys.event_ids)
+    .bind(&keys.secret_ids)
     .fetch_all(&mut **tx)
     .await?;
-    for row in stored {
-        context.stored_events.insert(
-            row.try_get("event_id")?,
-            StoredEvent {
-                position: to_u64(row.try_get("position")?, "position")?,
-                stream_id: parse_stream(row.try_get("stream_id")?)?,
-                stream_version: to_u64(row.try_get("stream_version")?, "stream_version")?,
-            },
-        );
-    }
-    if !keys.secret_ids.is_empty() {
-        let taken: Vec<String> = sqlx::query_scalar("SELECT id FROM secrets WHERE id = ANY($1)")
-            .bind(&keys.secret_ids)
-            .fetch_all(&mut **tx)
-            .await?;
-        context.taken_secret_ids.extend(taken);
+    let mut context = Context::default();
+    for row in rows {
+        let kind: &str = row.try_get("kind")?;
+        let position = || -> Result<u64, StoreError> {
+            to_u64(
+                row.try_get::<Option<i64>, _>("position")?.unwrap_or(-1),
+                "position",
+            )
+        };
+        let version = || -> Result<u64, StoreError> {
+            to_u64(
+                row.try_get::<Option<i64>, _>("version")?.unwrap_or(-1),
+                "stream_version",
+            )
+        };
+        match kind {
+            "head" => {
+                let recorded_at: Option<DateTime<Utc>> = row.try_get("recorded_at")?;
+                context.head = Some(HeadRow {
+                    position: position()?,
+                    hash: parse_hash(row.try_get("text")?, "hash")?,
+                    recorded_at: Timestamp::from_datetime(recorded_at.unwrap_or_default()),
+                });
+            }
+            "version" => {
+                context
+                    .versions
+                    .insert(parse_stream(row.try_get("text")?)?, version()?);
+            }
+            "event" => {
+                let event_id: Option<Uuid> = row.try_get("event_id")?;
+                context.stored_events.insert(
+                    event_id.unwrap_or_default(),
+                    StoredEvent {
+                        position: position()?,
+                        stream_id: parse_stream(row.try_get("text")?)?,
+                        stream_version: version()?,
+                    },
+                );
+            }
+            _ => {
+                context.taken_secret_ids.insert(row.try_get("text")?);
+            }
+        }
     }
     Ok(context)
 }
 
-/// One INSERT for the whole group, from arrays.
-async fn insert_events(
-    tx: &mut Transaction<'static, Postgres>,
-    rows: &[Envelope],
-    recorded_at: Timestamp,
-) -> Result<(), StoreError> {
+/// Where [`insert_events`] writes: the log, or a scratch copy of its shape
+/// that the append benchmark uses to measure the raw insert rate.
+#[derive(Clone, Copy)]
+enum Table {
+    Events,
+    BenchRaw,
+}
+
+macro_rules! insert_into {
+    ($table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (position, event_id, stream_id, stream_version, type, schema_version, ",
+            "data, metadata, recorded_at, prev_hash, hash) ",
+            "SELECT u.position, u.event_id, u.stream_id, u.stream_version, u.type, ",
+            "u.schema_version, u.data::json, u.metadata::json, u.recorded_at, u.prev_hash, u.hash ",
+            "FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::int4[], ",
+            "$7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[]) ",
+            "AS u(position, event_id, stream_id, stream_version, type, schema_version, data, ",
+            "metadata, recorded_at, prev_hash, hash)"
+        )
+    };
+}
+
+/// One INSERT for a whole group of rows, from arrays.
+async fn insert_events<'e, E>(
+    executor: E,
+    rows: &[EventRow<'_>],
+    table: Table,
+) -> Result<(), StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
     let n = rows.len();
     let mut positions = Vec::with_capacity(n);
     let mut event_ids = Vec::with_capacity(n);
@@ -328,6 +429,7 @@ async fn insert_events(
     let mut schema_versions = Vec::with_capacity(n);
     let mut data = Vec::with_capacity(n);
     let mut metadata = Vec::with_capacity(n);
+    let mut recorded_at = Vec::with_capacity(n);
     let mut prev_hashes = Vec::with_capacity(n);
     let mut hashes = Vec::with_capacity(n);
     for row in rows {
@@ -335,41 +437,109 @@ async fn insert_events(
         event_ids.push(row.event_id);
         streams.push(row.stream_id.as_str());
         versions.push(to_i64(row.stream_version));
-        types.push(row.event_type.as_str());
+        types.push(row.event_type);
         schema_versions.push(i32::try_from(row.schema_version).unwrap_or(i32::MAX));
-        data.push(json_text(&row.data)?);
-        metadata.push(json_text(&row.metadata)?);
+        data.push(row.data);
+        metadata.push(row.metadata);
+        recorded_at.push(row.recorded_at.as_datetime());
         prev_hashes.push(row.prev_hash.to_hex());
         hashes.push(row.hash.to_hex());
     }
-    sqlx::query(
-        "INSERT INTO events (position, event_id, stream_id, stream_version, type, schema_version, \
-         data, metadata, recorded_at, prev_hash, hash) \
-         SELECT u.position, u.event_id, u.stream_id, u.stream_version, u.type, u.schema_version, \
-         u.data::json, u.metadata::json, $9, u.prev_hash, u.hash \
-         FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::int4[], \
-         $7::text[], $8::text[], $10::text[], $11::text[]) \
-         AS u(position, event_id, stream_id, stream_version, type, schema_version, data, metadata, \
-         prev_hash, hash)",
-    )
-    .bind(&positions)
-    .bind(&event_ids)
-    .bind(&streams)
-    .bind(&versions)
-    .bind(&types)
-    .bind(&schema_versions)
-    .bind(&data)
-    .bind(&metadata)
-    .bind(recorded_at.as_datetime())
-    .bind(&prev_hashes)
-    .bind(&hashes)
-    .execute(&mut **tx)
-    .await?;
+    let sql = match table {
+        // The NOTIFY rides on the INSERT: one round trip for both.
+        Table::Events => concat!(
+            "WITH inserted AS (",
+            insert_into!("events"),
+            " RETURNING position) SELECT pg_notify('",
+            channel!(),
+            "', max(position)::text) FROM inserted"
+        ),
+        Table::BenchRaw => insert_into!("bench_raw_events"),
+    };
+    sqlx::query(sql)
+        .bind(&positions)
+        .bind(&event_ids)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&types)
+        .bind(&schema_versions)
+        .bind(&data)
+        .bind(&metadata)
+        .bind(&recorded_at)
+        .bind(&prev_hashes)
+        .bind(&hashes)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 
-pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::InvalidAppend(format!("event data: {e}")))
+impl PgEventStore {
+    /// The ceiling of one ordered writer, for `proofline bench append`:
+    /// inserts `rows` into a scratch table shaped like `events` (same
+    /// columns, keys and indexes, no trigger), `batch` rows per INSERT, each
+    /// INSERT its own transaction, all on one connection, with the same
+    /// statement the writer uses. Returns the time the inserts took.
+    pub async fn raw_insert_benchmark(
+        &self,
+        rows: &[Envelope],
+        batch: usize,
+    ) -> Result<std::time::Duration, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)")
+            .execute(&mut *conn)
+            .await?;
+        let texts = canonical_texts(rows)?;
+        let rows = rows_of(rows, &texts);
+        let started = std::time::Instant::now();
+        for chunk in rows.chunks(batch.max(1)) {
+            insert_events(&mut *conn, chunk, Table::BenchRaw).await?;
+        }
+        let elapsed = started.elapsed();
+        sqlx::query("DROP TABLE bench_raw_events")
+            .execute(&mut *conn)
+            .await?;
+        Ok(elapsed)
+    }
+}
+
+/// The canonical texts of stored envelopes, as the writer would have stored
+/// them (for the benchmark's raw inserts).
+pub(crate) fn canonical_texts(envelopes: &[Envelope]) -> Result<Vec<(String, String)>, StoreError> {
+    envelopes
+        .iter()
+        .map(|e| {
+            let data = canonical_json(&e.data).map_err(|err| StoreError::corrupt("data", err))?;
+            let metadata =
+                canonical_json(&e.metadata).map_err(|err| StoreError::corrupt("metadata", err))?;
+            Ok((data, metadata))
+        })
+        .collect()
+}
+
+pub(crate) fn rows_of<'a>(
+    envelopes: &'a [Envelope],
+    texts: &'a [(String, String)],
+) -> Vec<EventRow<'a>> {
+    envelopes
+        .iter()
+        .zip(texts)
+        .map(|(e, (data, metadata))| EventRow {
+            position: e.position,
+            event_id: e.event_id,
+            stream_id: &e.stream_id,
+            stream_version: e.stream_version,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            data,
+            metadata,
+            recorded_at: e.recorded_at,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        })
+        .collect()
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -506,6 +676,7 @@ impl EventStore for PgEventStore {
 
     async fn close(&self) {
         self.writer.close().await;
+        self.writer_pool.close().await;
         let listener = self
             .listener
             .lock()

@@ -24,12 +24,12 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::error::{OpenError, describe_connect_error};
-use super::plan::{self, Context, HeadRow, StoredEvent};
-use super::postgres::json_text;
+use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
+use super::postgres::{canonical_texts, rows_of};
 use super::writer::{Committed, Committer, Writer, WriterStats};
 use super::{
-    AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, SecretRecord,
-    StoreError,
+    AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
+    SecretRecord, StoreError,
 };
 
 /// Rows per INSERT statement (11 parameters each).
@@ -124,7 +124,7 @@ struct SqliteCommitter {
 impl Committer for SqliteCommitter {
     async fn commit<'a>(
         &'a mut self,
-        batch: &'a [AppendRequest],
+        batch: &'a [Prepared],
         now: Timestamp,
     ) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -137,36 +137,8 @@ impl Committer for SqliteCommitter {
                 last_position: None,
             });
         };
+        insert_events(&mut tx, &plan.rows, Table::Events).await?;
         let recorded_at = plan.recorded_at.to_rfc3339();
-        for chunk in plan.rows.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO events (position, event_id, stream_id, stream_version, type, \
-                 schema_version, data, metadata, recorded_at, prev_hash, hash) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 {
-                    "(?,?,?,?,?,?,?,?,?,?,?)"
-                } else {
-                    ",(?,?,?,?,?,?,?,?,?,?,?)"
-                });
-            }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in chunk {
-                query = query
-                    .bind(to_i64(row.position))
-                    .bind(row.event_id.to_string())
-                    .bind(row.stream_id.as_str())
-                    .bind(to_i64(row.stream_version))
-                    .bind(row.event_type.as_str())
-                    .bind(i64::from(row.schema_version))
-                    .bind(json_text(&row.data)?)
-                    .bind(json_text(&row.metadata)?)
-                    .bind(recorded_at.as_str())
-                    .bind(row.prev_hash.to_hex())
-                    .bind(row.hash.to_hex());
-            }
-            query.execute(&mut *tx).await?;
-        }
         for row in &plan.secrets {
             sqlx::query(
                 "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
@@ -189,57 +161,168 @@ impl Committer for SqliteCommitter {
     }
 }
 
+/// Where [`insert_events`] writes: the log, or the benchmark's scratch copy.
+#[derive(Clone, Copy)]
+enum Table {
+    Events,
+    BenchRaw,
+}
+
+/// Inserts rows in statements of up to [`ROWS_PER_INSERT`] rows.
+async fn insert_events(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[EventRow<'_>],
+    table: Table,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(match table {
+            Table::Events => "INSERT INTO events",
+            Table::BenchRaw => "INSERT INTO bench_raw_events",
+        });
+        sql.push_str(
+            " (position, event_id, stream_id, stream_version, type, schema_version, data, \
+             metadata, recorded_at, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 {
+                "(?,?,?,?,?,?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?,?,?,?,?,?)"
+            });
+        }
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(to_i64(row.position))
+                .bind(row.event_id.to_string())
+                .bind(row.stream_id.as_str())
+                .bind(to_i64(row.stream_version))
+                .bind(row.event_type)
+                .bind(i64::from(row.schema_version))
+                .bind(row.data)
+                .bind(row.metadata)
+                .bind(row.recorded_at.to_rfc3339())
+                .bind(row.prev_hash.to_hex())
+                .bind(row.hash.to_hex());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl SqliteEventStore {
+    /// The ceiling of one ordered writer, for `proofline bench append`:
+    /// inserts `rows` into a scratch table shaped like `events` (same
+    /// columns, keys and indexes, no trigger), `batch` rows per transaction,
+    /// on one connection, with the writer's insert code. Returns the time
+    /// the inserts took.
+    pub async fn raw_insert_benchmark(
+        &self,
+        rows: &[Envelope],
+        batch: usize,
+    ) -> Result<std::time::Duration, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE bench_raw_events (position INTEGER PRIMARY KEY, \
+             event_id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL, \
+             stream_version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, \
+             data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, \
+             prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, stream_version)) STRICT",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let texts = canonical_texts(rows)?;
+        let rows = rows_of(rows, &texts);
+        let started = std::time::Instant::now();
+        for chunk in rows.chunks(batch.max(1)) {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            insert_events(&mut tx, chunk, Table::BenchRaw).await?;
+            tx.commit().await?;
+        }
+        let elapsed = started.elapsed();
+        sqlx::query("DROP TABLE bench_raw_events")
+            .execute(&mut *conn)
+            .await?;
+        Ok(elapsed)
+    }
+}
+
+/// The head, the batch's stream versions, which of its event ids are
+/// stored and which of its secret ids are taken: one statement. `json_each`
+/// turns one bound JSON array into an IN list of any length.
 async fn load_context(
     tx: &mut Transaction<'static, Sqlite>,
-    batch: &[AppendRequest],
+    batch: &[Prepared],
 ) -> Result<Context, StoreError> {
     let keys = plan::keys(batch);
-    let mut context = Context {
-        head: head_row(&mut **tx).await?,
-        ..Context::default()
-    };
-    // json_each turns one bound JSON array into an IN list of any length.
-    let versions = sqlx::query(
-        "SELECT stream_id, MAX(stream_version) AS version FROM events \
-         WHERE stream_id IN (SELECT value FROM json_each(?1)) GROUP BY stream_id",
-    )
-    .bind(json_text(&keys.streams)?)
-    .fetch_all(&mut **tx)
-    .await?;
-    for row in versions {
-        let stream = parse_stream(row.try_get("stream_id")?)?;
-        context
-            .versions
-            .insert(stream, to_u64(row.try_get("version")?, "stream_version")?);
-    }
     let ids: Vec<String> = keys.event_ids.iter().map(|id| id.to_string()).collect();
-    let stored = sqlx::query(
-        "SELECT event_id, position, stream_id, stream_version FROM events \
-         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    let rows = sqlx::query(
+        "SELECT * FROM (SELECT 'head' AS kind, position, hash AS text, NULL AS event_id, \
+                recorded_at, NULL AS version FROM events ORDER BY position DESC LIMIT 1) \
+         UNION ALL \
+         SELECT 'version', NULL, stream_id, NULL, NULL, MAX(stream_version) FROM events \
+          WHERE stream_id IN (SELECT value FROM json_each(?1)) GROUP BY stream_id \
+         UNION ALL \
+         SELECT 'event', position, stream_id, event_id, NULL, stream_version FROM events \
+          WHERE event_id IN (SELECT value FROM json_each(?2)) \
+         UNION ALL \
+         SELECT 'secret', NULL, id, NULL, NULL, NULL FROM secrets \
+          WHERE id IN (SELECT value FROM json_each(?3))",
     )
-    .bind(json_text(&ids)?)
+    .bind(json_array(&keys.streams)?)
+    .bind(json_array(&ids)?)
+    .bind(json_array(&keys.secret_ids)?)
     .fetch_all(&mut **tx)
     .await?;
-    for row in stored {
-        context.stored_events.insert(
-            parse_uuid(row.try_get("event_id")?)?,
-            StoredEvent {
-                position: to_u64(row.try_get("position")?, "position")?,
-                stream_id: parse_stream(row.try_get("stream_id")?)?,
-                stream_version: to_u64(row.try_get("stream_version")?, "stream_version")?,
-            },
-        );
-    }
-    if !keys.secret_ids.is_empty() {
-        let taken: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM secrets WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json_text(&keys.secret_ids)?)
-        .fetch_all(&mut **tx)
-        .await?;
-        context.taken_secret_ids.extend(taken);
+    let mut context = Context::default();
+    for row in rows {
+        let kind: &str = row.try_get("kind")?;
+        let number = |column: &str| -> Result<u64, StoreError> {
+            to_u64(
+                row.try_get::<Option<i64>, _>(column)?.unwrap_or(-1),
+                "position or version",
+            )
+        };
+        let text = || -> Result<String, StoreError> { Ok(row.try_get("text")?) };
+        match kind {
+            "head" => {
+                let recorded_at: Option<String> = row.try_get("recorded_at")?;
+                context.head = Some(HeadRow {
+                    position: number("position")?,
+                    hash: parse_hash(text()?, "hash")?,
+                    recorded_at: parse_time(recorded_at.unwrap_or_default(), "recorded_at")?,
+                });
+            }
+            "version" => {
+                context
+                    .versions
+                    .insert(parse_stream(text()?)?, number("version")?);
+            }
+            "event" => {
+                let event_id: Option<String> = row.try_get("event_id")?;
+                context.stored_events.insert(
+                    parse_uuid(event_id.unwrap_or_default())?,
+                    StoredEvent {
+                        position: number("position")?,
+                        stream_id: parse_stream(text()?)?,
+                        stream_version: number("version")?,
+                    },
+                );
+            }
+            _ => {
+                context.taken_secret_ids.insert(text()?);
+            }
+        }
     }
     Ok(context)
+}
+
+/// A JSON array to bind for `json_each`, which turns it into an IN list.
+fn json_array<T: serde::Serialize>(items: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(|e| StoreError::InvalidAppend(e.to_string()))
 }
 
 fn to_i64(value: u64) -> i64 {

@@ -18,7 +18,7 @@ use proofline_domain::log::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{AppendOutcome, AppendRequest, StoreError};
+use super::{AppendOutcome, AppendRequest, Prepared, StoreError};
 
 /// Most events committed in one transaction.
 pub(crate) const MAX_BATCH_EVENTS: usize = 2_000;
@@ -36,13 +36,13 @@ pub(crate) struct Committed {
 pub(crate) trait Committer: Send + 'static {
     fn commit<'a>(
         &'a mut self,
-        batch: &'a [AppendRequest],
+        batch: &'a [Prepared],
         now: Timestamp,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'a;
 }
 
 struct Pending {
-    request: AppendRequest,
+    request: Prepared,
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
@@ -73,7 +73,7 @@ impl Writer {
     }
 
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        request.validate()?;
+        let request = request.prepare()?;
         let sender = {
             let guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
             guard.clone().ok_or(StoreError::Closed)?
@@ -114,7 +114,7 @@ async fn run<C: Committer>(
     let mut requests = Vec::new();
     let mut replies = Vec::new();
     while let Some(first) = queue.recv().await {
-        let mut events = first.request.events.len();
+        let mut events = first.request.request.events.len();
         requests.push(first.request);
         replies.push(first.reply);
         // Appenders woken by the previous commit are about to queue their next
@@ -123,7 +123,7 @@ async fn run<C: Committer>(
         while events < MAX_BATCH_EVENTS {
             match queue.try_recv() {
                 Ok(next) => {
-                    events += next.request.events.len();
+                    events += next.request.request.events.len();
                     requests.push(next.request);
                     replies.push(next.reply);
                 }
@@ -142,7 +142,7 @@ async fn run<C: Committer>(
 
 async fn commit_group<C: Committer>(
     committer: &mut C,
-    requests: &[AppendRequest],
+    requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
@@ -170,7 +170,7 @@ async fn commit_group<C: Committer>(
 
 async fn commit_once<C: Committer>(
     committer: &mut C,
-    requests: &[AppendRequest],
+    requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {

@@ -1,0 +1,83 @@
+//! Opening the event store the configuration names.
+
+use std::sync::Arc;
+
+use proofline_commands::OpenError;
+use proofline_commands::migrate;
+use proofline_commands::store::EventStore;
+use proofline_commands::store::postgres::{self, PgEventStore, PgStoreOptions};
+use proofline_commands::store::sqlite::{self, SqliteEventStore};
+
+use crate::config::{Config, StoreLocation};
+
+/// What to do about migrations when opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations.
+    Apply,
+    /// Refuse a schema that is not exactly this binary's.
+    RequireCurrent,
+}
+
+/// Creates the data directory (owner-only) if it is missing.
+pub fn ensure_data_dir(config: &Config) -> Result<(), OpenError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(|e| OpenError::DataDir {
+            path: config.data_dir.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+pub async fn open_store(
+    config: &Config,
+    migrations: Migrations,
+) -> Result<Arc<dyn EventStore>, OpenError> {
+    match &config.store {
+        StoreLocation::Embedded { path } => {
+            ensure_data_dir(config)?;
+            let pool = sqlite::connect_pool(path).await?;
+            match migrations {
+                Migrations::Apply => migrate::apply_sqlite(&pool).await?,
+                Migrations::RequireCurrent => migrate::check_sqlite(&pool).await?,
+            }
+            Ok(Arc::new(SqliteEventStore::open(pool, path).await?))
+        }
+        StoreLocation::Postgres {
+            url,
+            max_connections,
+        } => {
+            let options = PgStoreOptions {
+                max_connections: *max_connections,
+                ..PgStoreOptions::default()
+            };
+            let pool = postgres::connect_pool(url, &options).await?;
+            match migrations {
+                Migrations::Apply => migrate::apply_postgres(&pool).await?,
+                Migrations::RequireCurrent => migrate::check_postgres(&pool).await?,
+            }
+            Ok(Arc::new(PgEventStore::open(pool).await?))
+        }
+    }
+}
+
+/// `proofline migrate`: applies pending migrations and closes.
+pub async fn migrate_only(config: &Config) -> Result<(), OpenError> {
+    match &config.store {
+        StoreLocation::Embedded { path } => {
+            ensure_data_dir(config)?;
+            let pool = sqlite::connect_pool(path).await?;
+            migrate::apply_sqlite(&pool).await?;
+            pool.close().await;
+        }
+        StoreLocation::Postgres { url, .. } => {
+            let pool = postgres::connect_pool(url, &PgStoreOptions::default()).await?;
+            migrate::apply_postgres(&pool).await?;
+            pool.close().await;
+        }
+    }
+    Ok(())
+}

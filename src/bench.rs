@@ -1,0 +1,291 @@
+//! `proofline bench`: benchmarks that print figures.
+//!
+//! `bench append` measures the store as commands use it: N tasks append M
+//! events in all, one event of about 300 bytes per new stream (as a
+//! verification does), through the group-commit writer. Then it inserts the
+//! very rows that were stored into a scratch table of the same shape, in
+//! batches on one connection, with the writer's own INSERT: the ceiling of
+//! one ordered writer. The ratio of the two says what grouping and ordering
+//! cost. Everything happens in a scratch database (Postgres) or file
+//! (embedded) that is dropped afterwards, never in the service's own log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use proofline_commands::migrate;
+use proofline_commands::store::postgres::{self, PgEventStore, PgStoreOptions};
+use proofline_commands::store::sqlite::{self, SqliteEventStore};
+use proofline_commands::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use proofline_domain::ids::StreamId;
+use proofline_domain::log::{ChainVerifier, Envelope, Metadata};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sqlx::Connection;
+use uuid::Uuid;
+
+use crate::app;
+use crate::config::{Config, StoreLocation};
+
+/// The store under test, by concrete type: the raw measurement needs the
+/// adapter's own connection.
+enum Bench {
+    Postgres(Arc<PgEventStore>),
+    Sqlite(Arc<SqliteEventStore>),
+}
+
+impl Bench {
+    fn store(&self) -> Arc<dyn EventStore> {
+        match self {
+            Bench::Postgres(s) => s.clone(),
+            Bench::Sqlite(s) => s.clone(),
+        }
+    }
+
+    async fn raw(&self, rows: &[Envelope], batch: usize) -> Result<Duration, StoreError> {
+        match self {
+            Bench::Postgres(s) => s.raw_insert_benchmark(rows, batch).await,
+            Bench::Sqlite(s) => s.raw_insert_benchmark(rows, batch).await,
+        }
+    }
+
+    fn transactions(&self) -> u64 {
+        match self {
+            Bench::Postgres(s) => s.writer_stats().transactions.load(Ordering::Relaxed),
+            Bench::Sqlite(s) => s.writer_stats().transactions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Where the benchmark writes, removed afterwards unless kept.
+enum Scratch {
+    Postgres {
+        admin: SecretString,
+        name: String,
+        url: SecretString,
+    },
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+}
+
+impl Scratch {
+    async fn create(config: &Config) -> anyhow::Result<Self> {
+        match &config.store {
+            StoreLocation::Embedded { .. } => {
+                app::ensure_data_dir(config)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("bench-")
+                    .tempdir_in(&config.data_dir)
+                    .context("cannot create a scratch directory in the data directory")?;
+                Ok(Scratch::Sqlite { dir })
+            }
+            StoreLocation::Postgres { url, .. } => {
+                let name = format!("proofline_bench_{}", Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(url.expose_secret())
+                    .await
+                    .context("cannot reach the database of DATABASE_URL")?;
+                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                    .context("bench needs a database user that may CREATE DATABASE")?;
+                let _ = conn.close().await;
+                let mut scratch = url::Url::parse(url.expose_secret())?;
+                scratch.set_path(&name);
+                Ok(Scratch::Postgres {
+                    admin: url.clone(),
+                    name,
+                    url: SecretString::from(scratch.to_string()),
+                })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Scratch::Postgres { name, .. } => format!("postgres, scratch database {name}"),
+            Scratch::Sqlite { dir } => format!("sqlite, scratch file in {}", dir.path().display()),
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<Bench> {
+        Ok(match self {
+            Scratch::Postgres { url, .. } => {
+                let options = PgStoreOptions {
+                    max_connections: 8,
+                    ..PgStoreOptions::default()
+                };
+                let pool = postgres::connect_pool(url, &options).await?;
+                migrate::apply_postgres(&pool).await?;
+                Bench::Postgres(Arc::new(PgEventStore::open(pool).await?))
+            }
+            Scratch::Sqlite { dir } => {
+                let path = dir.path().join("events.sqlite");
+                let pool = sqlite::connect_pool(&path).await?;
+                migrate::apply_sqlite(&pool).await?;
+                Bench::Sqlite(Arc::new(SqliteEventStore::open(pool, &path).await?))
+            }
+        })
+    }
+
+    async fn finish(self, keep: bool) -> anyhow::Result<()> {
+        match self {
+            Scratch::Sqlite { dir } => {
+                if keep {
+                    println!("kept {}", dir.keep().display());
+                }
+            }
+            Scratch::Postgres { admin, name, .. } => {
+                if keep {
+                    println!("kept database {name}");
+                } else {
+                    let mut conn = sqlx::PgConnection::connect(admin.expose_secret()).await?;
+                    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The data of a verification-like event, about 300 bytes of JSON.
+fn verification_data(n: u64) -> serde_json::Value {
+    json!({
+        "verification_id": Uuid::now_v7(),
+        "lender_id": Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001),
+        "verified": !n.is_multiple_of(10),
+        "failed_step": if n.is_multiple_of(10) { json!("REVOCATION") } else { json!(null) },
+        "issuer": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+        "vct": "https://credentials.example/income",
+        "disclosed_claims": ["given_name", "family_name", "address.country"],
+        "presentation_sha256": format!("{:064x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15),
+    })
+}
+
+pub async fn append(
+    config: &Config,
+    writers: usize,
+    events: u64,
+    raw_batch: usize,
+    keep: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(writers >= 1, "--writers must be at least 1");
+    anyhow::ensure!(events >= 1, "--events must be at least 1");
+    anyhow::ensure!(raw_batch >= 1, "--raw-batch must be at least 1");
+    let scratch = Scratch::create(config).await?;
+    let outcome = run_append(&scratch, writers, events, raw_batch).await;
+    scratch.finish(keep).await?;
+    outcome
+}
+
+async fn run_append(
+    scratch: &Scratch,
+    writers: usize,
+    events: u64,
+    raw_batch: usize,
+) -> anyhow::Result<()> {
+    let bench = scratch.open().await?;
+    let store = bench.store();
+    println!(
+        "bench append: {writers} writers, {events} events ({})",
+        scratch.describe()
+    );
+
+    let progress = ProgressBar::new(events).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tickets = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (store, tickets, progress) = (store.clone(), tickets.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let n = tickets.fetch_add(1, Ordering::Relaxed);
+                    if n >= events {
+                        return Ok::<_, StoreError>(latencies);
+                    }
+                    let stream = StreamId::new("verification", Uuid::now_v7())
+                        .expect("a UUID makes a valid stream id");
+                    let event = NewEvent::new("PresentationVerified", 1, verification_data(n));
+                    let request =
+                        AppendRequest::new(stream, ExpectedVersion::NoStream, vec![event])
+                            .with_metadata(Metadata {
+                                actor: Some("bench".into()),
+                                correlation_id: Some(Uuid::now_v7().to_string()),
+                                ..Metadata::default()
+                            });
+                    let sent = Instant::now();
+                    store.append(request).await?;
+                    latencies.push(sent.elapsed());
+                    progress.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(events as usize);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let transactions = bench.transactions().max(1);
+    let rate = events as f64 / elapsed.as_secs_f64();
+    println!(
+        "store appends: {events} events in {:.2} s = {rate:.0} events/s \
+         (per append p50 {:.2} ms, p99 {:.2} ms; {transactions} transactions, {:.1} events each)",
+        elapsed.as_secs_f64(),
+        percentile(0.50).as_secs_f64() * 1e3,
+        percentile(0.99).as_secs_f64() * 1e3,
+        events as f64 / transactions as f64,
+    );
+
+    // Read everything back: it is both the check that the run was sound and
+    // the rows for the raw measurement.
+    let mut rows = Vec::with_capacity(events as usize);
+    let mut chain = ChainVerifier::new();
+    loop {
+        let after = rows.last().map_or(0, |e: &Envelope| e.position);
+        let page = store.read_all(after, 5_000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            chain
+                .check(e)
+                .context("the benchmark's log does not verify")?;
+        }
+        rows.extend(page);
+    }
+    anyhow::ensure!(
+        rows.len() as u64 == events,
+        "stored {} events, expected {events}",
+        rows.len()
+    );
+    let bytes: usize = rows
+        .iter()
+        .map(|e| serde_json::to_vec(&e.data).map_or(0, |v| v.len()))
+        .sum();
+    println!(
+        "chain verified: positions 1..{events} gapless, every hash recomputed; event data {} bytes on average",
+        bytes / rows.len()
+    );
+
+    let raw = bench.raw(&rows, raw_batch).await?;
+    let raw_rate = events as f64 / raw.as_secs_f64();
+    println!(
+        "raw {raw_batch}-row INSERT batches on one connection: {events} events in {:.2} s = {raw_rate:.0} events/s",
+        raw.as_secs_f64()
+    );
+    println!("ratio store/raw: {:.2}", rate / raw_rate);
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! The command line. With no subcommand, `proofline` serves.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "proofline",
+    version,
+    about = "Event-sourced verification of SD-JWT credentials for lenders",
+    long_about = "Event-sourced verification of SD-JWT credentials for lenders.\n\n\
+        Configuration comes from the environment (see .env.sample). Without \
+        DATABASE_URL, Proofline runs embedded on SQLite under PROOFLINE_DATA_DIR."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default)
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Write a new Ed25519 service signing key (PKCS#8 PEM, mode 0600)
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure the service and print figures
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Refuse to start when the schema is behind instead of migrating it
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Concurrent appends through the store (one event per new stream), then
+    /// the same rows as raw batched INSERTs on one connection, and the ratio.
+    /// Runs in a scratch database (Postgres) or file (embedded), dropped after.
+    Append {
+        /// Concurrent appending tasks
+        #[arg(long, default_value_t = 32)]
+        writers: usize,
+        /// Events in all
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Rows per INSERT of the raw measurement
+        #[arg(long, default_value_t = 500)]
+        raw_batch: usize,
+        /// Keep the scratch database or file
+        #[arg(long)]
+        keep: bool,
+    },
+}

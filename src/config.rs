@@ -1,0 +1,419 @@
+//! The one typed configuration, read from the environment in `main` and
+//! passed down. Every value is validated at start; a bad one stops the
+//! process with a message that names the variable. Secrets (the database URL
+//! may carry a password) are wrapped so they cannot be printed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./proofline-data";
+pub const DEFAULT_PRESENTATION_MAX_AGE_SECONDS: u64 = 300;
+const MAX_PRESENTATION_MAX_AGE_SECONDS: u64 = 3_600;
+const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 16;
+
+/// Every variable the service reads, with what it means; `.env.sample` and
+/// the README list the same (a test keeps them in step).
+pub const VARIABLES: &[(&str, &str)] = &[
+    (
+        "DATABASE_URL",
+        "postgres://… for production; absent: embedded SQLite under the data directory",
+    ),
+    (
+        "NATS_URL",
+        "nats://host:4222 (comma-separated for a cluster); absent: embedded bus",
+    ),
+    (
+        "PROOFLINE_BIND",
+        "address to listen on (default 127.0.0.1:8080)",
+    ),
+    (
+        "PROOFLINE_DATA_DIR",
+        "embedded store and key files (default ./proofline-data)",
+    ),
+    (
+        "PROOFLINE_SIGNING_KEY_FILE",
+        "Ed25519 service key, PKCS#8 PEM (default <data dir>/signing.key)",
+    ),
+    (
+        "PROOFLINE_OPERATOR_KEY_FILE",
+        "operator API key, created on first start (default <data dir>/operator.key)",
+    ),
+    (
+        "PROOFLINE_WEBHOOK_ALLOWED_NETWORKS",
+        "CIDRs webhooks may reach despite the SSRF guard (default none)",
+    ),
+    (
+        "PROOFLINE_TRUSTED_PROXIES",
+        "CIDRs whose X-Forwarded-For is believed (default none)",
+    ),
+    (
+        "PROOFLINE_PRESENTATION_MAX_AGE_SECONDS",
+        "oldest accepted key-binding JWT, 1 to 3600 (default 300)",
+    ),
+    (
+        "PROOFLINE_DATABASE_MAX_CONNECTIONS",
+        "Postgres pool size, 2 to 1000 (default 16)",
+    ),
+    ("PROOFLINE_LOG_FORMAT", "text or json (default text)"),
+];
+
+/// A bad value, named by its variable. The value itself is only repeated
+/// when it is not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn bad(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Where the event store lives.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// SQLite under the data directory.
+    Embedded { path: PathBuf },
+    Postgres {
+        url: SecretString,
+        max_connections: u32,
+    },
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Embedded { path } => {
+                f.debug_struct("Embedded").field("path", path).finish()
+            }
+            StoreLocation::Postgres {
+                max_connections, ..
+            } => f
+                .debug_struct("Postgres")
+                .field("url", &"[redacted]")
+                .field("max_connections", max_connections)
+                .finish(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreLocation,
+    pub nats_url: Option<String>,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub signing_key_file: PathBuf,
+    pub operator_key_file: PathBuf,
+    pub webhook_allowed_networks: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub presentation_max_age: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = VARIABLES
+            .iter()
+            .filter_map(|(name, _)| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+            .collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Reads from a map, so tests never touch the process environment.
+    /// Empty values count as absent.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let data_dir = PathBuf::from(get("PROOFLINE_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR));
+        let file = |name: &'static str, default: &str| -> PathBuf {
+            get(name)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join(default))
+        };
+
+        let max_connections = match get("PROOFLINE_DATABASE_MAX_CONNECTIONS") {
+            None => DEFAULT_DATABASE_MAX_CONNECTIONS,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (2..=1000).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        "PROOFLINE_DATABASE_MAX_CONNECTIONS",
+                        format!("{v:?} is not a number from 2 to 1000"),
+                    ));
+                }
+            },
+        };
+        let store = match get("DATABASE_URL") {
+            None => StoreLocation::Embedded {
+                path: data_dir.join("proofline.sqlite"),
+            },
+            Some(url) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| bad("DATABASE_URL", format!("not a URL ({e})")))?;
+                if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+                    return Err(bad(
+                        "DATABASE_URL",
+                        format!(
+                            "scheme {:?} is not supported: use postgres://…, or leave DATABASE_URL unset for the embedded store",
+                            parsed.scheme()
+                        ),
+                    ));
+                }
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(bad("DATABASE_URL", "the URL names no host"));
+                }
+                StoreLocation::Postgres {
+                    url: SecretString::from(url.to_owned()),
+                    max_connections,
+                }
+            }
+        };
+
+        let nats_url = match get("NATS_URL") {
+            None => None,
+            Some(list) => {
+                for server in list.split(',').map(str::trim) {
+                    let parsed = url::Url::parse(server)
+                        .map_err(|e| bad("NATS_URL", format!("{server:?} is not a URL ({e})")))?;
+                    if !matches!(parsed.scheme(), "nats" | "tls" | "ws" | "wss") {
+                        return Err(bad(
+                            "NATS_URL",
+                            format!("{server:?}: use nats://, tls://, ws:// or wss://"),
+                        ));
+                    }
+                }
+                Some(list.to_owned())
+            }
+        };
+
+        let bind_text = get("PROOFLINE_BIND").unwrap_or(DEFAULT_BIND);
+        let bind = bind_text.parse().map_err(|_| {
+            bad(
+                "PROOFLINE_BIND",
+                format!("{bind_text:?} is not an address with a port, like 127.0.0.1:8080"),
+            )
+        })?;
+
+        let presentation_max_age = match get("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS") {
+            None => DEFAULT_PRESENTATION_MAX_AGE_SECONDS,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=MAX_PRESENTATION_MAX_AGE_SECONDS).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        "PROOFLINE_PRESENTATION_MAX_AGE_SECONDS",
+                        format!(
+                            "{v:?} is not a number of seconds from 1 to {MAX_PRESENTATION_MAX_AGE_SECONDS}"
+                        ),
+                    ));
+                }
+            },
+        };
+
+        let log_format = match get("PROOFLINE_LOG_FORMAT") {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad(
+                    "PROOFLINE_LOG_FORMAT",
+                    format!("{other:?} is neither text nor json"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            store,
+            nats_url,
+            bind,
+            signing_key_file: file("PROOFLINE_SIGNING_KEY_FILE", "signing.key"),
+            operator_key_file: file("PROOFLINE_OPERATOR_KEY_FILE", "operator.key"),
+            data_dir,
+            webhook_allowed_networks: networks(
+                get("PROOFLINE_WEBHOOK_ALLOWED_NETWORKS"),
+                "PROOFLINE_WEBHOOK_ALLOWED_NETWORKS",
+            )?,
+            trusted_proxies: networks(
+                get("PROOFLINE_TRUSTED_PROXIES"),
+                "PROOFLINE_TRUSTED_PROXIES",
+            )?,
+            presentation_max_age: Duration::from_secs(presentation_max_age),
+            log_format,
+        })
+    }
+
+    /// One line for the start-up log, without secrets.
+    pub fn describe_store(&self) -> String {
+        match &self.store {
+            StoreLocation::Embedded { path } => format!("embedded SQLite at {}", path.display()),
+            StoreLocation::Postgres { url, .. } => match url::Url::parse(url.expose_secret()) {
+                Ok(u) => format!(
+                    "Postgres at {}:{}{}",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "Postgres".to_owned(),
+            },
+        }
+    }
+}
+
+/// A comma-separated list of CIDRs; a bare address is a single-host network.
+fn networks(value: Option<&str>, variable: &'static str) -> Result<Vec<IpNet>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        variable,
+                        format!("{item:?} is not a CIDR like 10.0.0.0/8 or an IP address"),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_run_embedded_on_localhost() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert!(
+            matches!(&config.store, StoreLocation::Embedded { path } if path == &PathBuf::from("./proofline-data/proofline.sqlite"))
+        );
+        assert_eq!(
+            config.operator_key_file,
+            PathBuf::from("./proofline-data/operator.key")
+        );
+        assert_eq!(
+            config.signing_key_file,
+            PathBuf::from("./proofline-data/signing.key")
+        );
+        assert_eq!(config.presentation_max_age, Duration::from_secs(300));
+        assert!(config.nats_url.is_none());
+        assert!(config.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = Config::from_vars(&vars(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:pw@db.internal:5433/proofline",
+            ),
+            ("NATS_URL", "nats://a:4222, nats://b:4222"),
+            ("PROOFLINE_BIND", "0.0.0.0:9000"),
+            ("PROOFLINE_DATA_DIR", "/var/lib/proofline"),
+            ("PROOFLINE_OPERATOR_KEY_FILE", "/run/secrets/operator"),
+            (
+                "PROOFLINE_WEBHOOK_ALLOWED_NETWORKS",
+                "10.1.0.0/16, 192.168.1.7",
+            ),
+            ("PROOFLINE_TRUSTED_PROXIES", "::1"),
+            ("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS", "120"),
+            ("PROOFLINE_DATABASE_MAX_CONNECTIONS", "40"),
+            ("PROOFLINE_LOG_FORMAT", "json"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            config.store,
+            StoreLocation::Postgres {
+                max_connections: 40,
+                ..
+            }
+        ));
+        assert_eq!(
+            config.describe_store(),
+            "Postgres at db.internal:5433/proofline"
+        );
+        assert_eq!(
+            config.signing_key_file,
+            PathBuf::from("/var/lib/proofline/signing.key")
+        );
+        assert_eq!(
+            config.operator_key_file,
+            PathBuf::from("/run/secrets/operator")
+        );
+        assert_eq!(config.webhook_allowed_networks.len(), 2);
+        assert_eq!(
+            config.webhook_allowed_networks[1].to_string(),
+            "192.168.1.7/32"
+        );
+        assert_eq!(config.trusted_proxies[0].to_string(), "::1/128");
+        assert_eq!(config.presentation_max_age, Duration::from_secs(120));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "Debug never shows the database password"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("PROOFLINE_BIND", "localhost"),
+            ("DATABASE_URL", "mysql://x/y"),
+            ("DATABASE_URL", "not a url"),
+            ("NATS_URL", "http://x:4222"),
+            ("PROOFLINE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("PROOFLINE_WEBHOOK_ALLOWED_NETWORKS", "internal"),
+            ("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS", "0"),
+            ("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS", "86400"),
+            ("PROOFLINE_DATABASE_MAX_CONNECTIONS", "1"),
+            ("PROOFLINE_LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(error.variable, name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn the_database_password_is_not_echoed_in_errors() {
+        let error =
+            Config::from_vars(&vars(&[("DATABASE_URL", "mysql://u:hunter2@h/db")])).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let config = Config::from_vars(&vars(&[("DATABASE_URL", ""), ("NATS_URL", " ")])).unwrap();
+        assert!(matches!(config.store, StoreLocation::Embedded { .. }));
+        assert!(config.nats_url.is_none());
+    }
+}

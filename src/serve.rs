@@ -1,0 +1,89 @@
+//! `proofline serve`: open the store, make sure the keys exist, serve HTTP
+//! until SIGTERM or Ctrl-C, then finish requests in flight and the appends
+//! already queued before exiting.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use proofline_api::{AppState, router, serve};
+use proofline_commands::keys::{self, OperatorKeyState};
+use proofline_commands::signing;
+use proofline_commands::store::EventStore;
+use tokio::net::TcpListener;
+
+use crate::app::{self, Migrations};
+use crate::cli::ServeArgs;
+use crate::config::Config;
+
+pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let migrations = if args.no_migrate {
+        Migrations::RequireCurrent
+    } else {
+        Migrations::Apply
+    };
+    let store = app::open_store(&config, migrations).await?;
+    tracing::info!(store = %config.describe_store(), "event store open");
+
+    let (service_key, created) = signing::load_or_create(&config.signing_key_file)?;
+    if created {
+        tracing::info!(path = %config.signing_key_file.display(), kid = %service_key.kid(),
+            "created the service signing key");
+    }
+    report_operator_key(&store, &config).await?;
+
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening on http://{address}");
+
+    let state = AppState {
+        store: store.clone(),
+    };
+    let served = serve(listener, router(state), shutdown_signal()).await;
+    tracing::info!("stopped accepting requests; finishing queued appends");
+    store.close().await;
+    served.context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn report_operator_key(store: &Arc<dyn EventStore>, config: &Config) -> anyhow::Result<()> {
+    let path = config.operator_key_file.display();
+    match keys::ensure_operator_key(store, &config.operator_key_file).await? {
+        OperatorKeyState::Created { prefix } => tracing::info!(%path, %prefix,
+            "created the operator API key; it is in that file (mode 0600) and nowhere else"),
+        OperatorKeyState::Registered { prefix } => {
+            tracing::info!(%path, %prefix, "registered the operator API key from its file")
+        }
+        OperatorKeyState::InUse { prefix } => tracing::info!(%prefix, "operator API key in place"),
+        OperatorKeyState::RegisteredElsewhere { prefix } => tracing::info!(%path, %prefix,
+            "an operator API key is registered, but its file is not here"),
+        OperatorKeyState::Mismatch {
+            file_prefix,
+            registered_prefix,
+        } => tracing::warn!(%path,
+            %file_prefix, %registered_prefix,
+            "the operator key file does not hold the registered operator key; it will not authenticate"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
+    }
+}

@@ -1,0 +1,6 @@
+//! The `proofline` binary, run as a user runs it: a real process, real
+//! files, real sockets. Postgres cases run with `--features service-tests`.
+
+mod support;
+
+mod serve;
