@@ -23,6 +23,11 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = app::open_store(&config, migrations).await?;
     tracing::info!(store = %config.describe_store(), "event store open");
+    if config.nats_url.is_some() {
+        tracing::warn!(
+            "NATS_URL is set, but this version does not publish to NATS yet; it is ignored"
+        );
+    }
 
     let (service_key, created) = signing::load_or_create(&config.signing_key_file)?;
     if created {

@@ -1,0 +1,292 @@
+//! Repository rules, checked as tests (after rust-analyzer's
+//! `xtask/src/tidy.rs`): the architecture invariants that a compiler does
+//! not enforce, and the documents that must stay in step with the code.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proofline_domain::api_key::ApiKey;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn manifest(path: &str) -> toml::Table {
+    read(path).parse().unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every `.rs` file under `dir`, `target` excluded.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && !name.to_string_lossy().starts_with('.') {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The features a dependency entry of `domain/Cargo.toml` turns on,
+/// following `workspace = true` to the root manifest.
+fn features(entry: &toml::Value, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let list = |v: &toml::Value| -> Vec<String> {
+        v.get("features")
+            .and_then(|f| f.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    found.extend(list(entry));
+    if entry.get("workspace").and_then(|w| w.as_bool()) == Some(true) {
+        let root = manifest("Cargo.toml");
+        let workspace_entry = &root["workspace"]["dependencies"][name];
+        found.extend(list(workspace_entry));
+        let defaults_off = workspace_entry
+            .get("default-features")
+            .and_then(|d| d.as_bool())
+            == Some(false);
+        if !defaults_off {
+            found.push("default".into());
+        }
+    }
+    found
+}
+
+#[test]
+fn domain_has_no_io_dependencies() {
+    let domain = manifest("domain/Cargo.toml");
+    let forbidden = [
+        "tokio",
+        "sqlx",
+        "async-nats",
+        "axum",
+        "hyper",
+        "reqwest",
+        "tower",
+        "tower-http",
+        "async-trait",
+        "futures",
+        "getrandom",
+        "rand",
+        "tempfile",
+        "tracing-subscriber",
+        "mio",
+        "proofline-commands",
+        "proofline-projections",
+        "proofline-api",
+    ];
+    for section in ["dependencies", "build-dependencies"] {
+        let Some(deps) = domain.get(section).and_then(|d| d.as_table()) else {
+            continue;
+        };
+        for (name, entry) in deps {
+            assert!(
+                !forbidden.contains(&name.as_str()),
+                "domain may not depend on {name}"
+            );
+            let features = features(entry, name);
+            match name.as_str() {
+                // The clock is what `domain` must never read.
+                "chrono" => assert!(
+                    !features
+                        .iter()
+                        .any(|f| f == "clock" || f == "now" || f == "default"),
+                    "domain's chrono must not have the clock: {features:?}"
+                ),
+                // v4 needs randomness and v7 the clock.
+                "uuid" => assert!(
+                    !features
+                        .iter()
+                        .any(|f| matches!(f.as_str(), "v1" | "v4" | "v6" | "v7" | "fast-rng")),
+                    "domain's uuid must not generate ids: {features:?}"
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn domain_sources_do_no_io_read_no_clock_and_draw_no_randomness() {
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::env",
+        "std::process",
+        "std::thread",
+        "std::io::stdin",
+        "SystemTime",
+        "Instant::now",
+        "Utc::now",
+        "Local::now",
+        "now_v7",
+        "new_v4",
+        "getrandom",
+        "tokio",
+        "async fn",
+        ".await",
+    ];
+    for file in rust_files(&root().join("domain")) {
+        let text = fs::read_to_string(&file).unwrap();
+        for word in forbidden {
+            assert!(!text.contains(word), "{} uses {word}", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_crate_opens_with_a_doc_and_a_layout() {
+    for lib in [
+        "src/lib.rs",
+        "domain/src/lib.rs",
+        "commands/src/lib.rs",
+        "projections/src/lib.rs",
+        "api/src/lib.rs",
+        "testkit/src/lib.rs",
+    ] {
+        let text = read(lib);
+        assert!(text.starts_with("//!"), "{lib} opens with a //! doc");
+        assert!(
+            text.contains("# Layout"),
+            "{lib} lists its modules under # Layout"
+        );
+    }
+}
+
+#[test]
+fn every_member_uses_the_workspace_lints() {
+    let root = manifest("Cargo.toml");
+    assert_eq!(
+        root["workspace"]["lints"]["rust"]["unsafe_code"].as_str(),
+        Some("forbid"),
+        "[workspace.lints] forbids unsafe code"
+    );
+    let members = root["workspace"]["members"].as_array().unwrap();
+    let mut manifests: Vec<String> = members
+        .iter()
+        .map(|m| format!("{}/Cargo.toml", m.as_str().unwrap()))
+        .collect();
+    manifests.push("Cargo.toml".into());
+    for path in manifests {
+        let m = manifest(&path);
+        assert_eq!(
+            m.get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(|w| w.as_bool()),
+            Some(true),
+            "{path} has [lints] workspace = true"
+        );
+    }
+}
+
+#[test]
+fn no_test_is_ignored_and_none_expects_a_panic() {
+    // Spelled in pieces so this file does not match itself.
+    let ignored = ["#[", "ignore"].concat();
+    let expects_panic = ["should", "_panic"].concat();
+    for file in rust_files(&root()) {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains(&ignored),
+            "{} has an ignored test",
+            file.display()
+        );
+        assert!(
+            !text.contains(&expects_panic),
+            "{} expects a panic",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn env_sample_lists_every_variable_without_a_secret() {
+    let sample = read(".env.sample");
+    let readme = read("README.md");
+    for (name, _) in proofline::config::VARIABLES {
+        assert!(
+            sample.contains(&format!("{name}=")),
+            ".env.sample lists {name}"
+        );
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README's table lists {name}"
+        );
+    }
+    for line in sample
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        panic!(".env.sample sets a value; it should only document: {line}");
+    }
+    // No password in any example URL, no API key.
+    for text in [&sample, &readme, &read("deploy/docker-compose.yml")] {
+        for word in text.split_whitespace() {
+            let has_password = word.contains("://")
+                && word.split("://").nth(1).is_some_and(|rest| {
+                    rest.split('@')
+                        .next()
+                        .is_some_and(|user| user.contains(':') && !user.contains('$'))
+                        && rest.contains('@')
+                });
+            assert!(!has_password, "a URL with a literal password: {word}");
+            let bare =
+                word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
+            assert!(
+                ApiKey::parse(bare).is_err(),
+                "an API key in the docs: {word}"
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_opens_with_the_two_commands() {
+    let readme = read("README.md");
+    let first_block = readme.split("```").nth(1).expect("a code block");
+    assert!(first_block.contains("cargo run --release"), "{first_block}");
+    assert!(first_block.contains("cargo test"), "{first_block}");
+    let before = readme.split("```").next().unwrap();
+    assert!(
+        before.lines().filter(|l| !l.trim().is_empty()).count() <= 1,
+        "the commands come first"
+    );
+}
+
+#[test]
+fn architecture_maps_every_top_level_folder() {
+    let architecture = read("ARCHITECTURE.md");
+    for folder in [
+        "domain/",
+        "commands/",
+        "projections/",
+        "api/",
+        "migrations/",
+        "deploy/",
+        "testkit/",
+    ] {
+        assert!(
+            architecture.contains(&format!("### `{folder}`")),
+            "ARCHITECTURE.md has a section for {folder}"
+        );
+        assert!(root().join(folder).is_dir(), "{folder} exists");
+    }
+}
