@@ -36,6 +36,9 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     report_operator_key(&store, &config).await?;
 
+    // Handlers first: a SIGTERM that arrives once we say we are listening
+    // must be a graceful stop, not the default action.
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -45,7 +48,7 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
     };
-    let served = serve(listener, router(state), shutdown_signal()).await;
+    let served = serve(listener, router(state), shutdown).await;
     tracing::info!("stopped accepting requests; finishing queued appends");
     store.close().await;
     served.context("the HTTP server failed")?;
@@ -74,21 +77,16 @@ async fn report_operator_key(store: &Arc<dyn EventStore>, config: &Config) -> an
     Ok(())
 }
 
-/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Installs the handlers now and returns a future that resolves on SIGTERM
+/// (what orchestrators send) or Ctrl-C.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = interrupt.recv() => tracing::info!("interrupt received; shutting down"),
         }
-    };
-    tokio::select! {
-        () = terminate => tracing::info!("SIGTERM received; shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
-    }
+    })
 }

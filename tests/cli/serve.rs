@@ -62,6 +62,18 @@ async fn serves_ready_on_the_embedded_store_and_stops_on_sigterm() {
     );
 }
 
+/// A SIGTERM that arrives the moment the service says it listens is a
+/// graceful stop, never the default action (killed by the signal).
+#[test]
+fn a_sigterm_right_after_start_is_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for attempt in 0..5 {
+        let (status, log) = Running::start(proofline(dir.path())).terminate();
+        assert!(status.success(), "attempt {attempt}: {status:?}\n{log}");
+        assert!(log.contains("stopped"), "attempt {attempt}:\n{log}");
+    }
+}
+
 #[test]
 fn bad_configuration_exits_2_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +207,7 @@ async fn serves_ready_on_postgres() {
     command.env("DATABASE_URL", database.url());
     let second = Running::start(command);
     let (status, log) = second.terminate();
-    assert!(status.success());
+    assert!(status.success(), "{status:?}\n{log}");
     assert!(
         log.contains("an operator API key is registered, but its file is not here"),
         "{log}"
