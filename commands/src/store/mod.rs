@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub mod error;
 pub(crate) mod plan;
 pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 pub mod tail;
 pub(crate) mod writer;

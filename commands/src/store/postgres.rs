@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use proofline_domain::ids::StreamId;
-use proofline_domain::log::{Envelope, EventHash, Timestamp, canonical_json};
+use proofline_domain::log::{Envelope, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::error::{OpenError, describe_connect_error};
 use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
+use super::rows::{canonical_texts, parse_hash, parse_stream, rows_of, to_i64, to_u64};
 use super::writer::{Committed, Committer, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
@@ -503,59 +504,6 @@ impl PgEventStore {
             .await?;
         Ok(elapsed)
     }
-}
-
-/// The canonical texts of stored envelopes, as the writer would have stored
-/// them (for the benchmark's raw inserts).
-pub(crate) fn canonical_texts(envelopes: &[Envelope]) -> Result<Vec<(String, String)>, StoreError> {
-    envelopes
-        .iter()
-        .map(|e| {
-            let data = canonical_json(&e.data).map_err(|err| StoreError::corrupt("data", err))?;
-            let metadata =
-                canonical_json(&e.metadata).map_err(|err| StoreError::corrupt("metadata", err))?;
-            Ok((data, metadata))
-        })
-        .collect()
-}
-
-pub(crate) fn rows_of<'a>(
-    envelopes: &'a [Envelope],
-    texts: &'a [(String, String)],
-) -> Vec<EventRow<'a>> {
-    envelopes
-        .iter()
-        .zip(texts)
-        .map(|(e, (data, metadata))| EventRow {
-            position: e.position,
-            event_id: e.event_id,
-            stream_id: &e.stream_id,
-            stream_version: e.stream_version,
-            event_type: &e.event_type,
-            schema_version: e.schema_version,
-            data,
-            metadata,
-            recorded_at: e.recorded_at,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-        })
-        .collect()
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|e| StoreError::corrupt(what, e))
-}
-
-fn parse_stream(value: String) -> Result<StreamId, StoreError> {
-    StreamId::parse(value).map_err(|e| StoreError::corrupt("stream_id", e))
-}
-
-fn parse_hash(value: String, what: &str) -> Result<EventHash, StoreError> {
-    value.parse().map_err(|e| StoreError::corrupt(what, e))
 }
 
 fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {

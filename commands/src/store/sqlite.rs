@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use proofline_domain::ids::StreamId;
-use proofline_domain::log::{Envelope, EventHash, Timestamp};
+use proofline_domain::log::{Envelope, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -25,7 +25,9 @@ use tokio::sync::watch;
 
 use super::error::{OpenError, describe_connect_error};
 use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
-use super::postgres::{canonical_texts, rows_of};
+use super::rows::{
+    canonical_texts, parse_hash, parse_stream, parse_time, parse_uuid, rows_of, to_i64, to_u64,
+};
 use super::writer::{Committed, Committer, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
@@ -323,32 +325,6 @@ async fn load_context(
 /// A JSON array to bind for `json_each`, which turns it into an IN list.
 fn json_array<T: serde::Serialize>(items: &[T]) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(|e| StoreError::InvalidAppend(e.to_string()))
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|e| StoreError::corrupt(what, e))
-}
-
-fn parse_stream(value: String) -> Result<StreamId, StoreError> {
-    StreamId::parse(value).map_err(|e| StoreError::corrupt("stream_id", e))
-}
-
-fn parse_hash(value: String, what: &str) -> Result<EventHash, StoreError> {
-    value.parse().map_err(|e| StoreError::corrupt(what, e))
-}
-
-fn parse_time(value: String, what: &str) -> Result<Timestamp, StoreError> {
-    Timestamp::parse(&value).map_err(|e| StoreError::corrupt(what, e))
-}
-
-fn parse_uuid(value: String) -> Result<uuid::Uuid, StoreError> {
-    value
-        .parse()
-        .map_err(|e| StoreError::corrupt("event_id", e))
 }
 
 fn envelope(row: &SqliteRow) -> Result<Envelope, StoreError> {
