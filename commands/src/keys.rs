@@ -14,11 +14,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proofline_domain::api_key::{ApiKey, KEY_MARKER};
 use proofline_domain::log::Metadata;
-use proofline_domain::operator::{self, OperatorKeyIssued};
+use proofline_domain::operator::{self, OperatorCommand, OperatorDecider};
+use proofline_domain::values::KeyPrefix;
 use secrecy::SecretString;
 
+use crate::handler::{self, CommandContext, CommandError, Decision};
 use crate::secret_file;
-use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, SecretWrite, StoreError};
+use crate::store::{EventStore, SecretWrite, StoreError};
 
 /// The secrets table's `kind` for API key hashes.
 pub const API_KEY_SECRET: &str = "api_key";
@@ -159,45 +161,60 @@ pub async fn ensure_operator_key(
 }
 
 async fn registered_operator_prefix(store: &dyn EventStore) -> Result<Option<String>, KeyError> {
-    let events = store.read_stream(&operator::stream_id(), 0, 1_000).await?;
-    Ok(events
-        .iter()
-        .rev()
-        .filter(|e| e.event_type == OperatorKeyIssued::TYPE)
-        .find_map(|e| serde_json::from_value::<OperatorKeyIssued>(e.data.clone()).ok())
-        .map(|issued| issued.key_prefix))
+    let loaded = handler::load::<OperatorDecider>(store, &operator::stream_id())
+        .await
+        .map_err(|e| KeyError::Hash(e.to_string()))?;
+    Ok(loaded.state.key_prefix.map(|p| p.as_str().to_owned()))
 }
 
 async fn register_operator_key(store: &Arc<dyn EventStore>, key: &ApiKey) -> Result<(), KeyError> {
+    let secret = hashed_key_secret(key).await?;
+    let context = CommandContext::now(Metadata {
+        actor: Some("system".into()),
+        ..Metadata::default()
+    });
+    let command = OperatorCommand::IssueKey {
+        key_prefix: KeyPrefix::from(key),
+    };
+    let result = handler::execute::<OperatorDecider, ()>(
+        store.as_ref(),
+        &operator::stream_id(),
+        &context,
+        |state| {
+            let events = handler::decide::<OperatorDecider>(&command, state, context.now)?;
+            Ok(Decision {
+                secrets: vec![secret.clone()],
+                ..Decision::events(events, ())
+            })
+        },
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(CommandError::Rejected { .. }) => Err(KeyError::Store(StoreError::Conflict {
+            stream_id: operator::stream_id(),
+            expected: crate::store::ExpectedVersion::NoStream,
+            actual: 1,
+        })),
+        Err(CommandError::Store(e)) => Err(KeyError::Store(e)),
+        Err(other) => Err(KeyError::Hash(other.to_string())),
+    }
+}
+
+/// The secrets-table row of a key: its argon2id hash (computed on the
+/// blocking pool) under the id its prefix gives.
+pub async fn hashed_key_secret(key: &ApiKey) -> Result<SecretWrite, KeyError> {
     let hashed = {
         let key = key.clone();
         tokio::task::spawn_blocking(move || hash_api_key(&key))
             .await
             .map_err(|e| KeyError::Hash(e.to_string()))??
     };
-    let event = NewEvent::from_payload(
-        OperatorKeyIssued::TYPE,
-        OperatorKeyIssued::SCHEMA_VERSION,
-        &OperatorKeyIssued {
-            key_prefix: key.prefix().to_owned(),
-        },
-    )?;
-    let request = AppendRequest::new(
-        operator::stream_id(),
-        ExpectedVersion::NoStream,
-        vec![event],
-    )
-    .with_metadata(Metadata {
-        actor: Some("system".into()),
-        ..Metadata::default()
-    })
-    .with_secret(SecretWrite {
+    Ok(SecretWrite {
         id: api_key_secret_id(key.prefix()),
         kind: API_KEY_SECRET.into(),
         material: SecretString::from(hashed),
-    });
-    store.append(request).await?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -18,11 +18,23 @@
 //!     durable ones that keep their position in the store.
 //! - [`migrate`]: the embedded migrations of each backend and the check that
 //!   refuses to run on a schema that is behind.
+//! - [`handler`]: load, decide, append, with retries on conflict; the one
+//!   way commands change state.
+//! - [`lenders`], [`auditors`]: the principals' commands.
+//! - [`auth`]: API keys to principals, with the cache that makes steady-state
+//!   authentication cost a hash and a lookup.
+//! - [`idempotency`]: idempotent answers, sealed into the secrets table with
+//!   the command's events.
 //! - [`keys`]: API key generation and argon2id hashing, and the operator key
 //!   created on first start.
 //! - [`signing`]: the service's Ed25519 signing key file.
 
+pub mod auditors;
+pub mod auth;
+pub mod handler;
+pub mod idempotency;
 pub mod keys;
+pub mod lenders;
 pub mod migrate;
 pub(crate) mod secret_file;
 pub mod signing;

@@ -52,6 +52,18 @@ impl ServiceKey {
         self.key.sign(message)
     }
 
+    /// A 256-bit key for another purpose, derived from this key's secret
+    /// with HKDF-SHA256 and `purpose` as the info string. Derived keys are
+    /// independent of each other and of the signing key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let hkdf =
+            hkdf::Hkdf::<Sha256>::new(Some(b"proofline key derivation v1"), self.key.as_bytes());
+        let mut out = [0u8; 32];
+        hkdf.expand(purpose.as_bytes(), &mut out)
+            .expect("32 bytes is a valid HKDF length");
+        out
+    }
+
     pub fn to_pem(&self) -> Result<String, KeyError> {
         let pem = self
             .key
@@ -110,6 +122,17 @@ mod tests {
         let signature = again.sign(b"message");
         assert!(first.verifying_key().verify(b"message", &signature).is_ok());
         assert!(!format!("{first:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_are_stable() {
+        let key = ServiceKey::generate().unwrap();
+        assert_eq!(key.derive_key("a"), key.derive_key("a"));
+        assert_ne!(key.derive_key("a"), key.derive_key("b"));
+        assert_ne!(
+            key.derive_key("a"),
+            ServiceKey::generate().unwrap().derive_key("a")
+        );
     }
 
     #[test]

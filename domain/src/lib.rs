@@ -8,12 +8,22 @@
 //! # Layout
 //!
 //! - [`ids`]: validated identifiers (stream ids, event type names).
+//! - [`values`]: validated values (names, contact emails, audiences, key
+//!   prefixes).
 //! - [`log`]: the event envelope, its canonical bytes (RFC 8785) and the
 //!   SHA-256 hash chain, with a verifier for a sequence of envelopes.
+//! - [`decider`]: the `Decider` shape of every aggregate, rejection kinds,
+//!   and how events are encoded for the log.
+//! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates.
+//! - [`principal`]: who is calling, and their role.
 //! - [`api_key`]: the public shape of API keys (prefix and secret part).
-//! - [`operator`]: the operator principal's events.
 
 pub mod api_key;
+pub mod auditor;
+pub mod decider;
 pub mod ids;
+pub mod lender;
 pub mod log;
 pub mod operator;
+pub mod principal;
+pub mod values;

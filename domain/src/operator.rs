@@ -6,20 +6,112 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::StreamId;
+use crate::log::Timestamp;
+use crate::values::KeyPrefix;
 
 /// The operator's stream id.
 pub fn stream_id() -> StreamId {
     StreamId::parse("operator").expect("a valid constant")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorKeyIssued {
-    pub key_prefix: String,
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperatorCommand {
+    IssueKey { key_prefix: KeyPrefix },
 }
 
-impl OperatorKeyIssued {
-    pub const TYPE: &'static str = "OperatorKeyIssued";
-    pub const SCHEMA_VERSION: u32 = 1;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum OperatorEvent {
+    OperatorKeyIssued { key_prefix: KeyPrefix },
+}
+
+impl EventSchema for OperatorEvent {}
+
+/// The operator's current key, once issued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Operator {
+    pub key_prefix: Option<KeyPrefix>,
+}
+
+impl Operator {
+    pub fn key_is_valid(&self, prefix: &str) -> bool {
+        self.key_prefix
+            .as_ref()
+            .is_some_and(|p| p.as_str() == prefix)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorError {
+    #[error("the operator key is already issued")]
+    AlreadyIssued,
+}
+
+impl Rejection for OperatorError {
+    fn kind(&self) -> RejectionKind {
+        RejectionKind::Conflict
+    }
+}
+
+pub struct OperatorDecider;
+
+impl Decider for OperatorDecider {
+    type Command = OperatorCommand;
+    type Event = OperatorEvent;
+    type State = Operator;
+    type Error = OperatorError;
+
+    fn decide(
+        command: &OperatorCommand,
+        state: &Operator,
+        _now: Timestamp,
+    ) -> Result<Vec<OperatorEvent>, OperatorError> {
+        match command {
+            OperatorCommand::IssueKey { key_prefix } => {
+                if state.key_prefix.is_some() {
+                    return Err(OperatorError::AlreadyIssued);
+                }
+                Ok(vec![OperatorEvent::OperatorKeyIssued {
+                    key_prefix: key_prefix.clone(),
+                }])
+            }
+        }
+    }
+
+    fn evolve(mut state: Operator, event: &OperatorEvent) -> Operator {
+        match event {
+            OperatorEvent::OperatorKeyIssued { key_prefix } => {
+                state.key_prefix = Some(key_prefix.clone())
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decider::spec::given;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn the_operator_key_is_issued_once() {
+        let now = Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000, 0).unwrap());
+        let issue = || OperatorCommand::IssueKey {
+            key_prefix: KeyPrefix::parse("0123456789abcdef").unwrap(),
+        };
+        let events = given::<OperatorDecider>(&[]).when(issue(), now).unwrap();
+        // The wire shape shipped in the first release: {"key_prefix": "..."}.
+        assert_eq!(
+            events[0].encode().data,
+            serde_json::json!({"key_prefix": "0123456789abcdef"})
+        );
+        assert!(OperatorDecider::fold(&events).key_is_valid("0123456789abcdef"));
+        assert_eq!(
+            given::<OperatorDecider>(&events).when(issue(), now),
+            Err(OperatorError::AlreadyIssued)
+        );
+    }
 }

@@ -136,8 +136,19 @@ pub struct AppendRequest {
     pub stream_id: StreamId,
     pub expected: ExpectedVersion,
     pub events: Vec<NewEvent>,
+    /// Appends to other streams that commit with this one or not at all
+    /// (such as the reservation of a unique contact email).
+    pub also: Vec<StreamAppend>,
     pub metadata: Metadata,
     pub secrets: Vec<SecretWrite>,
+}
+
+/// One more stream of an atomic append.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream_id: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
 }
 
 impl AppendRequest {
@@ -146,9 +157,41 @@ impl AppendRequest {
             stream_id,
             expected,
             events,
+            also: Vec::new(),
             metadata: Metadata::default(),
             secrets: Vec::new(),
         }
+    }
+
+    /// Adds a stream that must accept its events in the same atomic append:
+    /// if any stream's expected version fails, nothing is stored.
+    pub fn also(
+        mut self,
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        self.also.push(StreamAppend {
+            stream_id,
+            expected,
+            events,
+        });
+        self
+    }
+
+    /// Every stream of the append, the primary one first.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = (&StreamId, ExpectedVersion, &[NewEvent])> {
+        std::iter::once((&self.stream_id, self.expected, self.events.as_slice())).chain(
+            self.also
+                .iter()
+                .map(|p| (&p.stream_id, p.expected, p.events.as_slice())),
+        )
+    }
+
+    /// Every event of the append with its stream, in position order.
+    pub(crate) fn all_events(&self) -> impl Iterator<Item = (&StreamId, &NewEvent)> {
+        self.parts()
+            .flat_map(|(stream, _, events)| events.iter().map(move |e| (stream, e)))
     }
 
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
@@ -167,11 +210,15 @@ impl AppendRequest {
     /// writer, which holds the log's lock, only has to splice and hash.
     pub(crate) fn prepare(self) -> Result<Prepared, StoreError> {
         let invalid = |m: String| Err(StoreError::InvalidAppend(m));
-        if self.events.is_empty() {
-            return invalid("an append needs at least one event".into());
+        if self.parts().any(|(_, _, events)| events.is_empty()) {
+            return invalid("every stream of an append needs at least one event".into());
         }
-        if self.events.len() > MAX_EVENTS_PER_APPEND {
+        if self.all_events().count() > MAX_EVENTS_PER_APPEND {
             return invalid(format!("at most {MAX_EVENTS_PER_APPEND} events per append"));
+        }
+        let mut streams = std::collections::HashSet::new();
+        if !self.parts().all(|(stream, _, _)| streams.insert(stream)) {
+            return invalid("a stream appears twice in one append".into());
         }
         if self.secrets.len() > MAX_SECRETS_PER_APPEND {
             return invalid(format!(
@@ -179,8 +226,8 @@ impl AppendRequest {
             ));
         }
         let mut ids = std::collections::HashSet::new();
-        let mut data = Vec::with_capacity(self.events.len());
-        for event in &self.events {
+        let mut data = Vec::new();
+        for (_, event) in self.all_events() {
             if !ids.insert(event.event_id) {
                 return invalid(format!("event id {} appears twice", event.event_id));
             }
@@ -234,8 +281,8 @@ impl AppendRequest {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub request: AppendRequest,
-    /// The JCS text of each event's data, in order; this is what is hashed
-    /// and what is stored.
+    /// The JCS text of each event's data, in `all_events` order; this is
+    /// what is hashed and what is stored.
     pub data: Vec<String>,
     /// The JCS text of the metadata.
     pub metadata: String,
@@ -268,7 +315,7 @@ pub struct SecretRecord {
     pub kind: String,
     pub stream_id: StreamId,
     pub material: SecretString,
-    /// Position of the first event of the append that wrote it.
+    /// Position of the last event of the append that wrote it.
     pub position: u64,
     pub created_at: Timestamp,
 }
@@ -302,6 +349,10 @@ pub trait EventStore: Send + Sync + 'static {
     fn watch_head(&self) -> watch::Receiver<u64>;
 
     async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Removes a secret (an expired idempotency record, a revoked key's
+    /// hash). Events are never removed; secrets may be.
+    async fn delete_secret(&self, id: &str) -> Result<(), StoreError>;
 
     /// The saved position of a durable subscription (0 when never saved).
     async fn consumer_position(&self, name: &str) -> Result<u64, StoreError>;

@@ -85,12 +85,15 @@ pub(crate) struct Keys {
 
 pub(crate) fn keys(batch: &[Prepared]) -> Keys {
     let batch: Vec<_> = batch.iter().map(|p| &p.request).collect();
-    let mut streams: Vec<String> = batch.iter().map(|r| r.stream_id.to_string()).collect();
+    let mut streams: Vec<String> = batch
+        .iter()
+        .flat_map(|r| r.parts().map(|(s, _, _)| s.to_string()))
+        .collect();
     streams.sort_unstable();
     streams.dedup();
     let event_ids = batch
         .iter()
-        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .flat_map(|r| r.all_events().map(|(_, e)| e.event_id))
         .collect();
     let secret_ids = batch
         .iter()
@@ -120,41 +123,53 @@ pub(crate) fn plan(mut ctx: Context, batch: &[Prepared], now: Timestamp) -> Plan
 
     for prepared in batch {
         let request = &prepared.request;
-        let stored: Vec<&StoredEvent> = request
-            .events
+        let events: Vec<(&StreamId, &super::NewEvent)> = request.all_events().collect();
+        let stored: Vec<&StoredEvent> = events
             .iter()
-            .filter_map(|e| ctx.stored_events.get(&e.event_id))
+            .filter_map(|(_, e)| ctx.stored_events.get(&e.event_id))
             .collect();
         if !stored.is_empty() {
-            let same_append = stored.len() == request.events.len()
-                && stored.iter().all(|s| s.stream_id == request.stream_id);
+            let same_append = stored.len() == events.len()
+                && events.iter().all(|(stream, e)| {
+                    ctx.stored_events
+                        .get(&e.event_id)
+                        .is_some_and(|s| s.stream_id == **stream)
+                });
             outcomes.push(if same_append {
                 Ok(AppendOutcome {
                     stream_id: request.stream_id.clone(),
                     first_position: stored.iter().map(|s| s.position).min().unwrap_or(0),
                     last_position: stored.iter().map(|s| s.position).max().unwrap_or(0),
-                    stream_version: stored.iter().map(|s| s.stream_version).max().unwrap_or(0),
+                    stream_version: stored
+                        .iter()
+                        .filter(|s| s.stream_id == request.stream_id)
+                        .map(|s| s.stream_version)
+                        .max()
+                        .unwrap_or(0),
                     already_stored: true,
                 })
             } else {
-                let event_id = request
-                    .events
+                let event_id = events
                     .iter()
-                    .find(|e| ctx.stored_events.contains_key(&e.event_id))
-                    .map(|e| e.event_id)
+                    .find(|(_, e)| ctx.stored_events.contains_key(&e.event_id))
+                    .map(|(_, e)| e.event_id)
                     .unwrap_or_default();
                 Err(StoreError::DuplicateEventId { event_id })
             });
             continue;
         }
 
-        let current = ctx.versions.get(&request.stream_id).copied().unwrap_or(0);
-        if !request.expected.accepts(current) {
-            outcomes.push(Err(StoreError::Conflict {
-                stream_id: request.stream_id.clone(),
-                expected: request.expected,
+        // Every stream must accept, or the whole append is refused.
+        let conflict = request.parts().find_map(|(stream, expected, _)| {
+            let current = ctx.versions.get(stream).copied().unwrap_or(0);
+            (!expected.accepts(current)).then(|| StoreError::Conflict {
+                stream_id: stream.clone(),
+                expected,
                 actual: current,
-            }));
+            })
+        });
+        if let Some(conflict) = conflict {
+            outcomes.push(Err(conflict));
             continue;
         }
 
@@ -170,60 +185,68 @@ pub(crate) fn plan(mut ctx: Context, batch: &[Prepared], now: Timestamp) -> Plan
         }
 
         let first_position = position + 1;
-        let mut version = current;
-        for (event, data) in request.events.iter().zip(&prepared.data) {
-            position += 1;
-            version += 1;
-            let hash = HashInput {
-                position,
-                event_id: &event.event_id,
-                stream_id: request.stream_id.as_str(),
-                stream_version: version,
-                event_type: &event.event_type,
-                schema_version: event.schema_version,
-                canonical_data: data,
-                canonical_metadata: &prepared.metadata,
-                recorded_at: &recorded_at,
-                prev_hash: &prev_hash,
-            }
-            .hash();
-            rows.push(EventRow {
-                position,
-                event_id: event.event_id,
-                stream_id: &request.stream_id,
-                stream_version: version,
-                event_type: &event.event_type,
-                schema_version: event.schema_version,
-                data,
-                metadata: &prepared.metadata,
-                recorded_at,
-                prev_hash,
-                hash,
-            });
-            prev_hash = hash;
-            ctx.stored_events.insert(
-                event.event_id,
-                StoredEvent {
+        let mut primary_version = 0;
+        let mut texts = prepared.data.iter();
+        for (part, (stream, _, part_events)) in request.parts().enumerate() {
+            let mut version = ctx.versions.get(stream).copied().unwrap_or(0);
+            for event in part_events {
+                let data = texts.next().expect("prepare made one text per event");
+                position += 1;
+                version += 1;
+                let hash = HashInput {
                     position,
-                    stream_id: request.stream_id.clone(),
+                    event_id: &event.event_id,
+                    stream_id: stream.as_str(),
                     stream_version: version,
-                },
-            );
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    canonical_data: data,
+                    canonical_metadata: &prepared.metadata,
+                    recorded_at: &recorded_at,
+                    prev_hash: &prev_hash,
+                }
+                .hash();
+                rows.push(EventRow {
+                    position,
+                    event_id: event.event_id,
+                    stream_id: stream,
+                    stream_version: version,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    data,
+                    metadata: &prepared.metadata,
+                    recorded_at,
+                    prev_hash,
+                    hash,
+                });
+                prev_hash = hash;
+                ctx.stored_events.insert(
+                    event.event_id,
+                    StoredEvent {
+                        position,
+                        stream_id: stream.clone(),
+                        stream_version: version,
+                    },
+                );
+            }
+            ctx.versions.insert(stream.clone(), version);
+            if part == 0 {
+                primary_version = version;
+            }
         }
-        ctx.versions.insert(request.stream_id.clone(), version);
         for secret in &request.secrets {
             ctx.taken_secret_ids.insert(secret.id.clone());
             secrets.push(SecretRow {
                 secret,
                 stream_id: &request.stream_id,
-                position: first_position,
+                position,
             });
         }
         outcomes.push(Ok(AppendOutcome {
             stream_id: request.stream_id.clone(),
             first_position,
             last_position: position,
-            stream_version: version,
+            stream_version: primary_version,
             already_stored: false,
         }));
     }
@@ -305,6 +328,40 @@ mod tests {
                 first.stream_version
             ),
             (3, 5, 3)
+        );
+    }
+
+    #[test]
+    fn a_multi_stream_append_is_all_or_nothing() {
+        let both = req(1, ExpectedVersion::NoStream, 1).also(
+            stream(2),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Tested", 1, json!({}))],
+        );
+        let again = req(3, ExpectedVersion::NoStream, 1).also(
+            stream(2),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("Tested", 1, json!({}))],
+        );
+        let batch = prepared(vec![both, again]);
+        let plan = plan(Context::default(), &batch, t(0));
+        let outcome = plan.outcomes[0].as_ref().unwrap();
+        assert_eq!(
+            (
+                outcome.first_position,
+                outcome.last_position,
+                outcome.stream_version
+            ),
+            (1, 2, 1)
+        );
+        assert!(
+            matches!(&plan.outcomes[1], Err(StoreError::Conflict { stream_id, actual: 1, .. }) if *stream_id == stream(2))
+        );
+        let streams: Vec<&str> = plan.rows.iter().map(|r| r.stream_id.as_str()).collect();
+        assert_eq!(
+            streams,
+            vec![stream(1).as_str(), stream(2).as_str()],
+            "stream 3 got nothing"
         );
     }
 
@@ -409,7 +466,10 @@ mod tests {
         ]);
         let plan = plan(ctx, &batch, t(0));
         assert_eq!(plan.secrets.len(), 1);
-        assert_eq!(plan.secrets[0].position, 1);
+        assert_eq!(
+            plan.secrets[0].position, 1,
+            "the last position of its append"
+        );
         assert!(
             matches!(&plan.outcomes[1], Err(StoreError::SecretIdTaken { id }) if id == "taken")
         );

@@ -596,6 +596,14 @@ impl EventStore for PgEventStore {
         .transpose()
     }
 
+    async fn delete_secret(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM secrets WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn consumer_position(&self, name: &str) -> Result<u64, StoreError> {
         let position: Option<i64> =
             sqlx::query_scalar("SELECT position FROM consumer_positions WHERE name = $1")

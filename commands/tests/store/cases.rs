@@ -723,3 +723,79 @@ pub async fn two_writers_share_one_log(h: &impl Harness) {
         store.close().await;
     }
 }
+
+/// An append to several streams (a registration and the reservation of its
+/// unique email) stores all of its events or none, and of many concurrent
+/// appends reserving one stream exactly one wins.
+pub async fn multi_stream_appends_are_atomic(h: &impl Harness) {
+    let store = h.open().await;
+    let reservation = stream("reserved");
+    let (first, second) = (stream("first"), stream("second"));
+    let both = append(&first, ExpectedVersion::NoStream, 1).also(
+        reservation.clone(),
+        ExpectedVersion::NoStream,
+        vec![event(2)],
+    );
+    let outcome = store.append(both).await.unwrap();
+    assert_eq!(
+        (
+            outcome.first_position,
+            outcome.last_position,
+            outcome.stream_version
+        ),
+        (1, 2, 1)
+    );
+
+    let refused = append(&second, ExpectedVersion::NoStream, 3).also(
+        reservation.clone(),
+        ExpectedVersion::NoStream,
+        vec![event(4)],
+    );
+    match store.append(refused).await {
+        Err(StoreError::Conflict {
+            stream_id,
+            actual: 1,
+            ..
+        }) => assert_eq!(stream_id, reservation),
+        other => panic!("expected a conflict on the reservation, got {other:?}"),
+    }
+    assert!(
+        store.read_stream(&second, 0, 10).await.unwrap().is_empty(),
+        "nothing of a refused append is stored"
+    );
+
+    let contested = stream("contested");
+    let barrier = Arc::new(Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|n| {
+            let (store, contested, barrier) = (store.clone(), contested.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let own = stream(&format!("claimant{n}"));
+                barrier.wait().await;
+                let request = append(&own, ExpectedVersion::NoStream, n).also(
+                    contested,
+                    ExpectedVersion::NoStream,
+                    vec![event(n)],
+                );
+                (own, store.append(request).await)
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        let (own, result) = task.await.unwrap();
+        let stored = store.read_stream(&own, 0, 10).await.unwrap().len();
+        match result {
+            Ok(_) => {
+                winners += 1;
+                assert_eq!(stored, 1);
+            }
+            Err(StoreError::Conflict { .. }) => assert_eq!(stored, 0, "a loser stored nothing"),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.read_stream(&contested, 0, 10).await.unwrap().len(), 1);
+    assert_intact_chain(&all_events(store.as_ref()).await);
+    store.close().await;
+}

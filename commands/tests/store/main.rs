@@ -27,6 +27,7 @@ macro_rules! store_contract_suite {
                 head_and_metadata,
                 invalid_appends_are_refused,
                 two_writers_share_one_log,
+                multi_stream_appends_are_atomic,
             );
         }
     };

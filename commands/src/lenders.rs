@@ -1,0 +1,200 @@
+//! The lender commands: register, rotate and revoke keys, deactivate and
+//! reactivate.
+//!
+//! Every function takes a `seal`: it turns what the command decided into
+//! secrets written in the same transaction as the events (the HTTP layer
+//! uses it for idempotent answers). [`no_seal`] writes none.
+
+use proofline_domain::api_key::ApiKey;
+use proofline_domain::decider::EventSchema;
+use proofline_domain::decider::RejectionKind;
+use proofline_domain::lender::{
+    GracePeriod, Lender, LenderCommand, LenderDecider, LenderId, LenderState, ReservationEvent,
+};
+use proofline_domain::log::Timestamp;
+use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name};
+use uuid::Uuid;
+
+use crate::handler::{self, CommandContext, CommandError, Decision, Done};
+use crate::keys::{self, KeyError};
+use crate::store::{EventStore, ExpectedVersion, NewEvent, SecretWrite};
+
+/// Extra secrets from a command's decided value.
+pub type Seal<'a, V> = &'a (dyn Fn(&V) -> Result<Vec<SecretWrite>, CommandError> + Send + Sync);
+
+/// A seal that adds nothing.
+pub fn no_seal<V>(_: &V) -> Result<Vec<SecretWrite>, CommandError> {
+    Ok(Vec::new())
+}
+
+/// A freshly generated API key and the secrets row of its hash.
+#[derive(Clone)]
+pub struct NewKey {
+    pub api_key: ApiKey,
+    pub(crate) secret: SecretWrite,
+}
+
+impl NewKey {
+    /// A key from the OS random source, hashed with argon2id on the blocking
+    /// pool.
+    pub async fn generate() -> Result<Self, KeyError> {
+        let api_key = keys::generate_api_key()?;
+        let secret = keys::hashed_key_secret(&api_key).await?;
+        Ok(Self { api_key, secret })
+    }
+
+    pub fn prefix(&self) -> KeyPrefix {
+        KeyPrefix::from(&self.api_key)
+    }
+}
+
+/// What a registration decided.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub lender_id: LenderId,
+    pub audience: Audience,
+}
+
+pub struct Registration {
+    pub name: Name,
+    pub contact_email: ContactEmail,
+    pub audience: Option<Audience>,
+}
+
+pub async fn register(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    registration: &Registration,
+    key: &NewKey,
+    seal: Seal<'_, Registered>,
+) -> Result<Done<Registered>, CommandError> {
+    let lender_id = LenderId::from_uuid(Uuid::now_v7());
+    let audience = registration
+        .audience
+        .clone()
+        .unwrap_or_else(|| proofline_domain::lender::default_audience(lender_id));
+    let command = LenderCommand::Register {
+        lender_id,
+        name: registration.name.clone(),
+        contact_email: registration.contact_email.clone(),
+        audience: audience.clone(),
+        key_prefix: key.prefix(),
+    };
+    let reservation = registration.contact_email.reservation_stream();
+    let result = handler::execute::<LenderDecider, Registered>(
+        store,
+        &lender_id.stream_id(),
+        context,
+        |state| {
+            let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
+            let reserved = ReservationEvent::ContactEmailReserved { lender_id }.encode();
+            let value = Registered {
+                lender_id,
+                audience: audience.clone(),
+            };
+            let mut secrets = vec![key.secret.clone()];
+            secrets.extend(seal(&value)?);
+            Ok(Decision {
+                events,
+                also: vec![(
+                    reservation.clone(),
+                    ExpectedVersion::NoStream,
+                    vec![NewEvent::new(
+                        reserved.event_type,
+                        reserved.schema_version,
+                        reserved.data,
+                    )],
+                )],
+                secrets,
+                value,
+            })
+        },
+    )
+    .await;
+    match result {
+        Err(CommandError::Taken { stream_id }) if stream_id == reservation => {
+            Err(CommandError::Rejected {
+                kind: RejectionKind::Conflict,
+                message: "contact_email is already registered to a lender".into(),
+            })
+        }
+        other => other,
+    }
+}
+
+/// The lender's state now, read from its stream (the write side).
+pub async fn get(
+    store: &dyn EventStore,
+    lender_id: LenderId,
+) -> Result<Option<Lender>, CommandError> {
+    match handler::load::<LenderDecider>(store, &lender_id.stream_id())
+        .await?
+        .state
+    {
+        LenderState::Registered(lender) => Ok(Some(lender)),
+        LenderState::Unregistered => Ok(None),
+    }
+}
+
+/// What a rotation decided.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub previous_key_valid_until: Timestamp,
+}
+
+pub async fn rotate_key(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    lender_id: LenderId,
+    using: KeyPrefix,
+    grace: GracePeriod,
+    key: &NewKey,
+    seal: Seal<'_, Rotated>,
+) -> Result<Done<Rotated>, CommandError> {
+    let command = LenderCommand::RotateKey {
+        new_prefix: key.prefix(),
+        grace,
+        using,
+    };
+    handler::execute::<LenderDecider, Rotated>(store, &lender_id.stream_id(), context, |state| {
+        let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
+        let previous_key_valid_until = events
+            .iter()
+            .find_map(|e| match e {
+                proofline_domain::lender::LenderEvent::ApiKeyRotated {
+                    previous_valid_until,
+                    ..
+                } => Some(*previous_valid_until),
+                _ => None,
+            })
+            .unwrap_or(context.now);
+        let value = Rotated {
+            previous_key_valid_until,
+        };
+        let mut secrets = vec![key.secret.clone()];
+        secrets.extend(seal(&value)?);
+        Ok(Decision {
+            secrets,
+            ..Decision::events(events, value)
+        })
+    })
+    .await
+}
+
+/// Runs a lender command whose answer is only its position.
+pub async fn run(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    lender_id: LenderId,
+    command: LenderCommand,
+    seal: Seal<'_, ()>,
+) -> Result<Done<()>, CommandError> {
+    handler::execute::<LenderDecider, ()>(store, &lender_id.stream_id(), context, |state| {
+        let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
+        Ok(Decision {
+            secrets: seal(&())?,
+            ..Decision::events(events, ())
+        })
+    })
+    .await
+}

@@ -1,0 +1,755 @@
+//! The Lender aggregate: registration, API keys (rotation with a grace
+//! period, revocation), activation.
+//!
+//! Invariants, all in [`LenderDecider::decide`]:
+//! - a lender registers once;
+//! - only an active lender rotates, and only with its current key;
+//! - at most one previous key, valid until its grace ends (at most 7 days);
+//!   a second rotation replaces it;
+//! - revoking ends the previous key now; the current key cannot be revoked,
+//!   only rotated away;
+//! - deactivation and reactivation each need the opposite state.
+//!
+//! Contact emails are unique across lenders. That is not a rule of one
+//! lender's stream: the command handler appends, in the same atomic append,
+//! a reservation to the stream [`ContactEmail::reservation_stream`] with
+//! `no_stream`, so the store's concurrency control enforces it.
+
+use std::fmt;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
+use crate::ids::StreamId;
+use crate::log::Timestamp;
+use crate::values::{Audience, ContactEmail, KeyPrefix, Name};
+
+/// The longest grace a rotated key keeps.
+pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+/// The grace when the lender names none.
+pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LenderId(Uuid);
+
+impl LenderId {
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    pub fn stream_id(&self) -> StreamId {
+        StreamId::new("lender", self.0).expect("a UUID makes a valid stream id")
+    }
+
+    /// The lender a `lender-<uuid>` stream belongs to.
+    pub fn from_stream(stream: &StreamId) -> Option<Self> {
+        let rest = stream.as_str().strip_prefix("lender-")?;
+        rest.parse().ok().map(Self)
+    }
+}
+
+impl fmt::Display for LenderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The audience given to a lender that names none.
+pub fn default_audience(id: LenderId) -> Audience {
+    Audience::parse(&format!("urn:proofline:lender:{id}")).expect("a valid audience")
+}
+
+/// A grace period: 0 to 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracePeriod(u64);
+
+impl GracePeriod {
+    pub fn seconds(seconds: u64) -> Result<Self, LenderError> {
+        if seconds > MAX_GRACE_SECONDS {
+            return Err(LenderError::GraceTooLong {
+                max_seconds: MAX_GRACE_SECONDS,
+            });
+        }
+        Ok(Self(seconds))
+    }
+
+    pub fn as_seconds(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for GracePeriod {
+    fn default() -> Self {
+        Self(DEFAULT_GRACE_SECONDS)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LenderCommand {
+    Register {
+        lender_id: LenderId,
+        name: Name,
+        contact_email: ContactEmail,
+        audience: Audience,
+        key_prefix: KeyPrefix,
+    },
+    RotateKey {
+        new_prefix: KeyPrefix,
+        grace: GracePeriod,
+        using: KeyPrefix,
+    },
+    RevokeKey {
+        prefix: KeyPrefix,
+        using: KeyPrefix,
+    },
+    Deactivate,
+    Reactivate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum LenderEvent {
+    LenderRegistered {
+        lender_id: LenderId,
+        name: Name,
+        contact_email: ContactEmail,
+        audience: Audience,
+    },
+    ApiKeyIssued {
+        key_prefix: KeyPrefix,
+        issued_at: Timestamp,
+    },
+    ApiKeyRotated {
+        new_prefix: KeyPrefix,
+        issued_at: Timestamp,
+        previous_prefix: KeyPrefix,
+        previous_valid_until: Timestamp,
+        /// The key that was still in its grace and is replaced now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropped_prefix: Option<KeyPrefix>,
+    },
+    ApiKeyRevoked {
+        key_prefix: KeyPrefix,
+        revoked_at: Timestamp,
+    },
+    LenderDeactivated {
+        deactivated_at: Timestamp,
+    },
+    LenderReactivated {
+        reactivated_at: Timestamp,
+    },
+}
+
+impl EventSchema for LenderEvent {}
+
+/// The event of the email reservation stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    ContactEmailReserved { lender_id: LenderId },
+}
+
+impl EventSchema for ReservationEvent {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub prefix: KeyPrefix,
+    pub issued_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousKey {
+    pub prefix: KeyPrefix,
+    pub issued_at: Timestamp,
+    pub valid_until: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lender {
+    pub id: LenderId,
+    pub name: Name,
+    pub contact_email: ContactEmail,
+    pub audience: Audience,
+    pub active: bool,
+    /// Set by the `ApiKeyIssued` that always follows registration.
+    pub current_key: Option<Key>,
+    pub previous_key: Option<PreviousKey>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LenderState {
+    #[default]
+    Unregistered,
+    Registered(Lender),
+}
+
+/// Whether a key authenticates its lender at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyValidity {
+    /// Valid; `until` is the end of its grace for a previous key.
+    Valid { until: Option<Timestamp> },
+    /// The lender is deactivated.
+    Inactive,
+    /// Rotated away and past its grace, or revoked, or never this lender's.
+    Invalid,
+}
+
+impl Lender {
+    fn is_current(&self, prefix: &KeyPrefix) -> bool {
+        self.current_key
+            .as_ref()
+            .is_some_and(|k| k.prefix == *prefix)
+    }
+
+    pub fn key_validity(&self, prefix: &str, now: Timestamp) -> KeyValidity {
+        if !self.active {
+            return KeyValidity::Inactive;
+        }
+        if self
+            .current_key
+            .as_ref()
+            .is_some_and(|k| k.prefix.as_str() == prefix)
+        {
+            return KeyValidity::Valid { until: None };
+        }
+        match &self.previous_key {
+            Some(previous) if previous.prefix.as_str() == prefix && previous.valid_until > now => {
+                KeyValidity::Valid {
+                    until: Some(previous.valid_until),
+                }
+            }
+            _ => KeyValidity::Invalid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LenderError {
+    #[error("the lender is already registered")]
+    AlreadyRegistered,
+    #[error("no such lender")]
+    NotFound,
+    #[error("the lender is deactivated")]
+    Deactivated,
+    #[error("the lender is already active")]
+    AlreadyActive,
+    #[error("the lender is already deactivated")]
+    AlreadyDeactivated,
+    #[error("only the current key may rotate or revoke keys")]
+    NotCurrentKey,
+    #[error("the grace period is at most {max_seconds} seconds")]
+    GraceTooLong { max_seconds: u64 },
+    #[error("the current key cannot be revoked; rotate it first")]
+    CannotRevokeCurrentKey,
+    #[error("no such key in its grace period")]
+    KeyNotFound,
+}
+
+impl Rejection for LenderError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            LenderError::AlreadyRegistered
+            | LenderError::Deactivated
+            | LenderError::AlreadyActive
+            | LenderError::AlreadyDeactivated
+            | LenderError::CannotRevokeCurrentKey => RejectionKind::Conflict,
+            LenderError::NotFound | LenderError::KeyNotFound => RejectionKind::NotFound,
+            LenderError::NotCurrentKey => RejectionKind::Forbidden,
+            LenderError::GraceTooLong { .. } => RejectionKind::Invalid,
+        }
+    }
+}
+
+pub struct LenderDecider;
+
+impl Decider for LenderDecider {
+    type Command = LenderCommand;
+    type Event = LenderEvent;
+    type State = LenderState;
+    type Error = LenderError;
+
+    fn decide(
+        command: &LenderCommand,
+        state: &LenderState,
+        now: Timestamp,
+    ) -> Result<Vec<LenderEvent>, LenderError> {
+        let lender = match (command, state) {
+            (
+                LenderCommand::Register {
+                    lender_id,
+                    name,
+                    contact_email,
+                    audience,
+                    key_prefix,
+                },
+                LenderState::Unregistered,
+            ) => {
+                return Ok(vec![
+                    LenderEvent::LenderRegistered {
+                        lender_id: *lender_id,
+                        name: name.clone(),
+                        contact_email: contact_email.clone(),
+                        audience: audience.clone(),
+                    },
+                    LenderEvent::ApiKeyIssued {
+                        key_prefix: key_prefix.clone(),
+                        issued_at: now,
+                    },
+                ]);
+            }
+            (LenderCommand::Register { .. }, LenderState::Registered(_)) => {
+                return Err(LenderError::AlreadyRegistered);
+            }
+            (_, LenderState::Unregistered) => return Err(LenderError::NotFound),
+            (_, LenderState::Registered(lender)) => lender,
+        };
+        match command {
+            LenderCommand::Register { .. } => Err(LenderError::AlreadyRegistered),
+            LenderCommand::RotateKey {
+                new_prefix,
+                grace,
+                using,
+            } => {
+                if !lender.active {
+                    return Err(LenderError::Deactivated);
+                }
+                let Some(current) = lender
+                    .current_key
+                    .as_ref()
+                    .filter(|_| lender.is_current(using))
+                else {
+                    return Err(LenderError::NotCurrentKey);
+                };
+                let grace =
+                    Duration::seconds(i64::try_from(grace.as_seconds()).unwrap_or(i64::MAX));
+                let valid_until = Timestamp::from_datetime(now.as_datetime() + grace);
+                let dropped_prefix = lender
+                    .previous_key
+                    .as_ref()
+                    .filter(|p| p.valid_until > now)
+                    .map(|p| p.prefix.clone());
+                Ok(vec![LenderEvent::ApiKeyRotated {
+                    new_prefix: new_prefix.clone(),
+                    issued_at: now,
+                    previous_prefix: current.prefix.clone(),
+                    previous_valid_until: valid_until,
+                    dropped_prefix,
+                }])
+            }
+            LenderCommand::RevokeKey { prefix, using } => {
+                if !lender.is_current(using) {
+                    return Err(LenderError::NotCurrentKey);
+                }
+                if lender.is_current(prefix) {
+                    return Err(LenderError::CannotRevokeCurrentKey);
+                }
+                match &lender.previous_key {
+                    Some(previous) if previous.prefix == *prefix && previous.valid_until > now => {
+                        Ok(vec![LenderEvent::ApiKeyRevoked {
+                            key_prefix: prefix.clone(),
+                            revoked_at: now,
+                        }])
+                    }
+                    _ => Err(LenderError::KeyNotFound),
+                }
+            }
+            LenderCommand::Deactivate => {
+                if !lender.active {
+                    return Err(LenderError::AlreadyDeactivated);
+                }
+                Ok(vec![LenderEvent::LenderDeactivated {
+                    deactivated_at: now,
+                }])
+            }
+            LenderCommand::Reactivate => {
+                if lender.active {
+                    return Err(LenderError::AlreadyActive);
+                }
+                Ok(vec![LenderEvent::LenderReactivated {
+                    reactivated_at: now,
+                }])
+            }
+        }
+    }
+
+    fn evolve(state: LenderState, event: &LenderEvent) -> LenderState {
+        match (state, event) {
+            (
+                LenderState::Unregistered,
+                LenderEvent::LenderRegistered {
+                    lender_id,
+                    name,
+                    contact_email,
+                    audience,
+                },
+            ) => LenderState::Registered(Lender {
+                id: *lender_id,
+                name: name.clone(),
+                contact_email: contact_email.clone(),
+                audience: audience.clone(),
+                active: true,
+                current_key: None,
+                previous_key: None,
+            }),
+            (LenderState::Registered(mut lender), event) => {
+                match event {
+                    LenderEvent::LenderRegistered { .. } => {}
+                    LenderEvent::ApiKeyIssued {
+                        key_prefix,
+                        issued_at,
+                    } => {
+                        lender.current_key = Some(Key {
+                            prefix: key_prefix.clone(),
+                            issued_at: *issued_at,
+                        });
+                    }
+                    LenderEvent::ApiKeyRotated {
+                        new_prefix,
+                        issued_at,
+                        previous_valid_until,
+                        ..
+                    } => {
+                        let previous = lender.current_key.replace(Key {
+                            prefix: new_prefix.clone(),
+                            issued_at: *issued_at,
+                        });
+                        lender.previous_key = previous.map(|p| PreviousKey {
+                            prefix: p.prefix,
+                            issued_at: p.issued_at,
+                            valid_until: *previous_valid_until,
+                        });
+                    }
+                    LenderEvent::ApiKeyRevoked { key_prefix, .. } => {
+                        if lender
+                            .previous_key
+                            .as_ref()
+                            .is_some_and(|p| p.prefix == *key_prefix)
+                        {
+                            lender.previous_key = None;
+                        }
+                    }
+                    LenderEvent::LenderDeactivated { .. } => lender.active = false,
+                    LenderEvent::LenderReactivated { .. } => lender.active = true,
+                }
+                LenderState::Registered(lender)
+            }
+            // An event before registration cannot have been decided; ignore it.
+            (state, _) => state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decider::spec::given;
+    use chrono::{TimeZone, Utc};
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000 + secs, 0).unwrap())
+    }
+
+    fn id() -> LenderId {
+        LenderId::from_uuid(Uuid::from_u128(7))
+    }
+
+    fn prefix(n: u8) -> KeyPrefix {
+        KeyPrefix::parse(&format!("{n:016x}")).unwrap()
+    }
+
+    fn register() -> LenderCommand {
+        LenderCommand::Register {
+            lender_id: id(),
+            name: Name::parse("name", "Acme Lending").unwrap(),
+            contact_email: ContactEmail::parse("risk@acme.example").unwrap(),
+            audience: default_audience(id()),
+            key_prefix: prefix(1),
+        }
+    }
+
+    fn registered() -> Vec<LenderEvent> {
+        LenderDecider::decide(&register(), &LenderState::Unregistered, t(0)).unwrap()
+    }
+
+    fn lender(events: &[LenderEvent]) -> Lender {
+        match LenderDecider::fold(events) {
+            LenderState::Registered(l) => l,
+            LenderState::Unregistered => panic!("not registered"),
+        }
+    }
+
+    fn with(mut events: Vec<LenderEvent>, more: Vec<LenderEvent>) -> Vec<LenderEvent> {
+        events.extend(more);
+        events
+    }
+
+    fn rotate(n: u8, grace: u64, using: u8) -> LenderCommand {
+        LenderCommand::RotateKey {
+            new_prefix: prefix(n),
+            grace: GracePeriod::seconds(grace).unwrap(),
+            using: prefix(using),
+        }
+    }
+
+    #[test]
+    fn register_is_accepted_once() {
+        let events = given::<LenderDecider>(&[]).when(register(), t(0)).unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(
+            matches!(events[1], LenderEvent::ApiKeyIssued { ref key_prefix, .. } if *key_prefix == prefix(1))
+        );
+        let l = lender(&events);
+        assert!(l.active);
+        assert_eq!(
+            l.key_validity(prefix(1).as_str(), t(5)),
+            KeyValidity::Valid { until: None }
+        );
+        assert_eq!(
+            given::<LenderDecider>(&events).when(register(), t(1)),
+            Err(LenderError::AlreadyRegistered)
+        );
+    }
+
+    #[test]
+    fn commands_on_an_unknown_lender_are_not_found() {
+        for command in [
+            rotate(2, 10, 1),
+            LenderCommand::Deactivate,
+            LenderCommand::Reactivate,
+        ] {
+            assert_eq!(
+                given::<LenderDecider>(&[]).when(command, t(0)),
+                Err(LenderError::NotFound)
+            );
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_key_in_its_grace() {
+        let events = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(rotate(2, 60, 1), t(100))
+                .unwrap(),
+        );
+        let l = lender(&events);
+        assert_eq!(l.current_key.as_ref().unwrap().prefix, prefix(2));
+        assert_eq!(
+            l.key_validity(prefix(2).as_str(), t(100)),
+            KeyValidity::Valid { until: None }
+        );
+        assert_eq!(
+            l.key_validity(prefix(1).as_str(), t(159)),
+            KeyValidity::Valid {
+                until: Some(t(160))
+            }
+        );
+        assert_eq!(
+            l.key_validity(prefix(1).as_str(), t(160)),
+            KeyValidity::Invalid
+        );
+    }
+
+    #[test]
+    fn rotation_needs_the_current_key_an_active_lender_and_a_bounded_grace() {
+        let events = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(rotate(2, 60, 1), t(100))
+                .unwrap(),
+        );
+        // The previous key, still in its grace, may not rotate.
+        assert_eq!(
+            given::<LenderDecider>(&events).when(rotate(3, 60, 1), t(101)),
+            Err(LenderError::NotCurrentKey)
+        );
+        assert_eq!(
+            GracePeriod::seconds(MAX_GRACE_SECONDS + 1),
+            Err(LenderError::GraceTooLong {
+                max_seconds: MAX_GRACE_SECONDS
+            })
+        );
+        assert!(GracePeriod::seconds(MAX_GRACE_SECONDS).is_ok());
+        let deactivated = with(
+            registered(),
+            vec![LenderEvent::LenderDeactivated {
+                deactivated_at: t(5),
+            }],
+        );
+        assert_eq!(
+            given::<LenderDecider>(&deactivated).when(rotate(2, 60, 1), t(10)),
+            Err(LenderError::Deactivated)
+        );
+    }
+
+    #[test]
+    fn a_second_rotation_replaces_the_previous_key() {
+        let once = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(rotate(2, 3600, 1), t(100))
+                .unwrap(),
+        );
+        let second = given::<LenderDecider>(&once)
+            .when(rotate(3, 3600, 2), t(200))
+            .unwrap();
+        assert!(
+            matches!(&second[0], LenderEvent::ApiKeyRotated { dropped_prefix: Some(p), .. } if *p == prefix(1))
+        );
+        let l = lender(&with(once, second));
+        assert_eq!(
+            l.key_validity(prefix(1).as_str(), t(201)),
+            KeyValidity::Invalid
+        );
+        assert_eq!(
+            l.key_validity(prefix(2).as_str(), t(201)),
+            KeyValidity::Valid {
+                until: Some(t(3800))
+            }
+        );
+        assert_eq!(
+            l.key_validity(prefix(3).as_str(), t(201)),
+            KeyValidity::Valid { until: None }
+        );
+    }
+
+    #[test]
+    fn revoke_ends_the_previous_key_now() {
+        let events = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(rotate(2, 3600, 1), t(100))
+                .unwrap(),
+        );
+        let revoked = given::<LenderDecider>(&events)
+            .when(
+                LenderCommand::RevokeKey {
+                    prefix: prefix(1),
+                    using: prefix(2),
+                },
+                t(150),
+            )
+            .unwrap();
+        let l = lender(&with(events.clone(), revoked.clone()));
+        assert_eq!(
+            l.key_validity(prefix(1).as_str(), t(151)),
+            KeyValidity::Invalid
+        );
+        assert_eq!(
+            l.key_validity(prefix(2).as_str(), t(151)),
+            KeyValidity::Valid { until: None }
+        );
+        // Rejections: the current key, a key past its grace, an unknown key, revoking with the old key.
+        let g = || given::<LenderDecider>(&events);
+        assert_eq!(
+            g().when(
+                LenderCommand::RevokeKey {
+                    prefix: prefix(2),
+                    using: prefix(2)
+                },
+                t(150)
+            ),
+            Err(LenderError::CannotRevokeCurrentKey)
+        );
+        assert_eq!(
+            g().when(
+                LenderCommand::RevokeKey {
+                    prefix: prefix(1),
+                    using: prefix(2)
+                },
+                t(5000)
+            ),
+            Err(LenderError::KeyNotFound)
+        );
+        assert_eq!(
+            g().when(
+                LenderCommand::RevokeKey {
+                    prefix: prefix(9),
+                    using: prefix(2)
+                },
+                t(150)
+            ),
+            Err(LenderError::KeyNotFound)
+        );
+        assert_eq!(
+            g().when(
+                LenderCommand::RevokeKey {
+                    prefix: prefix(1),
+                    using: prefix(1)
+                },
+                t(150)
+            ),
+            Err(LenderError::NotCurrentKey)
+        );
+    }
+
+    #[test]
+    fn deactivation_refuses_every_key_and_reactivation_restores_them() {
+        let events = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(LenderCommand::Deactivate, t(10))
+                .unwrap(),
+        );
+        assert_eq!(
+            lender(&events).key_validity(prefix(1).as_str(), t(11)),
+            KeyValidity::Inactive
+        );
+        assert_eq!(
+            given::<LenderDecider>(&events).when(LenderCommand::Deactivate, t(11)),
+            Err(LenderError::AlreadyDeactivated)
+        );
+        let back = with(
+            events.clone(),
+            given::<LenderDecider>(&events)
+                .when(LenderCommand::Reactivate, t(12))
+                .unwrap(),
+        );
+        assert_eq!(
+            lender(&back).key_validity(prefix(1).as_str(), t(13)),
+            KeyValidity::Valid { until: None }
+        );
+        assert_eq!(
+            given::<LenderDecider>(&back).when(LenderCommand::Reactivate, t(13)),
+            Err(LenderError::AlreadyActive)
+        );
+    }
+
+    #[test]
+    fn events_round_trip_through_their_wire_form() {
+        let events = with(
+            registered(),
+            given::<LenderDecider>(&registered())
+                .when(rotate(2, 60, 1), t(100))
+                .unwrap(),
+        );
+        for event in &events {
+            let encoded = event.encode();
+            assert!(encoded.data.is_object());
+            assert_eq!(
+                LenderEvent::decode(&encoded.event_type, encoded.schema_version, &encoded.data)
+                    .unwrap(),
+                *event
+            );
+        }
+        assert_eq!(events[0].encode().event_type, "LenderRegistered");
+        assert!(LenderEvent::decode("LenderRegistered", 2, &events[0].encode().data).is_err());
+        assert!(LenderEvent::decode("NoSuchEvent", 1, &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn lender_ids_round_trip_through_stream_ids() {
+        assert_eq!(LenderId::from_stream(&id().stream_id()), Some(id()));
+        assert_eq!(
+            LenderId::from_stream(&StreamId::parse("auditor-1").unwrap()),
+            None
+        );
+    }
+}
