@@ -63,4 +63,12 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Steady-state cost of authentication with the key cache, next to the
+    /// cost of a whole authenticated request (in process, no network), and
+    /// how many argon2 verifications all of it took.
+    Auth {
+        /// Authentications to time (and a tenth as many whole requests)
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+    },
 }

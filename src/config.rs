@@ -126,6 +126,11 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub presentation_max_age: Duration,
     pub log_format: LogFormat,
+    pub cors_allowed_origins: Vec<String>,
+    pub rate_limit_per_key: u32,
+    pub failed_auth_per_minute: u32,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -228,6 +233,57 @@ impl Config {
             },
         };
 
+        let number = |name: &'static str,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(bad(
+                        name,
+                        format!(
+                            "{v:?} is not a number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                },
+            }
+        };
+        let rate_limit_per_key = number("PROOFLINE_RATE_LIMIT_PER_KEY", 100, 0..=1_000_000)? as u32;
+        let failed_auth_per_minute =
+            number("PROOFLINE_FAILED_AUTH_PER_MINUTE", 30, 1..=100_000)? as u32;
+        let request_timeout =
+            Duration::from_secs(number("PROOFLINE_REQUEST_TIMEOUT_SECONDS", 30, 1..=300)?);
+        let max_body_bytes = number(
+            "PROOFLINE_MAX_BODY_BYTES",
+            1024 * 1024,
+            1024..=16 * 1024 * 1024,
+        )? as usize;
+        let cors_allowed_origins = match get("PROOFLINE_CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|origin| match url::Url::parse(origin) {
+                    Ok(u)
+                        if matches!(u.scheme(), "http" | "https")
+                            && u.path() == "/"
+                            && u.query().is_none() =>
+                    {
+                        Ok(origin.trim_end_matches('/').to_owned())
+                    }
+                    _ => Err(bad(
+                        "PROOFLINE_CORS_ALLOWED_ORIGINS",
+                        format!("{origin:?} is not an origin like https://app.example"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
         let log_format = match get("PROOFLINE_LOG_FORMAT") {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -256,6 +312,11 @@ impl Config {
             )?,
             presentation_max_age: Duration::from_secs(presentation_max_age),
             log_format,
+            cors_allowed_origins,
+            rate_limit_per_key,
+            failed_auth_per_minute,
+            request_timeout,
+            max_body_bytes,
         })
     }
 
@@ -325,6 +386,13 @@ mod tests {
             PathBuf::from("./proofline-data/signing.key")
         );
         assert_eq!(config.presentation_max_age, Duration::from_secs(300));
+        assert_eq!(
+            (config.rate_limit_per_key, config.failed_auth_per_minute),
+            (100, 30)
+        );
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+        assert!(config.cors_allowed_origins.is_empty());
         assert!(config.nats_url.is_none());
         assert!(config.trusted_proxies.is_empty());
     }
@@ -348,8 +416,18 @@ mod tests {
             ("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS", "120"),
             ("PROOFLINE_DATABASE_MAX_CONNECTIONS", "40"),
             ("PROOFLINE_LOG_FORMAT", "json"),
+            (
+                "PROOFLINE_CORS_ALLOWED_ORIGINS",
+                "https://app.example, http://localhost:3000/",
+            ),
+            ("PROOFLINE_RATE_LIMIT_PER_KEY", "0"),
         ]))
         .unwrap();
+        assert_eq!(
+            config.cors_allowed_origins,
+            vec!["https://app.example", "http://localhost:3000"]
+        );
+        assert_eq!(config.rate_limit_per_key, 0);
         assert!(matches!(
             config.store,
             StoreLocation::Postgres {
@@ -396,6 +474,11 @@ mod tests {
             ("PROOFLINE_PRESENTATION_MAX_AGE_SECONDS", "86400"),
             ("PROOFLINE_DATABASE_MAX_CONNECTIONS", "1"),
             ("PROOFLINE_LOG_FORMAT", "xml"),
+            ("PROOFLINE_CORS_ALLOWED_ORIGINS", "https://app.example/path"),
+            ("PROOFLINE_RATE_LIMIT_PER_KEY", "-1"),
+            ("PROOFLINE_FAILED_AUTH_PER_MINUTE", "0"),
+            ("PROOFLINE_REQUEST_TIMEOUT_SECONDS", "301"),
+            ("PROOFLINE_MAX_BODY_BYTES", "10"),
         ];
         for (name, value) in cases {
             let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();

@@ -65,6 +65,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     keep,
                 },
         } => proofline::bench::append(&config, writers, events, raw_batch, keep).await,
+        Command::Bench {
+            which: BenchCommand::Auth { requests },
+        } => proofline::bench::auth(&config, requests).await,
     }
 }
 

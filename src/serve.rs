@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use proofline_api::{AppState, router, serve};
+use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
 use proofline_commands::keys::{self, OperatorKeyState};
 use proofline_commands::signing;
 use proofline_commands::store::EventStore;
@@ -45,15 +45,26 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
 
-    let state = AppState {
-        store: store.clone(),
-    };
+    let state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config));
+    let background = spawn_background(&state);
     let served = serve(listener, router(state), shutdown).await;
+    background.abort();
     tracing::info!("stopped accepting requests; finishing queued appends");
     store.close().await;
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+pub fn api_settings(config: &Config) -> ApiSettings {
+    ApiSettings {
+        trusted_proxies: config.trusted_proxies.clone(),
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
+        request_timeout: config.request_timeout,
+        body_limit_bytes: config.max_body_bytes,
+        requests_per_key_per_second: config.rate_limit_per_key,
+        failed_auth_per_minute: config.failed_auth_per_minute,
+    }
 }
 
 async fn report_operator_key(store: &Arc<dyn EventStore>, config: &Config) -> anyhow::Result<()> {

@@ -1,22 +1,34 @@
 //! Errors as RFC 9457 problem+json, mapped to HTTP in one place.
 //!
 //! Every answer that is not a success is an [`ApiError`]: a stable `code`
-//! from a closed set, the HTTP status that code implies, and a detail for the
-//! client. A 5xx never shows its cause to the client (it is logged whole
-//! instead); a 4xx says what was wrong with the request.
+//! from a closed set, the HTTP status that code implies (a few codes serve
+//! two statuses, such as `VALIDATION_FAILED` for 400, 415 and 422), and a
+//! detail for the client. A 5xx never shows its cause to the client (it is
+//! logged whole instead); a 4xx says what was wrong with the request. The
+//! errors of the crates below (`CommandError`, `AuthError`, ...) become
+//! `ApiError`s here and nowhere else.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proofline_commands::auth::AuthError;
+use proofline_commands::handler::CommandError;
+use proofline_commands::idempotency::IdempotencyError;
+use proofline_commands::keys::KeyError;
+use proofline_commands::store::StoreError;
+use proofline_domain::decider::RejectionKind;
+use proofline_domain::values::InvalidValue;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The stable machine-readable codes of the HTTP contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadCredentials,
     Forbidden,
     ValidationFailed,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     RateLimited,
     PayloadTooLarge,
@@ -25,12 +37,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The status a code has unless a case says otherwise.
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -42,9 +56,10 @@ impl ErrorCode {
     pub fn title(self) -> &'static str {
         match self {
             ErrorCode::BadCredentials => "missing, malformed or unknown credentials",
-            ErrorCode::Forbidden => "not allowed for this role",
+            ErrorCode::Forbidden => "not allowed for this caller",
             ErrorCode::ValidationFailed => "the request is not valid",
             ErrorCode::NotFound => "no such resource",
+            ErrorCode::MethodNotAllowed => "this method is not allowed here",
             ErrorCode::Conflict => "conflicts with the current state",
             ErrorCode::RateLimited => "too many requests",
             ErrorCode::PayloadTooLarge => "the request body is too large",
@@ -64,9 +79,10 @@ impl ErrorCode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code:?}: {detail}")]
+#[error("{code:?} ({status}): {detail}")]
 pub struct ApiError {
     code: ErrorCode,
+    status: StatusCode,
     detail: String,
     retry_after_seconds: Option<u64>,
 }
@@ -75,18 +91,33 @@ impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             code,
+            status: code.status(),
             detail: detail.into(),
             retry_after_seconds: None,
         }
     }
 
+    /// A request whose body could not be read as JSON at all: 400.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationFailed, detail).with_status(StatusCode::BAD_REQUEST)
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after_seconds = Some(seconds);
+        self.retry_after_seconds = Some(seconds.max(1));
         self
     }
 
     pub fn code(&self) -> ErrorCode {
         self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     pub fn detail(&self) -> &str {
@@ -96,43 +127,58 @@ impl ApiError {
     /// An unexpected failure: the cause is logged with its whole chain, the
     /// client only learns that something went wrong.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(inner) = source {
-            chain.push_str(": ");
-            chain.push_str(&inner.to_string());
-            source = inner.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(error = %chain(cause), "internal error");
         Self::new(
             ErrorCode::Internal,
             "an unexpected error occurred; it has been logged",
         )
     }
+
+    /// The store or another dependency failed: 503, cause logged.
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %chain(cause), "dependency unavailable");
+        Self::new(
+            ErrorCode::Unavailable,
+            "the service cannot complete this request now; retry later",
+        )
+        .with_retry_after(1)
+    }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+fn chain(cause: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = cause.to_string();
+    let mut source = cause.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// The body of every error answer (RFC 9457).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
     #[serde(rename = "type")]
-    type_uri: String,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-    code: ErrorCode,
+    #[schema(example = "/problems/validation-failed")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: ErrorCode,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.code.status();
         let body = Problem {
             type_uri: self.code.type_uri(),
-            title: self.code.title(),
-            status: status.as_u16(),
-            detail: &self.detail,
+            title: self.code.title().to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
             code: self.code,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = (status, json).into_response();
+        let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -141,7 +187,88 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if self.code == ErrorCode::BadCredentials {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
+    }
+}
+
+impl From<InvalidValue> for ApiError {
+    fn from(error: InvalidValue) -> Self {
+        ApiError::new(ErrorCode::ValidationFailed, error.to_string())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match &error {
+            CommandError::Rejected { kind, message } => {
+                let code = match kind {
+                    RejectionKind::Invalid => ErrorCode::ValidationFailed,
+                    RejectionKind::Conflict => ErrorCode::Conflict,
+                    RejectionKind::NotFound => ErrorCode::NotFound,
+                    RejectionKind::Forbidden => ErrorCode::Forbidden,
+                };
+                ApiError::new(code, message.clone())
+            }
+            CommandError::Taken { .. } => {
+                ApiError::new(ErrorCode::Conflict, "a unique value is already taken")
+            }
+            CommandError::Contention { .. } => ApiError::new(
+                ErrorCode::Conflict,
+                "the resource kept changing during the request; retry it",
+            ),
+            CommandError::Store(store) => store_error(store),
+            CommandError::Decode(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+fn store_error(error: &StoreError) -> ApiError {
+    match error {
+        StoreError::Unavailable(_) | StoreError::Closed => ApiError::unavailable(error),
+        _ => ApiError::internal(error),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        store_error(&error)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match &error {
+            AuthError::Unavailable(cause) => store_error(cause),
+            AuthError::Malformed => ApiError::new(
+                ErrorCode::BadCredentials,
+                "the credentials are not a Proofline API key",
+            ),
+            AuthError::Invalid | AuthError::Inactive => {
+                // Which of unknown, wrong, expired or deactivated is not told.
+                ApiError::new(ErrorCode::BadCredentials, "the API key is not valid")
+            }
+        }
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(error: IdempotencyError) -> Self {
+        match &error {
+            IdempotencyError::BadKey | IdempotencyError::Mismatch => {
+                ApiError::new(ErrorCode::ValidationFailed, error.to_string())
+            }
+            IdempotencyError::Unreadable => ApiError::internal(&error),
+            IdempotencyError::Store(cause) => store_error(cause),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(error: KeyError) -> Self {
+        ApiError::internal(&error)
     }
 }
 
@@ -176,5 +303,33 @@ mod tests {
         let error = ApiError::internal(&cause);
         assert_eq!(error.code(), ErrorCode::Internal);
         assert!(!error.detail().contains("hunter2"));
+    }
+
+    #[test]
+    fn domain_rejections_map_by_kind() {
+        let rejected = |kind| {
+            ApiError::from(CommandError::Rejected {
+                kind,
+                message: "m".into(),
+            })
+        };
+        assert_eq!(
+            rejected(RejectionKind::Invalid).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            rejected(RejectionKind::Conflict).status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            rejected(RejectionKind::NotFound).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            rejected(RejectionKind::Forbidden).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(ApiError::malformed("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ApiError::malformed("x").code(), ErrorCode::ValidationFailed);
     }
 }

@@ -10,15 +10,25 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ErrorCode};
-use crate::server::AppState;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::state::AppState;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = inline(Value))))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }
 
+/// The service can do its work now.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, body = inline(Value)),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({

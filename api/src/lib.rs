@@ -1,19 +1,39 @@
 //! Proofline's HTTP surface.
 //!
-//! `api` is the only crate that knows HTTP: it turns requests into commands
-//! and queries, and every failure into one RFC 9457 problem+json answer.
+//! `api` is the only crate that knows HTTP: it authenticates callers, turns
+//! requests into commands and queries, and every failure into one RFC 9457
+//! problem+json answer.
 //!
 //! # Layout
 //!
 //! - [`error`]: [`ApiError`], the closed set of problem `code`s and their
-//!   HTTP statuses, mapped in this one place.
+//!   HTTP statuses; every error of the crates below is mapped here.
+//! - [`state`]: what handlers share, and the HTTP settings.
+//! - [`caller`]: the authenticated caller (API key, roles, client address
+//!   behind trusted proxies, request id).
+//! - [`limits`]: failed-authentication and per-key rate limits.
+//! - [`idempotency`]: `Idempotency-Key` on POSTs.
+//! - [`extract`], [`json`]: request bodies and path parameters, with
+//!   400/404/413/415/422 problems for what is wrong with them.
+//! - [`middleware`]: request id, security headers, time limit, metrics.
+//! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`health`]: `/health/live` and `/health/ready`.
-//! - [`server`]: the router, its middleware, and `serve` with graceful
-//!   shutdown.
+//! - [`routes`]: the contract's routes by resource.
+//! - [`server`]: the router, its OpenAPI document, and `serve`.
 
+pub mod caller;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod idempotency;
+pub mod json;
+pub mod limits;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
 pub mod server;
+pub mod state;
 
 pub use error::{ApiError, ErrorCode};
-pub use server::{AppState, router, serve};
+pub use server::{openapi, router, serve, spawn_background};
+pub use state::{ApiSettings, AppState};

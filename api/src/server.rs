@@ -1,40 +1,180 @@
 //! The router and the server loop.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
-use proofline_commands::store::EventStore;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::health;
+use crate::state::AppState;
+use crate::{health, metrics, middleware, routes};
 
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn EventStore>,
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Proofline",
+        description = "Event-sourced verification of SD-JWT credentials for lenders. \
+                       Errors are RFC 9457 problem+json with a stable `code`.",
+    ),
+    modifiers(&BearerKey),
+    tags(
+        (name = "lenders", description = "lenders and their API keys"),
+        (name = "auditors", description = "auditors of the log"),
+        (name = "health", description = "liveness, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("pl_<prefix>_<secret>")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The documented routes, and the OpenAPI document collected from them.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(routes::lenders::register))
+        .routes(routes!(routes::lenders::me))
+        .routes(routes!(routes::lenders::rotate))
+        .routes(routes!(routes::lenders::revoke))
+        .routes(routes!(routes::lenders::deactivate))
+        .routes(routes!(routes::lenders::reactivate))
+        .routes(routes!(routes::auditors::register))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the service.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = documented();
+    // The two routes served outside the collected router.
+    let extra = serde_json::json!({
+        "/openapi.json": {"get": {"tags": ["health"], "summary": "This document", "responses": {"200": {"description": "the OpenAPI document"}}}},
+        "/metrics": {"get": {"tags": ["health"], "summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+    });
+    if let Ok(paths) = serde_json::from_value::<
+        std::collections::BTreeMap<String, utoipa::openapi::PathItem>,
+    >(extra)
+    {
+        api.paths.paths.extend(paths);
+    }
+    api
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
+    let (routes, _) = documented();
+    let document = Arc::new(openapi());
+    let settings = state.settings.clone();
+    let mut router = routes
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json((*document).clone()) }
+            }),
+        )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no route for this path") })
-        .layer(TraceLayer::new_for_http())
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this method is not allowed on this path",
+            )
+        })
+        .layer(from_fn(middleware::metrics))
+        .layer(from_fn_with_state(state.clone(), middleware::time_limit))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+    if !settings.cors_allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = settings
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    "idempotency-key".parse().expect("valid"),
+                ])
+                .expose_headers(["x-request-id".parse().expect("valid")]),
+        );
+    }
+    router
+        .layer(from_fn(middleware::security_headers))
+        .layer(from_fn(middleware::request_id))
         .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then stops accepting connections and
-/// lets requests in flight finish.
+/// lets requests in flight finish. Handlers see the peer address (for rate
+/// limits and trusted proxies).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Background work the HTTP layer needs while it serves: following the log
+/// to drop cached keys changed by other processes, and forgetting idle rate
+/// limit entries. Ends when the returned handle is aborted.
+pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let (auth, store, limits) = (
+        state.auth.clone(),
+        state.store.clone(),
+        state.limits.clone(),
+    );
+    tokio::spawn(async move {
+        let mut forget = tokio::time::interval(std::time::Duration::from_secs(60));
+        let watch = async {
+            loop {
+                if let Err(error) =
+                    proofline_commands::auth::watch_invalidations(auth.clone(), store.clone()).await
+                {
+                    tracing::warn!(error = %error, "following the log for key changes failed; restarting");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        };
+        let idle = async {
+            loop {
+                forget.tick().await;
+                limits.forget_idle();
+            }
+        };
+        tokio::join!(watch, idle);
+    })
 }

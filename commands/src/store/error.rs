@@ -40,7 +40,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn corrupt(what: impl Into<String>, reason: impl ToString) -> Self {
+    pub fn corrupt(what: impl Into<String>, reason: impl ToString) -> Self {
         StoreError::Corrupt {
             what: what.into(),
             reason: reason.to_string(),

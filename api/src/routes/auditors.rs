@@ -1,0 +1,77 @@
+//! `/v1/auditors`: registration by the operator.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use proofline_commands::auditors::{self, AuditorRegistered};
+use proofline_commands::lenders::NewKey;
+use proofline_domain::principal::Role;
+use proofline_domain::values::Name;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::Body;
+use crate::idempotency::{Idem, answer};
+use crate::json;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAuditor {
+    #[schema(example = "Ledger Audit LLP")]
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditorCreated {
+    pub auditor_id: Uuid,
+    /// Shown once.
+    pub api_key: String,
+    pub position: u64,
+}
+
+/// Register an auditor, who may read and verify the whole log.
+#[utoipa::path(
+    post, path = "/v1/auditors", tag = "auditors",
+    request_body = RegisterAuditor,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
+    responses(
+        (status = 201, body = AuditorCreated),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let idem = Idem::new(&state, &caller, &headers, "POST /v1/auditors", &body)?;
+    if let Some(replayed) = idem.replay(&state).await? {
+        return Ok(replayed);
+    }
+    let input: RegisterAuditor = json::parse(&headers, &body)?;
+    let name = Name::parse("name", &input.name)?;
+    let key = NewKey::generate().await?;
+    let render = |r: &AuditorRegistered| json!({"auditor_id": r.auditor_id.as_uuid(), "api_key": key.api_key.expose()});
+    let seal = idem.seal(StatusCode::CREATED, render);
+    let context = caller.command_context();
+    match auditors::register(state.store.as_ref(), &context, &name, &key, &seal).await {
+        Ok(done) => Ok(answer(
+            StatusCode::CREATED,
+            render(&done.value),
+            done.position(),
+        )),
+        Err(error) => idem.replay_after_failure(&state, error.into()).await,
+    }
+}

@@ -1,0 +1,397 @@
+//! `/v1/lenders`: registration (operator), the lender's own view and keys,
+//! deactivation and reactivation (operator).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use proofline_commands::lenders::{self, NewKey, Registered, Registration, Rotated};
+use proofline_domain::lender::{GracePeriod, LenderCommand, LenderId};
+use proofline_domain::principal::Role;
+use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::extract::{Body, PathParam};
+use crate::idempotency::{Idem, answer};
+use crate::json;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterLender {
+    /// 1 to 200 characters.
+    #[schema(example = "Acme Lending")]
+    pub name: String,
+    /// Unique across lenders (compared in lowercase).
+    #[schema(example = "risk@acme.example")]
+    pub contact_email: String,
+    /// What key-binding JWTs must name as `aud`; default
+    /// `urn:proofline:lender:<lender_id>`.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LenderRegistered {
+    pub lender_id: Uuid,
+    /// Shown once; only its argon2id hash is kept.
+    pub api_key: String,
+    pub audience: String,
+    /// Position of the command's last event.
+    pub position: u64,
+}
+
+/// Register a lender and issue its first API key.
+#[utoipa::path(
+    post, path = "/v1/lenders", tag = "lenders",
+    request_body = RegisterLender,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
+    responses(
+        (status = 201, body = LenderRegistered),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the contact email is taken"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let idem = Idem::new(&state, &caller, &headers, "POST /v1/lenders", &body)?;
+    if let Some(replayed) = idem.replay(&state).await? {
+        return Ok(replayed);
+    }
+    let input: RegisterLender = json::parse(&headers, &body)?;
+    let registration = Registration {
+        name: Name::parse("name", &input.name)?,
+        contact_email: ContactEmail::parse(&input.contact_email)?,
+        audience: input.audience.as_deref().map(Audience::parse).transpose()?,
+    };
+    let key = NewKey::generate().await?;
+    let render = |r: &Registered| json!({"lender_id": r.lender_id.as_uuid(), "api_key": key.api_key.expose(), "audience": r.audience.as_str()});
+    let seal = idem.seal(StatusCode::CREATED, render);
+    let context = caller.command_context();
+    match lenders::register(state.store.as_ref(), &context, &registration, &key, &seal).await {
+        Ok(done) => Ok(answer(
+            StatusCode::CREATED,
+            render(&done.value),
+            done.position(),
+        )),
+        Err(error) => idem.replay_after_failure(&state, error.into()).await,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// The public part of the key.
+    pub prefix: String,
+    pub created_at: String,
+    /// End of the grace of a rotated key; null for the current key.
+    pub valid_until: Option<String>,
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LenderView {
+    pub lender_id: Uuid,
+    pub name: String,
+    pub contact_email: String,
+    pub audience: String,
+    /// `active` or `deactivated`.
+    pub status: String,
+    pub keys: Vec<KeyView>,
+    pub webhook: Option<WebhookView>,
+}
+
+/// The calling lender, its keys and its webhook.
+#[utoipa::path(
+    get, path = "/v1/lenders/me", tag = "lenders",
+    responses(
+        (status = 200, body = LenderView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<LenderView>, ApiError> {
+    let lender_id = caller.lender()?;
+    let now = caller.command_context().now;
+    let lender = lenders::get(state.store.as_ref(), lender_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such lender"))?;
+    let mut keys = Vec::new();
+    if let Some(current) = &lender.current_key {
+        keys.push(KeyView {
+            prefix: current.prefix.to_string(),
+            created_at: current.issued_at.to_rfc3339(),
+            valid_until: None,
+            current: true,
+        });
+    }
+    if let Some(previous) = lender.previous_key.as_ref().filter(|p| p.valid_until > now) {
+        keys.push(KeyView {
+            prefix: previous.prefix.to_string(),
+            created_at: previous.issued_at.to_rfc3339(),
+            valid_until: Some(previous.valid_until.to_rfc3339()),
+            current: false,
+        });
+    }
+    Ok(Json(LenderView {
+        lender_id: lender.id.as_uuid(),
+        name: lender.name.as_str().to_owned(),
+        contact_email: lender.contact_email.as_str().to_owned(),
+        audience: lender.audience.as_str().to_owned(),
+        status: if lender.active {
+            "active"
+        } else {
+            "deactivated"
+        }
+        .to_owned(),
+        keys,
+        webhook: None,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the current key keeps working: 0 to 604800 (7 days),
+    /// default 86400.
+    pub grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRotated {
+    /// Shown once.
+    pub api_key: String,
+    pub previous_key_valid_until: String,
+    pub position: u64,
+}
+
+/// Rotate the calling lender's API key; the current key keeps working for
+/// the grace period. Only the current key may rotate.
+#[utoipa::path(
+    post, path = "/v1/lenders/me/api-keys/rotate", tag = "lenders",
+    request_body(content = RotateKey, description = "optional"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
+    responses(
+        (status = 201, body = KeyRotated),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not a lender, or not its current key"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the lender is deactivated"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let lender_id = caller.lender()?;
+    let idem = Idem::new(
+        &state,
+        &caller,
+        &headers,
+        "POST /v1/lenders/me/api-keys/rotate",
+        &body,
+    )?;
+    if let Some(replayed) = idem.replay(&state).await? {
+        return Ok(replayed);
+    }
+    let input: RotateKey = json::parse(&headers, &body)?;
+    let grace = match input.grace_period_seconds {
+        Some(seconds) => GracePeriod::seconds(seconds)
+            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?,
+        None => GracePeriod::default(),
+    };
+    let key = NewKey::generate().await?;
+    let render = |r: &Rotated| json!({"api_key": key.api_key.expose(), "previous_key_valid_until": r.previous_key_valid_until.to_rfc3339()});
+    let seal = idem.seal(StatusCode::CREATED, render);
+    let context = caller.command_context();
+    let using = caller.authenticated.key_prefix.clone();
+    let result = lenders::rotate_key(
+        state.store.as_ref(),
+        &context,
+        lender_id,
+        using,
+        grace,
+        &key,
+        &seal,
+    )
+    .await;
+    state.auth.invalidate_stream(&lender_id.stream_id());
+    match result {
+        Ok(done) => Ok(answer(
+            StatusCode::CREATED,
+            render(&done.value),
+            done.position(),
+        )),
+        Err(error) => idem.replay_after_failure(&state, error.into()).await,
+    }
+}
+
+/// Revoke the calling lender's previous key now, ending its grace. The
+/// current key cannot be revoked; rotate it instead.
+#[utoipa::path(
+    delete, path = "/v1/lenders/me/api-keys/{prefix}", tag = "lenders",
+    params(("prefix" = String, Path, description = "the key's public prefix")),
+    responses(
+        (status = 200, description = "revoked", body = inline(serde_json::Value)),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such key in its grace"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "it is the current key"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(prefix): PathParam<String>,
+) -> Result<Response, ApiError> {
+    let lender_id = caller.lender()?;
+    let prefix = KeyPrefix::parse(&prefix)
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such key in its grace period"))?;
+    let command = LenderCommand::RevokeKey {
+        prefix: prefix.clone(),
+        using: caller.authenticated.key_prefix.clone(),
+    };
+    let context = caller.command_context();
+    let result = lenders::run(
+        state.store.as_ref(),
+        &context,
+        lender_id,
+        command,
+        &lenders::no_seal,
+    )
+    .await;
+    state.auth.invalidate_stream(&lender_id.stream_id());
+    let done = result?;
+    Ok(answer(
+        StatusCode::OK,
+        json!({"prefix": prefix.as_str(), "revoked": true}),
+        done.position(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LenderStatus {
+    pub lender_id: Uuid,
+    /// `active` or `deactivated`.
+    pub status: String,
+    pub position: u64,
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: Uuid,
+    route: &str,
+    command: LenderCommand,
+    status: &'static str,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let idem = Idem::new(state, caller, headers, route, &Bytes::new())?;
+    if let Some(replayed) = idem.replay(state).await? {
+        return Ok(replayed);
+    }
+    let lender_id = LenderId::from_uuid(id);
+    let render = |_: &()| json!({"lender_id": id, "status": status});
+    let seal = idem.seal(StatusCode::OK, render);
+    let context = caller.command_context();
+    let result = lenders::run(state.store.as_ref(), &context, lender_id, command, &seal).await;
+    state.auth.invalidate_stream(&lender_id.stream_id());
+    match result {
+        Ok(done) => Ok(answer(StatusCode::OK, render(&()), done.position())),
+        Err(error) => idem.replay_after_failure(state, error.into()).await,
+    }
+}
+
+/// Deactivate a lender: its keys stop working at once.
+#[utoipa::path(
+    post, path = "/v1/lenders/{id}/deactivate", tag = "lenders",
+    params(("id" = Uuid, Path, description = "the lender id")),
+    responses(
+        (status = 200, body = LenderStatus),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "already deactivated"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn deactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Response, ApiError> {
+    let route = format!("POST /v1/lenders/{id}/deactivate");
+    set_status(
+        &state,
+        &caller,
+        &headers,
+        id,
+        &route,
+        LenderCommand::Deactivate,
+        "deactivated",
+    )
+    .await
+}
+
+/// Reactivate a deactivated lender: its keys work again.
+#[utoipa::path(
+    post, path = "/v1/lenders/{id}/reactivate", tag = "lenders",
+    params(("id" = Uuid, Path, description = "the lender id")),
+    responses(
+        (status = 200, body = LenderStatus),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "already active"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Response, ApiError> {
+    let route = format!("POST /v1/lenders/{id}/reactivate");
+    set_status(
+        &state,
+        &caller,
+        &headers,
+        id,
+        &route,
+        LenderCommand::Reactivate,
+        "active",
+    )
+    .await
+}

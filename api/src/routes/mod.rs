@@ -1,0 +1,4 @@
+//! The routes of the HTTP contract, grouped by resource.
+
+pub mod auditors;
+pub mod lenders;

@@ -1,0 +1,72 @@
+//! What handlers share, and the settings of the HTTP layer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use proofline_commands::auth::Authenticator;
+use proofline_commands::signing::ServiceKey;
+use proofline_commands::store::EventStore;
+
+use crate::limits::Limits;
+
+/// The HTTP layer's settings, from the service's configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed by CORS; empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub body_limit_bytes: usize,
+    /// Requests per second each API key may make (bursts of twice that).
+    pub requests_per_key_per_second: u32,
+    /// Failed authentications per minute from one client address.
+    pub failed_auth_per_minute: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 1024 * 1024,
+            requests_per_key_per_second: 100,
+            failed_auth_per_minute: 30,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn EventStore>,
+    pub auth: Arc<Authenticator>,
+    pub service_key: Arc<ServiceKey>,
+    pub settings: Arc<ApiSettings>,
+    pub limits: Arc<Limits>,
+    /// The key idempotency records are sealed with (derived from the
+    /// service key).
+    pub idempotency_master: Arc<[u8; 32]>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        service_key: Arc<ServiceKey>,
+        settings: ApiSettings,
+    ) -> Self {
+        let idempotency_master =
+            Arc::new(service_key.derive_key("proofline idempotency records v1"));
+        Self {
+            auth: Arc::new(Authenticator::new(store.clone())),
+            limits: Arc::new(Limits::new(&settings)),
+            settings: Arc::new(settings),
+            store,
+            service_key,
+            idempotency_master,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The HTTP contract over real sockets, on both backends: one set of cases
+//! (`cases.rs`), generated for SQLite always and for Postgres with
+//! `--features service-tests`.
+
+mod cases;
+mod support;
+
+macro_rules! http_suite {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            http_suite!(@cases $open;
+                key_lifecycle_register_rotate_grace_revoke,
+                deactivation_refuses_the_lenders_keys,
+                roles_are_enforced,
+                bad_credentials_are_401_problems,
+                invalid_input_is_rejected,
+                duplicate_emails_conflict_even_when_racing,
+                failed_auth_is_rate_limited_per_address,
+                each_key_has_a_request_budget,
+                idempotent_retries_return_the_first_answer,
+                no_raw_key_leaks,
+                request_ids_reach_events_and_headers_are_set,
+                openapi_covers_every_route_and_metrics_count_requests,
+                auditors_register_and_authenticate,
+                n_requests_with_one_key_cost_one_argon2_verification,
+            );
+        }
+    };
+    (@cases $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::cases::$case($open).await;
+            }
+        )*
+    };
+}
+
+http_suite!(sqlite, crate::support::sqlite_app);
+
+#[cfg(feature = "service-tests")]
+http_suite!(postgres, crate::support::postgres_app);

@@ -1,0 +1,256 @@
+//! A Proofline per test, served on 127.0.0.1:0 over real HTTP, on a fresh
+//! SQLite file or a fresh Postgres database.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
+use proofline_commands::keys::ensure_operator_key;
+use proofline_commands::migrate;
+use proofline_commands::signing::ServiceKey;
+use proofline_commands::store::EventStore;
+use proofline_commands::store::sqlite::{self as sqlite_store, SqliteEventStore};
+use proofline_domain::log::Envelope;
+use reqwest::{Client, Method, Response};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// Every log line of this test process, for the tests that prove no secret
+/// is ever logged. Everything is captured, at TRACE for Proofline's crates.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buffer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,hyper=info,h2=info,reqwest=info,tokio=info,runtime=info")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        buffer
+    });
+}
+
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().expect("logs are captured").lock().unwrap()).into_owned()
+}
+
+enum Database {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    },
+    #[cfg(feature = "service-tests")]
+    Postgres(proofline_testkit::TestDatabase),
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub operator_key: String,
+    pub store: Arc<dyn EventStore>,
+    pub state: AppState,
+    database: Database,
+    stop: Option<oneshot::Sender<()>>,
+    _key_dir: tempfile::TempDir,
+}
+
+pub async fn sqlite_app(settings: ApiSettings) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let pool = sqlite_store::connect_pool(&path).await.unwrap();
+    migrate::apply_sqlite(&pool).await.unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+    start(store, Database::Sqlite { _dir: dir, path }, settings).await
+}
+
+#[cfg(feature = "service-tests")]
+pub async fn postgres_app(settings: ApiSettings) -> TestApp {
+    use proofline_commands::store::postgres::{self as pg_store, PgEventStore, PgStoreOptions};
+    let database = proofline_testkit::TestDatabase::create().await;
+    let url = secrecy::SecretString::from(database.url().to_owned());
+    let pool = pg_store::connect_pool(&url, &PgStoreOptions::default())
+        .await
+        .unwrap();
+    migrate::apply_postgres(&pool).await.unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::open(pool).await.unwrap());
+    start(store, Database::Postgres(database), settings).await
+}
+
+async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSettings) -> TestApp {
+    capture_logs();
+    let key_dir = tempfile::tempdir().unwrap();
+    let operator_file = key_dir.path().join("operator.key");
+    ensure_operator_key(&store, &operator_file).await.unwrap();
+    let operator_key = std::fs::read_to_string(&operator_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ServiceKey::generate().unwrap()),
+        settings,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let background = spawn_background(&state);
+    tokio::spawn(async move {
+        serve(listener, app, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        background.abort();
+    });
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        base,
+        client,
+        operator_key,
+        store,
+        state,
+        database,
+        stop: Some(stop),
+        _key_dir: key_dir,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    async fn read(response: Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn is_problem(&self) -> bool {
+        self.headers
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json")
+    }
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
+        self.call(Method::GET, path, key, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Answer {
+        self.call(Method::POST, path, key, Some(body), &[]).await
+    }
+
+    /// Registers a lender as the operator; its id and key.
+    pub async fn register_lender(&self, email: &str) -> (String, String) {
+        let answer = self
+            .post(
+                "/v1/lenders",
+                Some(&self.operator_key),
+                &serde_json::json!({"name": "Acme Lending", "contact_email": email}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        (
+            answer.body["lender_id"].as_str().unwrap().to_owned(),
+            answer.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn all_events(&self) -> Vec<Envelope> {
+        let mut events = Vec::new();
+        loop {
+            let after = events.last().map_or(0, |e: &Envelope| e.position);
+            let page = self.store.read_all(after, 1_000).await.unwrap();
+            if page.is_empty() {
+                return events;
+            }
+            events.extend(page);
+        }
+    }
+
+    /// Every row of the secrets table, read behind the store's back.
+    pub async fn raw_secrets(&self) -> Vec<String> {
+        let sql = "SELECT id || ' ' || kind || ' ' || stream_id || ' ' || material FROM secrets";
+        match &self.database {
+            Database::Sqlite { path, .. } => {
+                let pool = sqlite_store::connect_pool(path).await.unwrap();
+                let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows
+            }
+            #[cfg(feature = "service-tests")]
+            Database::Postgres(database) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(database.url()).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    }
+}
