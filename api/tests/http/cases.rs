@@ -892,3 +892,77 @@ where
         "200 requests, 8 at a time, one verification"
     );
 }
+
+/// A key cached by one instance is dropped when another instance
+/// deactivates its owner: the instances follow the log, so the cache is not
+/// stale until its time to live.
+pub async fn deactivation_reaches_other_instances<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let first = open(defaults()).await;
+    let second = first.second_instance(defaults()).await;
+    let (lender_id, key) = first.register_lender(&email()).await;
+    assert_eq!(
+        second.get("/v1/lenders/me", Some(&key)).await.status,
+        200,
+        "cached by the second instance"
+    );
+    let deactivated = first
+        .post(
+            &format!("/v1/lenders/{lender_id}/deactivate"),
+            Some(&first.operator_key),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(deactivated.status, 200);
+    let started = Instant::now();
+    loop {
+        let answer = second.get("/v1/lenders/me", Some(&key)).await;
+        if answer.status == 401 {
+            break;
+        }
+        assert_eq!(answer.status, 200);
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the second instance kept accepting a deactivated lender's key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn cors_is_off_unless_configured<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let preflight = |app: &TestApp, origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, format!("{}/v1/lenders/me", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let closed = open(defaults()).await;
+    let answer = preflight(&closed, "https://app.example").await.unwrap();
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let open_app = open(ApiSettings {
+        cors_allowed_origins: vec!["https://app.example".into()],
+        ..defaults()
+    })
+    .await;
+    let allowed = preflight(&open_app, "https://app.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight(&open_app, "https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

@@ -23,6 +23,8 @@ macro_rules! http_suite {
                 openapi_covers_every_route_and_metrics_count_requests,
                 auditors_register_and_authenticate,
                 n_requests_with_one_key_cost_one_argon2_verification,
+                deactivation_reaches_other_instances,
+                cors_is_off_unless_configured,
             );
         }
     };

@@ -97,10 +97,10 @@ async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSett
     let key_dir = tempfile::tempdir().unwrap();
     let operator_file = key_dir.path().join("operator.key");
     ensure_operator_key(&store, &operator_file).await.unwrap();
+    // A second instance finds the key registered already and writes no file.
     let operator_key = std::fs::read_to_string(&operator_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_default();
     let state = AppState::new(
         store.clone(),
         Arc::new(ServiceKey::generate().unwrap()),
@@ -132,6 +132,48 @@ async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSett
         database,
         stop: Some(stop),
         _key_dir: key_dir,
+    }
+}
+
+impl TestApp {
+    /// Another instance of the service on the same database, as a second
+    /// process would be: its own store, cache and server.
+    pub async fn second_instance(&self, settings: ApiSettings) -> TestApp {
+        match &self.database {
+            Database::Sqlite { path, .. } => {
+                let pool = sqlite_store::connect_pool(path).await.unwrap();
+                let store: Arc<dyn EventStore> =
+                    Arc::new(SqliteEventStore::open(pool, path).await.unwrap());
+                let dir = tempfile::tempdir().unwrap();
+                let mut app = start(
+                    store,
+                    Database::Sqlite {
+                        path: path.clone(),
+                        _dir: dir,
+                    },
+                    settings,
+                )
+                .await;
+                app.operator_key = self.operator_key.clone();
+                app
+            }
+            #[cfg(feature = "service-tests")]
+            Database::Postgres(database) => {
+                use proofline_commands::store::postgres::{
+                    self as pg_store, PgEventStore, PgStoreOptions,
+                };
+                let url = secrecy::SecretString::from(database.url().to_owned());
+                let pool = pg_store::connect_pool(&url, &PgStoreOptions::default())
+                    .await
+                    .unwrap();
+                let store: Arc<dyn EventStore> = Arc::new(PgEventStore::open(pool).await.unwrap());
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("unused");
+                let mut app = start(store, Database::Sqlite { _dir: dir, path }, settings).await;
+                app.operator_key = self.operator_key.clone();
+                app
+            }
+        }
     }
 }
 
