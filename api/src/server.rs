@@ -86,6 +86,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Installed now, not at the first scrape: counts recorded before a
+    // recorder exists are lost.
+    metrics::handle();
     let (routes, _) = documented();
     let document = Arc::new(openapi());
     let settings = state.settings.clone();
