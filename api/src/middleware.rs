@@ -9,7 +9,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -70,9 +69,8 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Answers 503 when a request takes longer than the configured limit.
-pub async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit: Duration = state.settings.request_timeout;
+/// Answers 503 when a request takes longer than `limit`.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -105,6 +103,40 @@ pub async fn metrics(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_request_over_the_time_limit_is_a_503_problem() {
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", get(|| async { "ok" }))
+            .layer(from_fn_with_state(Duration::from_millis(50), time_limit));
+        let slow = app
+            .clone()
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(slow.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            slow.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let fast = app
+            .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fast.status(), axum::http::StatusCode::OK);
+    }
 
     #[test]
     fn request_ids_from_clients_are_bounded_and_plain() {

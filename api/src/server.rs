@@ -109,7 +109,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(from_fn(middleware::metrics))
-        .layer(from_fn_with_state(state.clone(), middleware::time_limit))
+        .layer(from_fn_with_state(
+            settings.request_timeout,
+            middleware::time_limit,
+        ))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
     if !settings.cors_allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = settings
