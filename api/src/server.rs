@@ -31,6 +31,7 @@ use crate::{health, metrics, middleware, routes};
     tags(
         (name = "lenders", description = "lenders and their API keys"),
         (name = "auditors", description = "auditors of the log"),
+        (name = "issuers", description = "the trust registry: issuers, their keys, status lists"),
         (name = "health", description = "liveness, readiness, metrics"),
     )
 )]
@@ -65,6 +66,12 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::lenders::deactivate))
         .routes(routes!(routes::lenders::reactivate))
         .routes(routes!(routes::auditors::register))
+        .routes(routes!(routes::issuers::register, routes::issuers::list))
+        .routes(routes!(routes::issuers::add_key))
+        .routes(routes!(routes::issuers::retire_key))
+        .routes(routes!(routes::issuers::suspend))
+        .routes(routes!(routes::issuers::reinstate))
+        .routes(routes!(routes::issuers::publish))
         .split_for_parts()
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use proofline_commands::auth::Authenticator;
+use proofline_commands::registry::Registry;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
 
@@ -44,6 +45,8 @@ impl Default for ApiSettings {
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub auth: Arc<Authenticator>,
+    /// The trust registry, read from the write side.
+    pub registry: Arc<Registry>,
     pub service_key: Arc<ServiceKey>,
     pub settings: Arc<ApiSettings>,
     pub limits: Arc<Limits>,
@@ -62,6 +65,7 @@ impl AppState {
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
+            registry: Arc::new(Registry::new(store.clone())),
             limits: Arc::new(Limits::new(&settings)),
             settings: Arc::new(settings),
             store,

@@ -21,6 +21,9 @@
 //! - [`handler`]: load, decide, append, with retries on conflict; the one
 //!   way commands change state.
 //! - [`lenders`], [`auditors`]: the principals' commands.
+//! - [`issuers`]: the trust registry's commands (issuers, status lists).
+//! - [`registry`]: the trust registry as the verifier reads it, from the
+//!   write side, cached by stream version.
 //! - [`auth`]: API keys to principals, with the cache that makes steady-state
 //!   authentication cost a hash and a lookup.
 //! - [`idempotency`]: idempotent answers, sealed into the secrets table with
@@ -33,9 +36,11 @@ pub mod auditors;
 pub mod auth;
 pub mod handler;
 pub mod idempotency;
+pub mod issuers;
 pub mod keys;
 pub mod lenders;
 pub mod migrate;
+pub mod registry;
 pub(crate) mod secret_file;
 pub mod signing;
 pub mod store;

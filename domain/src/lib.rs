@@ -15,15 +15,25 @@
 //! - [`decider`]: the `Decider` shape of every aggregate, rejection kinds,
 //!   and how events are encoded for the log.
 //! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates.
+//! - [`issuer`]: the trust registry's issuers and their keys.
+//! - [`status_list`]: Token Status List tokens, their checks and the
+//!   StatusList aggregate.
 //! - [`principal`]: who is calling, and their role.
 //! - [`api_key`]: the public shape of API keys (prefix and secret part).
+//! - [`jose`]: strict base64url, compact JWS, public JWKs, and signature
+//!   checks where the key decides the algorithm.
+//! - [`did`]: DIDs, and did:key with Ed25519.
 
 pub mod api_key;
 pub mod auditor;
 pub mod decider;
+pub mod did;
 pub mod ids;
+pub mod issuer;
+pub mod jose;
 pub mod lender;
 pub mod log;
 pub mod operator;
 pub mod principal;
+pub mod status_list;
 pub mod values;

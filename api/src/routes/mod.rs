@@ -1,4 +1,5 @@
 //! The routes of the HTTP contract, grouped by resource.
 
 pub mod auditors;
+pub mod issuers;
 pub mod lenders;

@@ -3,6 +3,7 @@
 //! `--features service-tests`.
 
 mod cases;
+mod registry;
 mod support;
 
 macro_rules! http_suite {
@@ -33,6 +34,21 @@ macro_rules! http_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 crate::cases::$case($open).await;
+            }
+        )*
+        http_suite!(@registry $open;
+            issuers_register_and_are_listed_to_every_role,
+            issuer_keys_are_added_and_retired,
+            issuers_are_suspended_and_reinstated,
+            status_lists_are_checked_published_and_replaced_only_by_newer_ones,
+            lenders_may_not_write_the_registry,
+        );
+    };
+    (@registry $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::registry::$case($open).await;
             }
         )*
     };

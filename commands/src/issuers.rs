@@ -1,0 +1,124 @@
+//! The trust registry's commands: issuers and status lists.
+//!
+//! Registering an issuer also appends, in the same atomic append, an entry
+//! to the catalog stream `registry-issuers`, so listing issuers reads one
+//! small stream instead of the whole log.
+
+use proofline_domain::decider::{EventSchema, RejectionKind};
+use proofline_domain::did::Did;
+use proofline_domain::ids::StreamId;
+use proofline_domain::issuer::{IssuerCommand, IssuerDecider, IssuerId};
+use proofline_domain::status_list::{self, ListUri, StatusListCommand, StatusListDecider};
+use serde::{Deserialize, Serialize};
+
+use crate::handler::{self, CommandContext, CommandError, Decision, Done};
+use crate::lenders::Seal;
+use crate::registry::Registry;
+use crate::store::{EventStore, ExpectedVersion, NewEvent};
+
+/// The catalog of registered issuers.
+pub fn catalog_stream() -> StreamId {
+    StreamId::parse("registry-issuers").expect("a valid constant")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CatalogEvent {
+    IssuerListed { issuer_id: IssuerId, did: Did },
+}
+
+impl EventSchema for CatalogEvent {}
+
+/// Registers an issuer (a `Register` command).
+pub async fn register(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    command: IssuerCommand,
+    seal: Seal<'_, IssuerId>,
+) -> Result<Done<IssuerId>, CommandError> {
+    let IssuerCommand::Register { did, .. } = &command else {
+        return Err(CommandError::Rejected {
+            kind: RejectionKind::Invalid,
+            message: "not a registration".into(),
+        });
+    };
+    let issuer_id = IssuerId::for_did(did);
+    let listed = CatalogEvent::IssuerListed {
+        issuer_id,
+        did: did.clone(),
+    }
+    .encode();
+    handler::execute::<IssuerDecider, IssuerId>(store, &issuer_id.stream_id(), context, |state| {
+        let events = handler::decide::<IssuerDecider>(&command, state, context.now)?;
+        let catalog = NewEvent::new(
+            listed.event_type.clone(),
+            listed.schema_version,
+            listed.data.clone(),
+        );
+        Ok(Decision {
+            also: vec![(catalog_stream(), ExpectedVersion::Any, vec![catalog])],
+            secrets: seal(&issuer_id)?,
+            ..Decision::events(events, issuer_id)
+        })
+    })
+    .await
+}
+
+/// Any other issuer command, on the issuer with this DID.
+pub async fn run(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    did: &Did,
+    command: IssuerCommand,
+    seal: Seal<'_, ()>,
+) -> Result<Done<()>, CommandError> {
+    let stream = IssuerId::for_did(did).stream_id();
+    handler::execute::<IssuerDecider, ()>(store, &stream, context, |state| {
+        let events = handler::decide::<IssuerDecider>(&command, state, context.now)?;
+        Ok(Decision {
+            secrets: seal(&())?,
+            ..Decision::events(events, ())
+        })
+    })
+    .await
+}
+
+/// Publishes a status list token for `uri`, after checking it against the
+/// current state of its issuer. The issuer is the token's `iss`, or the DID
+/// of its `kid`; when the token names neither, the issuer the list already
+/// belongs to, or `issuer_hint` from the request.
+pub async fn publish_status_list(
+    store: &dyn EventStore,
+    registry: &Registry,
+    context: &CommandContext,
+    uri: &ListUri,
+    token: &str,
+    issuer_hint: Option<Did>,
+    seal: Seal<'_, ()>,
+) -> Result<Done<()>, CommandError> {
+    let rejected = |error: status_list::StatusListError| CommandError::rejected(&error);
+    let did = match status_list::claimed_issuer(token) {
+        Ok(did) => did,
+        Err(status_list::StatusListError::NoIssuer) => {
+            let current = registry.status_list(uri).await?.map(|list| list.issuer);
+            current
+                .or(issuer_hint)
+                .ok_or_else(|| rejected(status_list::StatusListError::NoIssuer))?
+        }
+        Err(other) => return Err(rejected(other)),
+    };
+    let issuer = registry
+        .issuer_now(&did)
+        .await?
+        .ok_or_else(|| rejected(status_list::StatusListError::UnknownIssuer))?;
+    let list = status_list::verify_token(token, uri, &issuer, context.now).map_err(rejected)?;
+    let command = StatusListCommand::Publish { list };
+    handler::execute::<StatusListDecider, ()>(store, &uri.stream_id(), context, |state| {
+        let events = handler::decide::<StatusListDecider>(&command, state, context.now)?;
+        Ok(Decision {
+            secrets: seal(&())?,
+            ..Decision::events(events, ())
+        })
+    })
+    .await
+}
