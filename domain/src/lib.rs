@@ -23,6 +23,8 @@
 //! - [`jose`]: strict base64url, compact JWS, public JWKs, and signature
 //!   checks where the key decides the algorithm.
 //! - [`did`]: DIDs, and did:key with Ed25519.
+//! - [`sd_jwt`]: the SD-JWT format: presentations, Disclosures, processing.
+//! - [`verification`]: the seven steps of verifying a presentation.
 
 pub mod api_key;
 pub mod auditor;
@@ -35,5 +37,7 @@ pub mod lender;
 pub mod log;
 pub mod operator;
 pub mod principal;
+pub mod sd_jwt;
 pub mod status_list;
 pub mod values;
+pub mod verification;

@@ -1,0 +1,241 @@
+//! An issuer, a holder and a verifier for tests: credentials issued and
+//! presented with the crate's own builder, verified through the same
+//! `Resolved` trust the service uses.
+
+use chrono::{TimeZone, Utc};
+use proofline_domain::decider::Decider;
+use proofline_domain::did::Did;
+use proofline_domain::issuer::{Issuer, IssuerCommand, IssuerDecider, Kid, RegisteredKey, Vct};
+use proofline_domain::jose::PublicKey;
+use proofline_domain::jose::testing::TestKey;
+use proofline_domain::log::Timestamp;
+use proofline_domain::sd_jwt::{Issuance, present};
+use proofline_domain::status_list::testing::lst;
+use proofline_domain::status_list::{
+    ListUri, StatusList, StatusListCommand, StatusListDecider, TOKEN_TYPE, verify_token,
+};
+use proofline_domain::values::Name;
+use proofline_domain::verification::{ClaimPath, Outcome, Profile, Request, Resolved, verify};
+use serde_json::{Value, json};
+
+pub const NOW: i64 = 1_790_000_000;
+pub const VCT: &str = "https://credentials.example/income";
+pub const NONCE: &str = "n-0193b2d4";
+pub const AUDIENCE: &str = "urn:proofline:lender:test";
+pub const LIST_URI: &str = "https://issuer.example/status/7";
+
+pub fn t(secs: i64) -> Timestamp {
+    Timestamp::from_datetime(Utc.timestamp_opt(NOW + secs, 0).unwrap())
+}
+
+pub struct World {
+    pub issuer_key: TestKey,
+    pub holder_key: TestKey,
+    pub did: Did,
+    pub issuer: Issuer,
+    pub list: Option<StatusList>,
+    pub required: Vec<ClaimPath>,
+    pub require_holder_binding: bool,
+    pub now: Timestamp,
+}
+
+fn salts() -> impl FnMut() -> String {
+    let mut n = 0;
+    move || {
+        n += 1;
+        format!("salt-{n:04}-0123456789")
+    }
+}
+
+impl World {
+    /// A did:key issuer (Ed25519) trusted for `VCT`, and an ES256 holder.
+    pub fn new() -> Self {
+        let issuer_key = TestKey::ed25519(11);
+        let PublicKey::Ed25519(public) = issuer_key.public() else {
+            unreachable!()
+        };
+        let did = Did::from_ed25519(&public);
+        let issuer = Self::issuer_of(&did, &[], t(-10_000));
+        Self {
+            issuer_key,
+            holder_key: TestKey::p256(12),
+            did,
+            issuer,
+            list: None,
+            required: Vec::new(),
+            require_holder_binding: true,
+            now: t(0),
+        }
+    }
+
+    /// A did:web issuer whose key is P-256 (kid `k1`), for the other curve.
+    pub fn with_web_issuer() -> Self {
+        let mut world = Self::new();
+        world.issuer_key = TestKey::p256(21);
+        world.did = Did::parse("did:web:issuer.example").unwrap();
+        let register = IssuerCommand::Register {
+            did: world.did.clone(),
+            name: Name::parse("name", "Web Issuer").unwrap(),
+            keys: vec![RegisteredKey {
+                kid: Kid::parse("k1").unwrap(),
+                jwk: world.issuer_key.public().to_jwk(),
+            }],
+            credential_types: Some(vec![Vct::parse(VCT).unwrap()]),
+        };
+        world.issuer =
+            IssuerDecider::fold(&IssuerDecider::decide(&register, &None, t(-10_000)).unwrap())
+                .unwrap();
+        world
+    }
+
+    pub fn issuer_of(did: &Did, then: &[IssuerCommand], at: Timestamp) -> Issuer {
+        let register = IssuerCommand::Register {
+            did: did.clone(),
+            name: Name::parse("name", "Test Issuer").unwrap(),
+            keys: vec![],
+            credential_types: Some(vec![Vct::parse(VCT).unwrap()]),
+        };
+        let mut events = IssuerDecider::decide(&register, &None, at).unwrap();
+        for command in then {
+            let state = IssuerDecider::fold(&events);
+            events.extend(IssuerDecider::decide(command, &state, at).unwrap());
+        }
+        IssuerDecider::fold(&events).unwrap()
+    }
+
+    /// Applies issuer commands (suspend, retire) at `at`.
+    pub fn issuer_does(&mut self, command: IssuerCommand, at: Timestamp) {
+        let mut events = vec![];
+        let current = Some(self.issuer.clone());
+        events.extend(IssuerDecider::decide(&command, &current, at).unwrap());
+        self.issuer = events.iter().fold(current, IssuerDecider::evolve).unwrap();
+    }
+
+    /// Publishes a status list with `statuses` (1 bit per entry unless a 2 is in it).
+    pub fn publish_list(&mut self, statuses: &[u8]) {
+        let bits = if statuses.iter().any(|s| *s > 1) {
+            2
+        } else {
+            1
+        };
+        let kid = self.issuer.keys[0].kid.as_str().to_owned();
+        let token = self.issuer_key.sign(
+            &json!({"alg": self.issuer_key.alg(), "typ": TOKEN_TYPE, "kid": kid}),
+            &json!({"sub": LIST_URI, "iat": NOW - 100, "status_list": {"bits": bits, "lst": lst(statuses, bits)}}),
+        );
+        let uri = ListUri::parse(LIST_URI).unwrap();
+        let verified = verify_token(&token, &uri, &self.issuer, t(0)).unwrap();
+        let events =
+            StatusListDecider::decide(&StatusListCommand::Publish { list: verified }, &None, t(0))
+                .unwrap();
+        self.list = StatusListDecider::fold(&events);
+    }
+
+    /// The standard credential: given_name, family_name and address.country
+    /// selectively disclosable (address.country nested inside a concealed
+    /// address), two nationalities concealed as array elements, decoys.
+    pub fn issue_with(&self, extra: Value, header: Option<Value>) -> (String, Vec<String>) {
+        let mut payload = json!({
+            "iss": self.did.as_str(),
+            "iat": NOW - 3600,
+            "exp": NOW + 3600,
+            "vct": VCT,
+            "given_name": "Erika",
+            "family_name": "Mustermann",
+            "address": {"country": "DE", "locality": "Köln"},
+            "nationalities": ["DE", "FR"],
+            "cnf": {"jwk": serde_json::to_value(self.holder_key.public().to_jwk()).unwrap()},
+        });
+        for (name, value) in extra.as_object().cloned().unwrap_or_default() {
+            if value.is_null() {
+                payload.as_object_mut().unwrap().remove(&name);
+            } else {
+                payload[&name] = value;
+            }
+        }
+        let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), salts());
+        issuance
+            .conceal("given_name")
+            .unwrap()
+            .conceal("family_name")
+            .unwrap()
+            .conceal("address.country")
+            .unwrap()
+            .conceal("address")
+            .unwrap()
+            .conceal_element("nationalities", 0)
+            .unwrap()
+            .conceal_element("nationalities", 1)
+            .unwrap()
+            .decoy()
+            .decoy();
+        let kid = self.issuer.keys[0].kid.as_str().to_owned();
+        let header = header.unwrap_or_else(
+            || json!({"alg": self.issuer_key.alg(), "typ": "dc+sd-jwt", "kid": kid}),
+        );
+        issuance.sign(&header, |input| self.issuer_key.sign_raw(input))
+    }
+
+    pub fn issue(&self) -> (String, Vec<String>) {
+        self.issue_with(json!({}), None)
+    }
+
+    /// A presentation of `jwt` with `disclosures`, bound with `nonce`,
+    /// `audience` and `iat` by `key` (the holder's, unless another is given).
+    pub fn present_bound(
+        &self,
+        issued: &str,
+        disclosures: &[&str],
+        nonce: &str,
+        audience: &str,
+        iat: i64,
+        key: &TestKey,
+    ) -> String {
+        let header = json!({"alg": key.alg(), "typ": "kb+jwt"});
+        let mut sign = |input: &[u8]| key.sign_raw(input);
+        present(
+            issued,
+            disclosures,
+            Some((&header, &mut sign, nonce, audience, iat)),
+        )
+    }
+
+    pub fn present(&self, issued: &str, disclosures: &[&str]) -> String {
+        self.present_bound(
+            issued,
+            disclosures,
+            NONCE,
+            AUDIENCE,
+            NOW - 5,
+            &self.holder_key,
+        )
+    }
+
+    pub fn verify(&self, presentation: &str) -> Outcome {
+        let request = Request {
+            nonce: NONCE,
+            audience: AUDIENCE,
+            required_claims: &self.required,
+            require_holder_binding: self.require_holder_binding,
+            max_age_seconds: 300,
+            now: self.now,
+            profile: Profile::SdJwtVc,
+        };
+        verify(
+            presentation,
+            &request,
+            &Resolved {
+                issuer: Some(&self.issuer),
+                list: self.list.as_ref(),
+            },
+        )
+    }
+}
+
+/// `(failed step, reason)` of an outcome, for compact assertions.
+pub fn failure(outcome: &Outcome) -> (Option<&'static str>, Option<String>) {
+    (
+        outcome.failed_step.map(|s| s.name()),
+        outcome.reason.clone(),
+    )
+}
