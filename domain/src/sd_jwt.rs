@@ -652,20 +652,37 @@ impl<S: FnMut() -> String> Issuance<S> {
     }
 }
 
+/// What a holder puts in a Key Binding JWT, and the key that signs it.
+pub struct KeyBinding<'a> {
+    /// The KB-JWT header (`alg`, `typ: kb+jwt`).
+    pub header: &'a Value,
+    /// Signs the KB-JWT's signing input with the holder's key.
+    pub sign: &'a mut dyn FnMut(&[u8]) -> Vec<u8>,
+    /// The verifier's nonce.
+    pub nonce: &'a str,
+    /// The verifier's audience.
+    pub audience: &'a str,
+    /// Issued-at, seconds since the epoch.
+    pub iat: i64,
+}
+
 /// The presentation of `jwt` with the chosen `disclosures`, bound to a
-/// verifier by a Key Binding JWT that `sign` signs (the holder's key).
-pub fn present(
-    jwt: &str,
-    disclosures: &[&str],
-    key_binding: Option<(&Value, &mut dyn FnMut(&[u8]) -> Vec<u8>, &str, &str, i64)>,
-) -> String {
+/// verifier by a Key Binding JWT when `key_binding` is given.
+pub fn present(jwt: &str, disclosures: &[&str], key_binding: Option<KeyBinding<'_>>) -> String {
     let mut presentation = jwt.split('~').next().unwrap_or_default().to_owned();
     for disclosure in disclosures {
         presentation.push('~');
         presentation.push_str(disclosure);
     }
     presentation.push('~');
-    if let Some((header, sign, nonce, audience, iat)) = key_binding {
+    if let Some(KeyBinding {
+        header,
+        sign,
+        nonce,
+        audience,
+        iat,
+    }) = key_binding
+    {
         let payload = serde_json::json!({"nonce": nonce, "aud": audience, "iat": iat, "sd_hash": digest(&presentation)});
         let input = format!(
             "{}.{}",

@@ -9,7 +9,7 @@ use proofline_domain::issuer::{Issuer, IssuerCommand, IssuerDecider, Kid, Regist
 use proofline_domain::jose::PublicKey;
 use proofline_domain::jose::testing::TestKey;
 use proofline_domain::log::Timestamp;
-use proofline_domain::sd_jwt::{Issuance, present};
+use proofline_domain::sd_jwt::{Issuance, KeyBinding, present};
 use proofline_domain::status_list::testing::lst;
 use proofline_domain::status_list::{
     ListUri, StatusList, StatusListCommand, StatusListDecider, TOKEN_TYPE, verify_token,
@@ -196,7 +196,13 @@ impl World {
         present(
             issued,
             disclosures,
-            Some((&header, &mut sign, nonce, audience, iat)),
+            Some(KeyBinding {
+                header: &header,
+                sign: &mut sign,
+                nonce,
+                audience,
+                iat,
+            }),
         )
     }
 
