@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
+use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::{self, OperatorKeyState};
-use proofline_commands::signing;
 use proofline_commands::store::EventStore;
+use proofline_commands::{service_keys, signing};
+use proofline_domain::log::Metadata;
 use tokio::net::TcpListener;
 
 use crate::app::{self, Migrations};
@@ -35,6 +37,10 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             "created the service signing key");
     }
     report_operator_key(&store, &config).await?;
+    let context = CommandContext::now(Metadata::default());
+    if service_keys::activate(store.as_ref(), &service_key, &context).await? {
+        tracing::info!(kid = %service_key.kid(), "recorded the service signing key in the log");
+    }
 
     // Handlers first: a SIGTERM that arrives once we say we are listening
     // must be a graceful stop, not the default action.

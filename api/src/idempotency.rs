@@ -54,6 +54,17 @@ impl Idem {
 
     /// The stored answer of an earlier identical request, if any.
     pub async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+        Ok(self
+            .replay_parts(state)
+            .await?
+            .map(|(status, body, position)| Self::replayed(status, body, position)))
+    }
+
+    /// The stored answer's status, body (without position) and position.
+    pub async fn replay_parts(
+        &self,
+        state: &AppState,
+    ) -> Result<Option<(StatusCode, Value, u64)>, ApiError> {
         let Some(idempotency) = &self.0 else {
             return Ok(None);
         };
@@ -62,15 +73,19 @@ impl Idem {
             return Ok(None);
         };
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-        let mut body = answer.body;
+        Ok(Some((status, answer.body, answer.position)))
+    }
+
+    /// A replayed answer, marked `Idempotent-Replayed: true`.
+    pub fn replayed(status: StatusCode, mut body: Value, position: u64) -> Response {
         if let Some(object) = body.as_object_mut() {
-            object.insert("position".into(), answer.position.into());
+            object.insert("position".into(), position.into());
         }
         let mut response = (status, Json(body)).into_response();
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        Ok(Some(response))
+        response
     }
 
     /// The secrets that seal this request's answer into the command's

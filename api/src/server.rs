@@ -32,6 +32,8 @@ use crate::{health, metrics, middleware, routes};
         (name = "lenders", description = "lenders and their API keys"),
         (name = "auditors", description = "auditors of the log"),
         (name = "issuers", description = "the trust registry: issuers, their keys, status lists"),
+        (name = "verifications", description = "verifying holders' presentations"),
+        (name = "log", description = "what auditors need to check the service's signatures"),
         (name = "health", description = "liveness, readiness, metrics"),
     )
 )]
@@ -72,6 +74,9 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::issuers::suspend))
         .routes(routes!(routes::issuers::reinstate))
         .routes(routes!(routes::issuers::publish))
+        .routes(routes!(routes::verifications::verify))
+        .routes(routes!(routes::verifications::get))
+        .routes(routes!(routes::log::public_key))
         .split_for_parts()
 }
 

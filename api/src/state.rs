@@ -8,6 +8,7 @@ use proofline_commands::auth::Authenticator;
 use proofline_commands::registry::Registry;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
+use proofline_commands::verifications::Verifier;
 
 use crate::limits::Limits;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The key idempotency records are sealed with (derived from the
     /// service key).
     pub idempotency_master: Arc<[u8; 32]>,
+    /// Verifies and records presentations.
+    pub verifier: Arc<Verifier>,
 }
 
 impl AppState {
@@ -63,9 +66,15 @@ impl AppState {
     ) -> Self {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
+        let registry = Arc::new(Registry::new(store.clone()));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
-            registry: Arc::new(Registry::new(store.clone())),
+            verifier: Arc::new(Verifier::new(
+                store.clone(),
+                registry.clone(),
+                service_key.clone(),
+            )),
+            registry,
             limits: Arc::new(Limits::new(&settings)),
             settings: Arc::new(settings),
             store,

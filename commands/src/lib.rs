@@ -42,7 +42,9 @@ pub mod lenders;
 pub mod migrate;
 pub mod registry;
 pub(crate) mod secret_file;
+pub mod service_keys;
 pub mod signing;
 pub mod store;
+pub mod verifications;
 
 pub use store::{StoreError, error::OpenError};

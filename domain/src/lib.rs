@@ -25,6 +25,8 @@
 //! - [`did`]: DIDs, and did:key with Ed25519.
 //! - [`sd_jwt`]: the SD-JWT format: presentations, Disclosures, processing.
 //! - [`verification`]: the seven steps of verifying a presentation.
+//! - [`verification_record`]: what the log keeps of a verification, and the
+//!   id that makes a nonce single-use.
 
 pub mod api_key;
 pub mod auditor;
@@ -41,3 +43,4 @@ pub mod sd_jwt;
 pub mod status_list;
 pub mod values;
 pub mod verification;
+pub mod verification_record;

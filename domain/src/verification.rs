@@ -728,3 +728,37 @@ impl Trust for Resolved<'_> {
         self.list.filter(|list| list.uri.as_str() == uri)
     }
 }
+
+/// What a presentation says it needs from the trust registry, read before
+/// anything is verified: the issuer's `iss` and the status list's `uri`.
+/// Used only to look them up; [`verify`] checks everything again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    pub iss: Option<String>,
+    pub status_list_uri: Option<String>,
+}
+
+/// The references of `text`; empty when it does not even split.
+pub fn references(text: &str) -> References {
+    if text.len() > sd_jwt::MAX_PRESENTATION_BYTES {
+        return References::default();
+    }
+    let jwt = text.split('~').next().unwrap_or_default();
+    let Ok(jws) = crate::jose::CompactJws::parse(jwt) else {
+        return References::default();
+    };
+    References {
+        iss: jws
+            .payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        status_list_uri: jws
+            .payload
+            .get("status")
+            .and_then(|s| s.get("status_list"))
+            .and_then(|s| s.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}

@@ -3,3 +3,5 @@
 pub mod auditors;
 pub mod issuers;
 pub mod lenders;
+pub mod log;
+pub mod verifications;

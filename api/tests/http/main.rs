@@ -5,6 +5,7 @@
 mod cases;
 mod registry;
 mod support;
+mod verifications;
 
 macro_rules! http_suite {
     ($backend:ident, $open:path) => {
@@ -43,6 +44,19 @@ macro_rules! http_suite {
             status_lists_are_checked_published_and_replaced_only_by_newer_ones,
             lenders_may_not_write_the_registry,
         );
+        http_suite!(@verifications $open;
+            a_valid_presentation_verifies_once_with_a_receipt,
+            revoked_entries_and_retired_keys_fail_at_their_step,
+            malformed_input_is_recorded_and_bad_shapes_are_refused,
+        );
+    };
+    (@verifications $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::verifications::$case($open).await;
+            }
+        )*
     };
     (@registry $open:path; $($case:ident),* $(,)?) => {
         $(

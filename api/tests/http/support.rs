@@ -6,12 +6,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
+use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::ensure_operator_key;
 use proofline_commands::migrate;
+use proofline_commands::service_keys;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
 use proofline_commands::store::sqlite::{self as sqlite_store, SqliteEventStore};
-use proofline_domain::log::Envelope;
+use proofline_domain::log::{Envelope, Metadata};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -101,11 +103,12 @@ async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSett
     let operator_key = std::fs::read_to_string(&operator_file)
         .map(|k| k.trim().to_owned())
         .unwrap_or_default();
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(ServiceKey::generate().unwrap()),
-        settings,
-    );
+    let service_key = Arc::new(ServiceKey::generate().unwrap());
+    let context = CommandContext::now(Metadata::default());
+    service_keys::activate(store.as_ref(), &service_key, &context)
+        .await
+        .unwrap();
+    let state = AppState::new(store.clone(), service_key, settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

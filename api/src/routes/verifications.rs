@@ -1,0 +1,286 @@
+//! `/v1/verifications`: verify a holder's presentation, read it back.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use proofline_commands::verifications::{Verified, VerifyRequest};
+use proofline_domain::principal::Role;
+use proofline_domain::values::Audience;
+use proofline_domain::verification::ClaimPath;
+use proofline_domain::verification_record::{VerificationId, VerificationRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::extract::{Body, PathParam};
+use crate::idempotency::Idem;
+use crate::json;
+use crate::state::AppState;
+
+/// Longest nonce accepted.
+pub const MAX_NONCE_BYTES: usize = 512;
+/// Most required claims in one request.
+pub const MAX_REQUIRED_CLAIMS: usize = 64;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPresentation {
+    /// `<issuer-jwt>~<disclosure>~…~<kb-jwt>`; up to 256 KiB. A malformed
+    /// one is a recorded rejection at DECODE.
+    pub presentation: String,
+    /// The nonce the lender gave the wallet; single use per lender.
+    pub nonce: String,
+    /// What the Key Binding JWT must name as `aud`; default the lender's
+    /// registered audience.
+    pub audience: Option<String>,
+    /// Claims that must be disclosed, as dotted paths (`address.country`).
+    pub required_claims: Option<Vec<String>>,
+    /// Default true; false accepts a presentation without a Key Binding JWT.
+    pub require_holder_binding: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    /// DECODE, FRESHNESS, ISSUER_AUTH, SIGNATURE, REVOCATION, HOLDER_BINDING, CLAIMS
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationView {
+    pub verification_id: Uuid,
+    pub lender_id: Uuid,
+    pub verified: bool,
+    /// The first step that failed, or null.
+    pub failed_step: Option<String>,
+    /// A stable reason code such as `nonce_replayed` or `status_revoked`.
+    pub reason: Option<String>,
+    pub steps: Vec<StepView>,
+    pub issuer: Option<String>,
+    pub kid: Option<String>,
+    pub vct: Option<String>,
+    /// Values of the disclosed claims: in the answer of a verified
+    /// presentation only, never stored.
+    #[schema(value_type = Option<Object>)]
+    pub disclosed_claims: Option<Map<String, Value>>,
+    /// Paths of the selectively disclosed claims.
+    pub disclosed_claim_names: Vec<String>,
+    /// Hex SHA-256 of the presentation.
+    pub presentation_sha256: String,
+    /// The status list entry consulted.
+    #[schema(value_type = Option<Object>)]
+    pub status: Option<Value>,
+    /// When the verification was recorded (RFC 3339).
+    pub verified_at: String,
+    /// Compact JWS (EdDSA) by the service key over `{verification_id,
+    /// lender_id, verified, failed_step, presentation_sha256, position,
+    /// iat}`; its key is at `/v1/log/public-key`.
+    pub receipt: String,
+    pub position: u64,
+}
+
+fn view(
+    record: &VerificationRecord,
+    disclosed: Option<Map<String, Value>>,
+    receipt: String,
+    position: u64,
+) -> VerificationView {
+    VerificationView {
+        verification_id: record.verification_id.as_uuid(),
+        lender_id: record.lender_id.as_uuid(),
+        verified: record.verified,
+        failed_step: record.failed_step.map(|s| s.name().to_owned()),
+        reason: record.reason.clone(),
+        steps: record
+            .steps
+            .iter()
+            .map(|s| StepView {
+                name: s.name.name().to_owned(),
+                passed: s.passed,
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        issuer: record.issuer.clone(),
+        kid: record.kid.clone(),
+        vct: record.vct.clone(),
+        disclosed_claims: disclosed,
+        disclosed_claim_names: record.disclosed_claims.clone(),
+        presentation_sha256: record.presentation_sha256.clone(),
+        status: record
+            .status
+            .as_ref()
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
+        verified_at: record.verified_at.to_rfc3339(),
+        receipt,
+        position,
+    }
+}
+
+fn validate(input: VerifyPresentation) -> Result<VerifyRequest, ApiError> {
+    if input.nonce.is_empty() || input.nonce.len() > MAX_NONCE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("nonce: 1 to {MAX_NONCE_BYTES} bytes"),
+        ));
+    }
+    let audience = input.audience.as_deref().map(Audience::parse).transpose()?;
+    let required = input.required_claims.unwrap_or_default();
+    if required.len() > MAX_REQUIRED_CLAIMS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("required_claims: at most {MAX_REQUIRED_CLAIMS}"),
+        ));
+    }
+    let required_claims = required
+        .iter()
+        .map(|path| {
+            ClaimPath::parse(path).map_err(|reason| {
+                ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("required_claims: {reason}"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(VerifyRequest {
+        presentation: input.presentation,
+        nonce: input.nonce,
+        audience,
+        required_claims,
+        require_holder_binding: input.require_holder_binding.unwrap_or(true),
+    })
+}
+
+/// Verify a holder's presentation: the seven steps, recorded as one event,
+/// answered with a signed receipt.
+#[utoipa::path(
+    post, path = "/v1/verifications", tag = "verifications",
+    request_body = VerifyPresentation,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
+    responses(
+        (status = 201, body = VerificationView, description = "recorded, verified or not"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let idem = Idem::new(&state, &caller, &headers, "POST /v1/verifications", &body)?;
+    if let Some(replayed) = replay(&state, &idem, lender).await? {
+        return Ok(replayed);
+    }
+    let input: VerifyPresentation = json::parse(&headers, &body)?;
+    let request = validate(input)?;
+    let render = |v: &Verified| {
+        let mut value = serde_json::to_value(view(
+            &v.record,
+            v.disclosed_claims.clone(),
+            String::new(),
+            0,
+        ))
+        .unwrap_or_else(|_| json!({}));
+        if let Some(object) = value.as_object_mut() {
+            object.remove("receipt");
+            object.remove("position");
+        }
+        value
+    };
+    let seal = idem.seal(StatusCode::CREATED, render);
+    let context = caller.command_context();
+    match state
+        .verifier
+        .verify(&context, lender, request, &seal)
+        .await
+    {
+        Ok(done) => {
+            let position = done.position();
+            let receipt = state.verifier.receipt(&done.value.record, position);
+            let view = view(
+                &done.value.record,
+                done.value.disclosed_claims,
+                receipt,
+                position,
+            );
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
+        // A concurrent identical request may have won.
+        Err(error) => match replay(&state, &idem, lender).await {
+            Ok(Some(replayed)) => Ok(replayed),
+            _ => Err(error.into()),
+        },
+    }
+}
+
+/// The answer of an earlier identical request, with its receipt: the
+/// receipt covers the position, which the sealed answer cannot know, so it
+/// is signed again (Ed25519 signatures are deterministic).
+async fn replay(
+    state: &AppState,
+    idem: &Idem,
+    lender: proofline_domain::lender::LenderId,
+) -> Result<Option<Response>, ApiError> {
+    let Some((status, mut answer, position)) = idem.replay_parts(state).await? else {
+        return Ok(None);
+    };
+    let id = answer
+        .get("verification_id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.parse().ok())
+        .map(VerificationId::from_uuid);
+    if let Some(id) = id
+        && let Some((record, _)) = state.verifier.get(lender, id).await?
+        && let Some(object) = answer.as_object_mut()
+    {
+        object.insert(
+            "receipt".into(),
+            state.verifier.receipt(&record, position).into(),
+        );
+    }
+    Ok(Some(Idem::replayed(status, answer, position)))
+}
+
+/// One of the lender's own verifications (without claim values, which are
+/// never stored).
+#[utoipa::path(
+    get, path = "/v1/verifications/{id}", tag = "verifications",
+    params(("id" = Uuid, Path, description = "the verification id")),
+    responses(
+        (status = 200, body = VerificationView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such verification of this lender"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Json<VerificationView>, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let (record, position) = state
+        .verifier
+        .get(lender, VerificationId::from_uuid(id))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such verification"))?;
+    let receipt = state.verifier.receipt(&record, position);
+    Ok(Json(view(&record, None, receipt, position)))
+}

@@ -1,0 +1,441 @@
+//! The cases of the HTTP contract for verifying presentations.
+
+use std::future::Future;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use proofline_api::ApiSettings;
+use proofline_domain::jose::testing::TestKey;
+use proofline_domain::sd_jwt::{Issuance, KeyBinding, present};
+use proofline_domain::status_list::TOKEN_TYPE;
+use proofline_domain::status_list::testing::lst;
+use serde_json::{Value, json};
+
+use crate::support::{Answer, TestApp};
+
+const VCT: &str = "https://credentials.example/identity";
+
+/// An issuer (did:web, Ed25519 `key-1` and P-256 `key-2`) with a status
+/// list in which entry 5 is revoked and entry 6 suspended, a lender, and a
+/// holder.
+struct World {
+    app: TestApp,
+    did: String,
+    uri: String,
+    lender_id: String,
+    lender_key: String,
+    audience: String,
+    holder: TestKey,
+}
+
+fn jwk(key: &TestKey) -> Value {
+    serde_json::to_value(key.public().to_jwk()).unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn world<F, Fut>(open: F) -> World
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings::default()).await;
+    let did = format!("did:web:issuer-{}.example", uuid::Uuid::now_v7().simple());
+    let registered = app
+        .post(
+            "/v1/issuers",
+            Some(&app.operator_key),
+            &json!({
+                "did": did,
+                "name": "State ID Office",
+                "keys": [{"kid": "key-1", "jwk": jwk(&TestKey::ed25519(1))}, {"kid": "key-2", "jwk": jwk(&TestKey::p256(2))}],
+                "credential_types": [VCT],
+            }),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    let uri = format!("https://{}.example/status/1", uuid::Uuid::now_v7().simple());
+    let statuses = [0, 0, 0, 0, 0, 1, 2, 0];
+    let key = TestKey::ed25519(1);
+    let token = key.sign(
+        &json!({"alg": key.alg(), "typ": TOKEN_TYPE, "kid": "key-1"}),
+        &json!({"iss": did, "sub": uri, "iat": now() - 60, "status_list": {"bits": 2, "lst": lst(&statuses, 2)}}),
+    );
+    let published = app
+        .post(
+            "/v1/status-lists",
+            Some(&app.operator_key),
+            &json!({"uri": uri, "token": token}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.text);
+    let email = format!("l-{}@acme.example", uuid::Uuid::now_v7().simple());
+    let (lender_id, lender_key) = app.register_lender(&email).await;
+    let me = app.get("/v1/lenders/me", Some(&lender_key)).await;
+    let audience = me.body["audience"].as_str().unwrap().to_owned();
+    World {
+        app,
+        did,
+        uri,
+        lender_id,
+        lender_key,
+        audience,
+        holder: TestKey::ed25519(9),
+    }
+}
+
+impl World {
+    /// A credential signed by `signer` under `kid`, with given_name,
+    /// family_name, address.country (nested) and one nationality (an array
+    /// element) selectively disclosable, at status list entry `idx`.
+    fn issue(&self, signer: &TestKey, kid: &str, iat: i64, idx: u64) -> (String, Vec<String>) {
+        let payload = json!({
+            "iss": self.did,
+            "iat": iat,
+            "exp": now() + 3600,
+            "vct": VCT,
+            "given_name": "Erika",
+            "family_name": "Mustermann",
+            "address": {"country": "DE", "locality": "Köln"},
+            "nationalities": ["DE", "FR"],
+            "cnf": {"jwk": jwk(&self.holder)},
+            "status": {"status_list": {"idx": idx, "uri": self.uri}},
+        });
+        let mut counter = 0u32;
+        let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), || {
+            counter += 1;
+            format!("salt-{counter}-{}", uuid::Uuid::now_v7().simple())
+        });
+        issuance
+            .conceal("given_name")
+            .unwrap()
+            .conceal("family_name")
+            .unwrap()
+            .conceal("address.country")
+            .unwrap()
+            .conceal_element("nationalities", 1)
+            .unwrap()
+            .decoy();
+        issuance.sign(
+            &json!({"alg": signer.alg(), "typ": "dc+sd-jwt", "kid": kid}),
+            |input| signer.sign_raw(input),
+        )
+    }
+
+    fn present(&self, issued: &str, disclosures: &[String], nonce: &str) -> String {
+        let header = json!({"alg": self.holder.alg(), "typ": "kb+jwt"});
+        let mut sign = |input: &[u8]| self.holder.sign_raw(input);
+        let chosen: Vec<&str> = disclosures.iter().map(String::as_str).collect();
+        present(
+            issued,
+            &chosen,
+            Some(KeyBinding {
+                header: &header,
+                sign: &mut sign,
+                nonce,
+                audience: &self.audience,
+                iat: now() - 2,
+            }),
+        )
+    }
+
+    async fn verify(&self, presentation: &str, nonce: &str) -> Answer {
+        self.app
+            .post(
+                "/v1/verifications",
+                Some(&self.lender_key),
+                &json!({"presentation": presentation, "nonce": nonce, "required_claims": ["address.country"]}),
+            )
+            .await
+    }
+}
+
+fn fresh_nonce() -> String {
+    format!("n-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Checks a receipt with nothing but the public key: EdDSA over
+/// `header.payload`, and returns its payload.
+fn open_receipt(receipt: &str, public_key: &Value) -> Value {
+    let x = URL_SAFE_NO_PAD
+        .decode(public_key["public_key"].as_str().unwrap())
+        .unwrap();
+    let key = VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
+    let parts: Vec<&str> = receipt.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"], public_key["kid"]);
+    let signature =
+        Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).expect("64 bytes");
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .expect("the receipt verifies with the published key");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+pub async fn a_valid_presentation_verifies_once_with_a_receipt<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let (issued, disclosures) = world.issue(&TestKey::ed25519(1), "key-1", now() - 600, 3);
+    let nonce = fresh_nonce();
+    let presentation = world.present(&issued, &disclosures, &nonce);
+    let answer = world.verify(&presentation, &nonce).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    let body = &answer.body;
+    assert_eq!(body["verified"], true, "{}", answer.text);
+    assert_eq!(body["failed_step"], Value::Null);
+    let steps: Vec<(&str, bool)> = body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("DECODE", true),
+            ("FRESHNESS", true),
+            ("ISSUER_AUTH", true),
+            ("SIGNATURE", true),
+            ("REVOCATION", true),
+            ("HOLDER_BINDING", true),
+            ("CLAIMS", true)
+        ]
+    );
+    assert_eq!(body["issuer"], world.did.as_str());
+    assert_eq!(body["vct"], VCT);
+    assert_eq!(body["disclosed_claims"]["given_name"], "Erika");
+    assert_eq!(body["disclosed_claims"]["address"]["country"], "DE");
+    assert_eq!(
+        body["disclosed_claims"]["nationalities"],
+        json!(["DE", "FR"])
+    );
+    assert!(body["disclosed_claims"].get("cnf").is_none());
+    let position = body["position"].as_u64().unwrap();
+
+    let keys = world.app.get("/v1/log/public-key", None).await;
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    assert!(keys.body["since"].is_string(), "{}", keys.text);
+    let claims = open_receipt(body["receipt"].as_str().unwrap(), &keys.body);
+    assert_eq!(claims["verification_id"], body["verification_id"]);
+    assert_eq!(claims["lender_id"], world.lender_id.as_str());
+    assert_eq!(claims["verified"], true);
+    assert_eq!(claims["failed_step"], Value::Null);
+    assert_eq!(claims["position"], position);
+    assert_eq!(
+        claims["presentation_sha256"],
+        proofline_domain::verification_record::sha256_hex(&presentation)
+    );
+    assert!((claims["iat"].as_i64().unwrap() - now()).abs() < 60);
+
+    // Read back by its lender, with the same receipt; not by another.
+    let id = body["verification_id"].as_str().unwrap();
+    let read = world
+        .app
+        .get(&format!("/v1/verifications/{id}"), Some(&world.lender_key))
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["receipt"], body["receipt"]);
+    assert_eq!(read.body["verified"], true);
+    assert_eq!(read.body["disclosed_claims"], Value::Null);
+    let (_, other) = world
+        .app
+        .register_lender(&format!("o-{}@acme.example", uuid::Uuid::now_v7().simple()))
+        .await;
+    let foreign = world
+        .app
+        .get(&format!("/v1/verifications/{id}"), Some(&other))
+        .await;
+    assert_eq!((foreign.status, foreign.code()), (404, "NOT_FOUND"));
+    let operator = world
+        .app
+        .get(
+            &format!("/v1/verifications/{id}"),
+            Some(&world.app.operator_key),
+        )
+        .await;
+    assert_eq!(operator.status, 403);
+
+    // The same nonce again: recorded, failed at FRESHNESS.
+    let again = world.verify(&presentation, &nonce).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.body["verified"], false);
+    assert_eq!(again.body["failed_step"], "FRESHNESS");
+    assert_eq!(again.body["reason"], "nonce_replayed");
+    assert_ne!(again.body["verification_id"], body["verification_id"]);
+    assert_eq!(again.body["disclosed_claims"], Value::Null);
+
+    // The log has both, with digests and claim names, and no claim value.
+    let events = world.app.all_events().await;
+    let recorded: Vec<&str> = events
+        .iter()
+        .filter(|e| e.stream_id.category() == "verification")
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(recorded, ["PresentationVerified", "PresentationRejected"]);
+    let verified = events
+        .iter()
+        .find(|e| e.event_type == "PresentationVerified")
+        .unwrap();
+    assert_eq!(
+        verified.data["nonce_sha256"],
+        proofline_domain::verification_record::sha256_hex(&nonce)
+    );
+    assert_eq!(verified.data["status"]["idx"], 3);
+    assert!(
+        verified.data["disclosed_claims"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("address.country"))
+    );
+    let stored = format!(
+        "{}\n{}",
+        serde_json::to_string(&events).unwrap(),
+        world.app.raw_secrets().await.join("\n")
+    );
+    let signature = presentation.rsplit('.').next().unwrap();
+    for value in ["Erika", "Mustermann", "Köln", &nonce, signature]
+        .into_iter()
+        .chain(disclosures.iter().map(String::as_str))
+    {
+        assert!(!stored.contains(value), "{value} is in the store");
+    }
+}
+
+pub async fn revoked_entries_and_retired_keys_fail_at_their_step<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let ed = TestKey::ed25519(1);
+    for (idx, reason) in [(5, "status_revoked"), (6, "status_suspended")] {
+        let (issued, disclosures) = world.issue(&ed, "key-1", now() - 600, idx);
+        let nonce = fresh_nonce();
+        let answer = world
+            .verify(&world.present(&issued, &disclosures, &nonce), &nonce)
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        assert_eq!(
+            (&answer.body["failed_step"], &answer.body["reason"]),
+            (&json!("REVOCATION"), &json!(reason)),
+            "{}",
+            answer.text
+        );
+        assert_eq!(answer.body["status"]["idx"], idx);
+    }
+
+    // key-2 (P-256) verifies until it is retired; a credential signed after
+    // that fails at ISSUER_AUTH.
+    let p256 = TestKey::p256(2);
+    let (issued, disclosures) = world.issue(&p256, "key-2", now() - 600, 3);
+    let nonce_before = fresh_nonce();
+    let before = world
+        .verify(
+            &world.present(&issued, &disclosures, &nonce_before),
+            &nonce_before,
+        )
+        .await;
+    assert_eq!(before.body["verified"], true, "{}", before.text);
+    let retired = world
+        .app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/issuers/{}/keys/key-2", world.did),
+            Some(&world.app.operator_key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(retired.status, 200, "{}", retired.text);
+    let (issued, disclosures) = world.issue(&p256, "key-2", now() + 2, 3);
+    let nonce = fresh_nonce();
+    let after = world
+        .verify(&world.present(&issued, &disclosures, &nonce), &nonce)
+        .await;
+    assert_eq!(
+        (&after.body["failed_step"], &after.body["reason"]),
+        (&json!("ISSUER_AUTH"), &json!("key_retired")),
+        "{}",
+        after.text
+    );
+
+    // A list nobody published fails closed.
+    let mut unknown = World {
+        uri: "https://nowhere.example/status/9".into(),
+        ..world
+    };
+    unknown.holder = TestKey::ed25519(9);
+    let (issued, disclosures) = unknown.issue(&ed, "key-1", now() - 600, 0);
+    let nonce = fresh_nonce();
+    let answer = unknown
+        .verify(&unknown.present(&issued, &disclosures, &nonce), &nonce)
+        .await;
+    assert_eq!(
+        answer.body["reason"], "status_list_unknown",
+        "{}",
+        answer.text
+    );
+}
+
+pub async fn malformed_input_is_recorded_and_bad_shapes_are_refused<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    for garbage in ["", "not an sd-jwt", "a.b.c~", "~~~", &"x~".repeat(10_000)] {
+        let nonce = fresh_nonce();
+        let answer = world.verify(garbage, &nonce).await;
+        assert_eq!(answer.status, 201, "{garbage:.20}: {}", answer.text);
+        assert_eq!(answer.body["verified"], false);
+        assert_eq!(answer.body["failed_step"], "DECODE", "{}", answer.text);
+        assert!(answer.body["reason"].is_string());
+        assert!(answer.body["receipt"].is_string());
+    }
+    let key = Some(world.lender_key.as_str());
+    let refused = [
+        json!({"presentation": 5, "nonce": "n"}),
+        json!({"presentation": "x~"}),
+        json!({"presentation": "x~", "nonce": ""}),
+        json!({"presentation": "x~", "nonce": "n".repeat(513)}),
+        json!({"presentation": "x~", "nonce": "n", "required_claims": ["a..b"]}),
+        json!({"presentation": "x~", "nonce": "n", "unknown": true}),
+    ];
+    for body in refused {
+        let answer = world.app.post("/v1/verifications", key, &body).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (422, "VALIDATION_FAILED"),
+            "{body}: {}",
+            answer.text
+        );
+        assert!(answer.is_problem());
+    }
+    let not_json = world
+        .app
+        .call(
+            reqwest::Method::POST,
+            "/v1/verifications",
+            key,
+            None,
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert!(matches!(not_json.status, 400 | 422), "{}", not_json.text);
+    let operator = world
+        .app
+        .post(
+            "/v1/verifications",
+            Some(&world.app.operator_key),
+            &json!({"presentation": "x~", "nonce": "n"}),
+        )
+        .await;
+    assert_eq!(operator.status, 403);
+}

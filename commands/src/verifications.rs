@@ -1,0 +1,290 @@
+//! Verifying a presentation: resolve, verify off the async threads, record
+//! under a stream that makes the nonce single-use, answer with a receipt.
+//!
+//! The trust registry is read from the write side ([`Registry`]) before the
+//! pure verifier runs; the verifier checks everything again, so a lookup by
+//! a forged `iss` only finds nothing. The record goes to
+//! `verification-<id>` with `no_stream`, the id derived from lender and
+//! nonce: when the store refuses it, the nonce was used before, and the
+//! replay is recorded under an id of its own with FRESHNESS failed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use proofline_domain::decider::{EventSchema, RejectionKind};
+use proofline_domain::did::Did;
+use proofline_domain::jose::b64url_encode;
+use proofline_domain::lender::LenderId;
+use proofline_domain::status_list::ListUri;
+use proofline_domain::values::Audience;
+use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
+use proofline_domain::verification_record::{
+    Asked, VerificationEvent, VerificationId, VerificationRecord,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::handler::{CommandContext, CommandError, Done};
+use crate::lenders::{self, Seal};
+use crate::registry::Registry;
+use crate::signing::ServiceKey;
+use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+
+/// How old a Key Binding JWT may be.
+pub const MAX_KB_AGE_SECONDS: i64 = 300;
+
+/// What a lender asks to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub presentation: String,
+    pub nonce: String,
+    pub audience: Option<Audience>,
+    pub required_claims: Vec<ClaimPath>,
+    pub require_holder_binding: bool,
+}
+
+/// What a verification decided: the record, and the disclosed values the
+/// answer shows (only when verified; never recorded).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub record: VerificationRecord,
+    pub disclosed_claims: Option<Map<String, Value>>,
+}
+
+pub struct Verifier {
+    store: Arc<dyn EventStore>,
+    registry: Arc<Registry>,
+    service_key: Arc<ServiceKey>,
+    /// Lenders' audiences: fixed at registration, so cached for good.
+    audiences: RwLock<HashMap<LenderId, Audience>>,
+}
+
+impl Verifier {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        registry: Arc<Registry>,
+        service_key: Arc<ServiceKey>,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            service_key,
+            audiences: RwLock::default(),
+        }
+    }
+
+    async fn audience_of(&self, lender: LenderId) -> Result<Audience, CommandError> {
+        if let Some(audience) = self
+            .audiences
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&lender)
+        {
+            return Ok(audience.clone());
+        }
+        let audience = lenders::get(self.store.as_ref(), lender)
+            .await?
+            .ok_or(CommandError::Rejected {
+                kind: RejectionKind::NotFound,
+                message: "no such lender".into(),
+            })?
+            .audience;
+        self.audiences
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lender, audience.clone());
+        Ok(audience)
+    }
+
+    /// Verifies and records. A malformed presentation is a recorded
+    /// rejection at DECODE, not an error.
+    pub async fn verify(
+        &self,
+        context: &CommandContext,
+        lender: LenderId,
+        ask: VerifyRequest,
+        seal: Seal<'_, Verified>,
+    ) -> Result<Done<Verified>, CommandError> {
+        let audience = match ask.audience {
+            Some(audience) => audience,
+            None => self.audience_of(lender).await?,
+        };
+        let references = verification::references(&ask.presentation);
+        let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
+            Some(did) => self.registry.issuer(&did).await?,
+            None => None,
+        };
+        let list = match references
+            .status_list_uri
+            .as_deref()
+            .and_then(|u| ListUri::parse(u).ok())
+        {
+            Some(uri) => self.registry.status_list(&uri).await?,
+            None => None,
+        };
+        let now = context.now;
+        let (presentation, nonce, required, require_holder_binding, audience_text) = (
+            Arc::<str>::from(ask.presentation),
+            Arc::<str>::from(ask.nonce),
+            Arc::new(ask.required_claims),
+            ask.require_holder_binding,
+            Arc::<str>::from(audience.as_str()),
+        );
+        let outcome = {
+            let (presentation, nonce, required, audience) = (
+                presentation.clone(),
+                nonce.clone(),
+                required.clone(),
+                audience_text.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let request = Request {
+                    nonce: &nonce,
+                    audience: &audience,
+                    required_claims: &required,
+                    require_holder_binding,
+                    max_age_seconds: MAX_KB_AGE_SECONDS,
+                    now,
+                    profile: Profile::SdJwtVc,
+                };
+                let trust = Resolved {
+                    issuer: issuer.as_ref(),
+                    list: list.as_ref(),
+                };
+                verification::verify(&presentation, &request, &trust)
+            })
+            .await
+            .map_err(|e| CommandError::Store(StoreError::corrupt("verifier task", e)))?
+        };
+        let asked = Asked {
+            lender_id: lender,
+            presentation: &presentation,
+            nonce: &nonce,
+            audience: &audience_text,
+            required_claims: required.iter().map(ToString::to_string).collect(),
+            require_holder_binding,
+            at: now,
+        };
+        let first = VerificationId::for_nonce(lender, &nonce);
+        let record = VerificationRecord::new(first, &asked, &outcome);
+        match self.record(context, record, &outcome, seal).await {
+            Err(CommandError::Taken { stream_id }) if stream_id == first.stream_id() => {
+                let replayed = outcome.replayed();
+                let id = VerificationId::from_uuid(Uuid::now_v7());
+                let mut record = VerificationRecord::new(id, &asked, &replayed);
+                record.first_use = Some(first);
+                self.record(context, record, &replayed, seal).await
+            }
+            other => other,
+        }
+    }
+
+    async fn record(
+        &self,
+        context: &CommandContext,
+        record: VerificationRecord,
+        outcome: &Outcome,
+        seal: Seal<'_, Verified>,
+    ) -> Result<Done<Verified>, CommandError> {
+        let stream = record.verification_id.stream_id();
+        let verified = Verified {
+            disclosed_claims: outcome.disclosed_claims(),
+            record,
+        };
+        let event = verified.record.clone().into_event().encode();
+        let mut request = AppendRequest::new(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                event.event_type,
+                event.schema_version,
+                event.data,
+            )],
+        );
+        request.metadata = context.metadata.clone();
+        request.secrets = seal(&verified)?;
+        match self.store.append(request).await {
+            Ok(outcome) => Ok(Done {
+                value: verified,
+                outcome,
+            }),
+            Err(StoreError::Conflict { stream_id, .. }) => Err(CommandError::Taken { stream_id }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// A lender's verification and its position, from the write side;
+    /// `None` when it does not exist or belongs to another lender.
+    pub async fn get(
+        &self,
+        lender: LenderId,
+        id: VerificationId,
+    ) -> Result<Option<(VerificationRecord, u64)>, CommandError> {
+        let page = self.store.read_stream(&id.stream_id(), 0, 1).await?;
+        let Some(envelope) = page.into_iter().next() else {
+            return Ok(None);
+        };
+        let event = VerificationEvent::decode(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.data,
+        )?;
+        let record = event.record().clone();
+        Ok((record.lender_id == lender).then_some((record, envelope.position)))
+    }
+
+    /// The receipt of a recorded verification.
+    pub fn receipt(&self, record: &VerificationRecord, position: u64) -> String {
+        receipt(&self.service_key, &ReceiptClaims::of(record, position))
+    }
+}
+
+/// What a receipt signs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiptClaims {
+    pub verification_id: VerificationId,
+    pub lender_id: LenderId,
+    pub verified: bool,
+    pub failed_step: Option<String>,
+    pub presentation_sha256: String,
+    pub position: u64,
+    pub iat: i64,
+}
+
+impl ReceiptClaims {
+    pub fn of(record: &VerificationRecord, position: u64) -> Self {
+        Self {
+            verification_id: record.verification_id,
+            lender_id: record.lender_id,
+            verified: record.verified,
+            failed_step: record.failed_step.map(|s| s.name().to_owned()),
+            presentation_sha256: record.presentation_sha256.clone(),
+            position,
+            iat: record.verified_at.as_datetime().timestamp(),
+        }
+    }
+}
+
+/// `typ` of a receipt's JOSE header.
+pub const RECEIPT_TYP: &str = "proofline-receipt+jwt";
+
+/// A compact JWS (EdDSA) by the service key over the receipt claims.
+pub fn receipt(key: &ServiceKey, claims: &ReceiptClaims) -> String {
+    let header = json!({"alg": "EdDSA", "typ": RECEIPT_TYP, "kid": key.kid()});
+    let payload = json!({
+        "verification_id": claims.verification_id,
+        "lender_id": claims.lender_id,
+        "verified": claims.verified,
+        "failed_step": claims.failed_step,
+        "presentation_sha256": claims.presentation_sha256,
+        "position": claims.position,
+        "iat": claims.iat,
+    });
+    let input = format!(
+        "{}.{}",
+        b64url_encode(serde_json::to_vec(&header).expect("JSON serializes")),
+        b64url_encode(serde_json::to_vec(&payload).expect("JSON serializes"))
+    );
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", b64url_encode(signature.to_bytes()))
+}
