@@ -30,6 +30,13 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Register a demo issuer and lender on a running server, issue a
+    /// credential, present it, and print the curl that verifies it
+    Demo {
+        /// The server's base URL
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// Measure the service and print figures
     Bench {
         #[command(subcommand)]

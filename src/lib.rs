@@ -8,10 +8,15 @@
 //! - [`serve`]: `proofline serve`, with key bootstrap and graceful shutdown.
 //! - [`bench`]: `proofline bench`, benchmarks that print figures.
 //! - [`keygen`]: `proofline keygen`.
+//! - [`demo`]: `proofline demo`, a presentation to verify against a running
+//!   server.
+//! - [`wallet`]: an issuer and a holder for the demo and the benchmarks.
 
 pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod keygen;
 pub mod serve;
+pub mod wallet;

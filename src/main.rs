@@ -56,6 +56,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Demo { url } => proofline::demo::run(&config, &url).await.map(|_| ()),
         Command::Bench {
             which:
                 BenchCommand::Append {

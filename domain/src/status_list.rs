@@ -397,24 +397,28 @@ impl Decider for StatusListDecider {
 pub mod testing {
     //! Building lists, for tests.
 
-    use crate::jose::b64url_encode;
+    pub use super::{encode_lst as lst, pack};
+}
 
-    /// Packs statuses `bits` per entry, entry 0 in the low bits of byte 0.
-    pub fn pack(statuses: &[u8], bits: u8) -> Vec<u8> {
-        let per_byte = 8 / bits as usize;
-        let mut bytes = vec![0u8; statuses.len().div_ceil(per_byte)];
-        for (i, status) in statuses.iter().enumerate() {
-            bytes[i / per_byte] |= status << ((i % per_byte) * bits as usize);
-        }
-        bytes
+/// Packs statuses `bits` per entry, entry 0 in the low bits of byte 0
+/// (what an issuer does; Proofline does it for its demo issuer and tests).
+/// Statuses wider than `bits` are cut to it.
+pub fn pack(statuses: &[u8], bits: u8) -> Vec<u8> {
+    let per_byte = 8 / bits as usize;
+    let mask = if bits == 8 { 0xff } else { (1u8 << bits) - 1 };
+    let mut bytes = vec![0u8; statuses.len().div_ceil(per_byte)];
+    for (i, status) in statuses.iter().enumerate() {
+        bytes[i / per_byte] |= (status & mask) << ((i % per_byte) * bits as usize);
     }
+    bytes
+}
 
-    pub fn lst(statuses: &[u8], bits: u8) -> String {
-        b64url_encode(miniz_oxide::deflate::compress_to_vec_zlib(
-            &pack(statuses, bits),
-            6,
-        ))
-    }
+/// The `lst` of a list: base64url of the zlib-compressed packed statuses.
+pub fn encode_lst(statuses: &[u8], bits: u8) -> String {
+    crate::jose::b64url_encode(miniz_oxide::deflate::compress_to_vec_zlib(
+        &pack(statuses, bits),
+        6,
+    ))
 }
 
 #[cfg(test)]
