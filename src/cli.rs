@@ -78,4 +78,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         requests: u64,
     },
+    /// The pure verifier's presentations/s on one core, then POST
+    /// /v1/verifications end to end over HTTP with concurrent clients (rate
+    /// limit off), and the ratio. Runs in a scratch database or file.
+    Verify {
+        /// Presentations (each with its own nonce)
+        #[arg(long, default_value_t = 20_000)]
+        presentations: u64,
+        /// Concurrent HTTP clients
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+    },
 }

@@ -69,6 +69,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench {
             which: BenchCommand::Auth { requests },
         } => proofline::bench::auth(&config, requests).await,
+        Command::Bench {
+            which:
+                BenchCommand::Verify {
+                    presentations,
+                    clients,
+                },
+        } => proofline::bench::verify(&config, presentations, clients).await,
     }
 }
 

@@ -54,7 +54,10 @@ fn the_demo_curl_verifies_once_and_a_second_demo_reuses_its_keys() {
     let lender_key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
     assert_eq!(mode(&data.join("demo/lender.key")), 0o600);
     assert_eq!(mode(&data.join("demo/issuer.key")), 0o600);
-    assert!(!curl.contains(lender_key.trim()), "the key is read from its file");
+    assert!(
+        !curl.contains(lender_key.trim()),
+        "the key is read from its file"
+    );
 
     // Again: the same lender and issuer, a fresh nonce.
     let second = demo(&data, &service.base);
@@ -64,5 +67,8 @@ fn the_demo_curl_verifies_once_and_a_second_demo_reuses_its_keys() {
         lender_key
     );
     let (_, log) = service.terminate();
-    assert!(!log.contains(lender_key.trim()), "the lender key is never logged");
+    assert!(
+        !log.contains(lender_key.trim()),
+        "the lender key is never logged"
+    );
 }
