@@ -27,6 +27,8 @@ pub struct ApiSettings {
     pub requests_per_key_per_second: u32,
     /// Failed authentications per minute from one client address.
     pub failed_auth_per_minute: u32,
+    /// How old a presentation's Key Binding JWT may be.
+    pub presentation_max_age: Duration,
 }
 
 impl Default for ApiSettings {
@@ -38,6 +40,7 @@ impl Default for ApiSettings {
             body_limit_bytes: 1024 * 1024,
             requests_per_key_per_second: 100,
             failed_auth_per_minute: 30,
+            presentation_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -73,6 +76,7 @@ impl AppState {
                 store.clone(),
                 registry.clone(),
                 service_key.clone(),
+                i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
             )),
             registry,
             limits: Arc::new(Limits::new(&settings)),

@@ -30,8 +30,8 @@ use crate::registry::Registry;
 use crate::signing::ServiceKey;
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
 
-/// How old a Key Binding JWT may be.
-pub const MAX_KB_AGE_SECONDS: i64 = 300;
+/// How old a Key Binding JWT may be, unless configured otherwise.
+pub const DEFAULT_MAX_KB_AGE_SECONDS: i64 = 300;
 
 /// What a lender asks to verify.
 #[derive(Debug, Clone)]
@@ -55,6 +55,8 @@ pub struct Verifier {
     store: Arc<dyn EventStore>,
     registry: Arc<Registry>,
     service_key: Arc<ServiceKey>,
+    /// How old a Key Binding JWT may be, in seconds.
+    max_age_seconds: i64,
     /// Lenders' audiences: fixed at registration, so cached for good.
     audiences: RwLock<HashMap<LenderId, Audience>>,
 }
@@ -64,11 +66,13 @@ impl Verifier {
         store: Arc<dyn EventStore>,
         registry: Arc<Registry>,
         service_key: Arc<ServiceKey>,
+        max_age_seconds: i64,
     ) -> Self {
         Self {
             store,
             registry,
             service_key,
+            max_age_seconds,
             audiences: RwLock::default(),
         }
     }
@@ -123,6 +127,7 @@ impl Verifier {
             None => None,
         };
         let now = context.now;
+        let max_age_seconds = self.max_age_seconds;
         let (presentation, nonce, required, require_holder_binding, audience_text) = (
             Arc::<str>::from(ask.presentation),
             Arc::<str>::from(ask.nonce),
@@ -143,7 +148,7 @@ impl Verifier {
                     audience: &audience,
                     required_claims: &required,
                     require_holder_binding,
-                    max_age_seconds: MAX_KB_AGE_SECONDS,
+                    max_age_seconds,
                     now,
                     profile: Profile::SdJwtVc,
                 };
