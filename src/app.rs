@@ -81,3 +81,23 @@ pub async fn migrate_only(config: &Config) -> Result<(), OpenError> {
     }
     Ok(())
 }
+
+/// The read models' database: a SQLite file beside the embedded log, or
+/// the schema `proofline_read` of `DATABASE_URL`.
+pub async fn open_read_models(
+    config: &Config,
+) -> Result<proofline_projections::db::ReadDb, proofline_projections::db::ReadError> {
+    use proofline_projections::db::ReadDb;
+    match &config.store {
+        StoreLocation::Embedded { .. } => {
+            ReadDb::sqlite(&config.data_dir.join("read_models.sqlite")).await
+        }
+        StoreLocation::Postgres {
+            url,
+            max_connections,
+        } => {
+            use secrecy::ExposeSecret;
+            ReadDb::postgres(url.expose_secret(), (*max_connections / 2).max(2)).await
+        }
+    }
+}

@@ -11,6 +11,7 @@ use proofline_commands::keys::{self, OperatorKeyState};
 use proofline_commands::store::EventStore;
 use proofline_commands::{service_keys, signing};
 use proofline_domain::log::Metadata;
+use proofline_projections::read_side::{ReadSide, store_subscriptions};
 use tokio::net::TcpListener;
 
 use crate::app::{self, Migrations};
@@ -51,10 +52,22 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
 
-    let state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config));
+    let read_db = app::open_read_models(&config).await?;
+    let read_side = ReadSide::start(
+        read_db.clone(),
+        store.clone(),
+        store_subscriptions(store.clone()),
+    )
+    .await
+    .context("cannot start the projectors")?;
+    tracing::info!("projectors started (read models follow the store)");
+    let state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config))
+        .with_read_models(read_db.clone());
     let background = spawn_background(&state);
     let served = serve(listener, router(state), shutdown).await;
     background.abort();
+    read_side.stop().await;
+    read_db.close().await;
     tracing::info!("stopped accepting requests; finishing queued appends");
     store.close().await;
     served.context("the HTTP server failed")?;

@@ -85,6 +85,7 @@ pub struct ApiError {
     status: StatusCode,
     detail: String,
     retry_after_seconds: Option<u64>,
+    position: Option<u64>,
 }
 
 impl ApiError {
@@ -94,6 +95,7 @@ impl ApiError {
             status: code.status(),
             detail: detail.into(),
             retry_after_seconds: None,
+            position: None,
         }
     }
 
@@ -104,6 +106,12 @@ impl ApiError {
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+
+    /// The position a read model reached, for a `min_position` timeout.
+    pub fn with_position(mut self, position: u64) -> Self {
+        self.position = Some(position);
         self
     }
 
@@ -166,6 +174,9 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: ErrorCode,
+    /// With 503 on a `min_position` wait: the position the read model reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
@@ -176,6 +187,7 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: self.detail,
             code: self.code,
+            position: self.position,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, json).into_response();
@@ -191,6 +203,13 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<proofline_projections::db::ReadError> for ApiError {
+    fn from(error: proofline_projections::db::ReadError) -> Self {
+        tracing::error!(%error, "read model failed");
+        ApiError::new(ErrorCode::Unavailable, "the read models cannot answer now")
     }
 }
 

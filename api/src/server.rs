@@ -74,7 +74,11 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::issuers::suspend))
         .routes(routes!(routes::issuers::reinstate))
         .routes(routes!(routes::issuers::publish))
-        .routes(routes!(routes::verifications::verify))
+        .routes(routes!(
+            routes::verifications::verify,
+            routes::verifications::list
+        ))
+        .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
         .routes(routes!(routes::log::public_key))
         .split_for_parts()

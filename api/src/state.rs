@@ -9,6 +9,7 @@ use proofline_commands::registry::Registry;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
 use proofline_commands::verifications::Verifier;
+use proofline_projections::db::ReadDb;
 
 use crate::limits::Limits;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub idempotency_master: Arc<[u8; 32]>,
     /// Verifies and records presentations.
     pub verifier: Arc<Verifier>,
+    /// The read models, when this process serves queries from them.
+    pub read: Option<ReadDb>,
 }
 
 impl AppState {
@@ -79,11 +82,20 @@ impl AppState {
                 i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
             )),
             registry,
+            read: None,
             limits: Arc::new(Limits::new(&settings)),
             settings: Arc::new(settings),
             store,
             service_key,
             idempotency_master,
         }
+    }
+}
+
+impl AppState {
+    /// Serves queries from `read`.
+    pub fn with_read_models(mut self, read: ReadDb) -> Self {
+        self.read = Some(read);
+        self
     }
 }

@@ -10,4 +10,11 @@
 //!
 //! - [`tail`]: re-export of the store tail used by embedded-mode consumers.
 
+pub mod db;
+pub mod models;
+pub mod projector;
+pub mod queries;
+pub mod read_side;
+pub mod subscription;
+
 pub use proofline_commands::store::tail;

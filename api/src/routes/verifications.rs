@@ -284,3 +284,202 @@ pub async fn get(
     let receipt = state.verifier.receipt(&record, position);
     Ok(Json(view(&record, None, receipt, position)))
 }
+
+/// Query of `GET /v1/verifications`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only verified (true) or only rejected (false) ones.
+    pub verified: Option<bool>,
+    /// From this time on (RFC 3339, inclusive).
+    pub from: Option<String>,
+    /// Before this time (RFC 3339, exclusive).
+    pub to: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Wait (up to 5 s) until the read model has applied this log position.
+    pub min_position: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationPage {
+    /// Newest first; each is the recorded event's data plus its `position`.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Longest a query waits for `min_position`.
+pub const MIN_POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the read model `name` to reach `min_position`, or answers 503
+/// with the position reached.
+pub async fn wait_for_read_model(
+    read: &proofline_projections::db::ReadDb,
+    name: &str,
+    min_position: Option<u64>,
+) -> Result<(), ApiError> {
+    let Some(position) = min_position else {
+        return Ok(());
+    };
+    match proofline_projections::queries::wait_for(read, name, position, MIN_POSITION_WAIT).await? {
+        Ok(()) => Ok(()),
+        Err(reached) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the read model reached position {reached}, not {position}, within 5 s"),
+        )
+        .with_position(reached)
+        .with_retry_after(1)),
+    }
+}
+
+pub fn read_models(state: &AppState) -> Result<&proofline_projections::db::ReadDb, ApiError> {
+    state.read.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "this instance serves no read models (role)",
+        )
+    })
+}
+
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|text| {
+            proofline_domain::log::Timestamp::parse(text)
+                .map(|t| t.to_rfc3339())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::ValidationFailed,
+                        format!("{name}: an RFC 3339 time such as 2026-01-31T00:00:00Z"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The lender's verifications, newest first, from the read model.
+#[utoipa::path(
+    get, path = "/v1/verifications", tag = "verifications",
+    params(ListQuery),
+    responses(
+        (status = 200, body = VerificationPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "min_position not reached within 5 s; `position` says where the read model is"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<VerificationPage>, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit: 1 to 500",
+        ));
+    }
+    let before_position = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
+        })
+        .transpose()?;
+    let filter = proofline_projections::queries::VerificationFilter {
+        verified: query.verified,
+        from: time_param("from", query.from.as_deref())?,
+        to: time_param("to", query.to.as_deref())?,
+        before_position,
+    };
+    let read = read_models(&state)?;
+    wait_for_read_model(read, "verifications", query.min_position).await?;
+    let (items, next) =
+        proofline_projections::queries::verifications(read, &lender.to_string(), &filter, limit)
+            .await?;
+    Ok(Json(VerificationPage {
+        items,
+        next_cursor: next.map(|p| p.to_string()),
+    }))
+}
+
+/// Query of `GET /v1/stats/daily`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// First day (YYYY-MM-DD, UTC), inclusive.
+    pub from: Option<String>,
+    /// Last day (YYYY-MM-DD, UTC), inclusive.
+    pub to: Option<String>,
+    /// Wait (up to 5 s) until the stats have applied this log position.
+    pub min_position: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyStats {
+    /// `{day, verified, failed_step, count}` rows.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+}
+
+fn day_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|text| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::ValidationFailed,
+                        format!("{name}: a day such as 2026-01-31"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The lender's verifications counted per UTC day, outcome and failed step.
+#[utoipa::path(
+    get, path = "/v1/stats/daily", tag = "verifications",
+    params(StatsQuery),
+    responses(
+        (status = 200, body = DailyStats),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn daily_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DailyStats>, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
+    let from = day_param("from", query.from.as_deref())?;
+    let to = day_param("to", query.to.as_deref())?;
+    let read = read_models(&state)?;
+    wait_for_read_model(read, "daily_stats", query.min_position).await?;
+    let items = proofline_projections::queries::daily_stats(
+        read,
+        &lender.to_string(),
+        from.as_deref(),
+        to.as_deref(),
+    )
+    .await?;
+    Ok(Json(DailyStats { items }))
+}

@@ -48,6 +48,7 @@ macro_rules! http_suite {
             a_valid_presentation_verifies_once_with_a_receipt,
             revoked_entries_and_retired_keys_fail_at_their_step,
             malformed_input_is_recorded_and_bad_shapes_are_refused,
+            verifications_are_listed_from_the_read_model_right_after_their_position,
         );
     };
     (@verifications $open:path; $($case:ident),* $(,)?) => {

@@ -14,6 +14,8 @@ use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
 use proofline_commands::store::sqlite::{self as sqlite_store, SqliteEventStore};
 use proofline_domain::log::{Envelope, Metadata};
+use proofline_projections::db::ReadDb;
+use proofline_projections::read_side::{ReadSide, store_subscriptions};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -68,6 +70,7 @@ pub struct TestApp {
     pub store: Arc<dyn EventStore>,
     pub state: AppState,
     database: Database,
+    _read_side: Option<ReadSide>,
     stop: Option<oneshot::Sender<()>>,
     _key_dir: tempfile::TempDir,
 }
@@ -78,7 +81,7 @@ pub async fn sqlite_app(settings: ApiSettings) -> TestApp {
     let pool = sqlite_store::connect_pool(&path).await.unwrap();
     migrate::apply_sqlite(&pool).await.unwrap();
     let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
-    start(store, Database::Sqlite { _dir: dir, path }, settings).await
+    start(store, Database::Sqlite { _dir: dir, path }, settings, true).await
 }
 
 #[cfg(feature = "service-tests")]
@@ -91,10 +94,17 @@ pub async fn postgres_app(settings: ApiSettings) -> TestApp {
         .unwrap();
     migrate::apply_postgres(&pool).await.unwrap();
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::open(pool).await.unwrap());
-    start(store, Database::Postgres(database), settings).await
+    start(store, Database::Postgres(database), settings, true).await
 }
 
-async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSettings) -> TestApp {
+/// Starts the API; with `projectors`, also the read models' projectors
+/// (tailing the store), which only one instance may run.
+async fn start(
+    store: Arc<dyn EventStore>,
+    database: Database,
+    settings: ApiSettings,
+    projectors: bool,
+) -> TestApp {
     capture_logs();
     let key_dir = tempfile::tempdir().unwrap();
     let operator_file = key_dir.path().join("operator.key");
@@ -108,7 +118,27 @@ async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSett
     service_keys::activate(store.as_ref(), &service_key, &context)
         .await
         .unwrap();
-    let state = AppState::new(store.clone(), service_key, settings);
+    let mut state = AppState::new(store.clone(), service_key, settings);
+    let read_side = if projectors {
+        let db = match &database {
+            Database::Sqlite { path, .. } => ReadDb::sqlite(&path.with_file_name("read.sqlite"))
+                .await
+                .unwrap(),
+            #[cfg(feature = "service-tests")]
+            Database::Postgres(database) => ReadDb::postgres(database.url(), 4).await.unwrap(),
+        };
+        let side = ReadSide::start(
+            db.clone(),
+            store.clone(),
+            store_subscriptions(store.clone()),
+        )
+        .await
+        .unwrap();
+        state = state.with_read_models(db);
+        Some(side)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -133,6 +163,7 @@ async fn start(store: Arc<dyn EventStore>, database: Database, settings: ApiSett
         store,
         state,
         database,
+        _read_side: read_side,
         stop: Some(stop),
         _key_dir: key_dir,
     }
@@ -155,6 +186,7 @@ impl TestApp {
                         _dir: dir,
                     },
                     settings,
+                    false,
                 )
                 .await;
                 app.operator_key = self.operator_key.clone();
@@ -172,7 +204,8 @@ impl TestApp {
                 let store: Arc<dyn EventStore> = Arc::new(PgEventStore::open(pool).await.unwrap());
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("unused");
-                let mut app = start(store, Database::Sqlite { _dir: dir, path }, settings).await;
+                let mut app =
+                    start(store, Database::Sqlite { _dir: dir, path }, settings, false).await;
                 app.operator_key = self.operator_key.clone();
                 app
             }

@@ -439,3 +439,145 @@ where
         .await;
     assert_eq!(operator.status, 403);
 }
+
+pub async fn verifications_are_listed_from_the_read_model_right_after_their_position<F, Fut>(
+    open: F,
+) where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let ed = TestKey::ed25519(1);
+    let mut ids = Vec::new();
+    for idx in [3, 5, 3] {
+        let (issued, disclosures) = world.issue(&ed, "key-1", now() - 600, idx);
+        let nonce = fresh_nonce();
+        let answer = world
+            .verify(&world.present(&issued, &disclosures, &nonce), &nonce)
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        let position = answer.body["position"].as_u64().unwrap();
+        // Read your write: the list has it as soon as the command answered.
+        let listed = world
+            .app
+            .get(
+                &format!("/v1/verifications?min_position={position}"),
+                Some(&world.lender_key),
+            )
+            .await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        assert_eq!(
+            listed.body["items"][0]["verification_id"], answer.body["verification_id"],
+            "the newest first"
+        );
+        assert_eq!(listed.body["items"][0]["position"], position);
+        ids.push(answer.body["verification_id"].clone());
+    }
+    let key = Some(world.lender_key.as_str());
+    let verified = world.app.get("/v1/verifications?verified=true", key).await;
+    let verified_ids: Vec<&Value> = verified.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["verification_id"])
+        .collect();
+    assert_eq!(verified_ids, [&ids[2], &ids[0]]);
+    // Paging one at a time walks all three, newest first, then stops.
+    let mut walked = Vec::new();
+    let mut path = "/v1/verifications?limit=1".to_owned();
+    loop {
+        let page = world.app.get(&path, key).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        walked.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["verification_id"].clone()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/verifications?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    let future = world
+        .app
+        .get("/v1/verifications?from=2999-01-01T00:00:00Z", key)
+        .await;
+    assert_eq!(future.body["items"], json!([]));
+
+    // Another lender sees none of them.
+    let (_, other) = world
+        .app
+        .register_lender(&format!("o-{}@acme.example", uuid::Uuid::now_v7().simple()))
+        .await;
+    let theirs = world
+        .app
+        .get(
+            &format!(
+                "/v1/verifications?min_position={}",
+                verified.body["items"][0]["position"]
+            ),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(theirs.body["items"], json!([]), "{}", theirs.text);
+
+    // Daily stats: two verified, one revoked, today.
+    let stats = world.app.get("/v1/stats/daily", key).await;
+    assert_eq!(stats.status, 200, "{}", stats.text);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        stats.body["items"],
+        json!([
+            {"day": today, "verified": true, "failed_step": null, "count": 2},
+            {"day": today, "verified": false, "failed_step": "REVOCATION", "count": 1},
+        ])
+    );
+
+    for bad in [
+        "/v1/verifications?limit=0",
+        "/v1/verifications?limit=501",
+        "/v1/verifications?from=yesterday",
+        "/v1/verifications?cursor=abc",
+        "/v1/verifications?verified=maybe",
+        "/v1/stats/daily?from=2026-13-01",
+    ] {
+        let answer = world.app.get(bad, key).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (422, "VALIDATION_FAILED"),
+            "{bad}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(
+        world
+            .app
+            .get("/v1/verifications", Some(&world.app.operator_key))
+            .await
+            .status,
+        403
+    );
+    // A position the log never reaches: 503 after the bounded wait, saying
+    // where the read model is.
+    let head = world.app.all_events().await.last().unwrap().position;
+    let waited = world
+        .app
+        .get(
+            &format!("/v1/verifications?min_position={}", head + 1_000),
+            key,
+        )
+        .await;
+    assert_eq!(
+        (waited.status, waited.code()),
+        (503, "UNAVAILABLE"),
+        "{}",
+        waited.text
+    );
+    assert!(
+        waited.body["position"].as_u64().unwrap()
+            >= verified.body["items"][0]["position"].as_u64().unwrap()
+    );
+}

@@ -1,0 +1,158 @@
+//! Running a projection: events in, one read-model transaction per event
+//! (its effects and the checkpoint together), positions contiguous.
+//!
+//! The checkpoint decides, not the subscription: an event at or below it is
+//! acknowledged and skipped (a redelivery), and an event past the next
+//! expected position means the subscription lost some: the gap is read from
+//! the store and applied first. So delivery may be at least once, with
+//! holes, and the effects are still exactly once and in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proofline_commands::store::EventStore;
+use proofline_domain::log::Envelope;
+use tokio::sync::watch;
+
+use crate::db::{ReadDb, ReadError};
+use crate::models::{CHECKPOINTS, Projection};
+use crate::subscription::{Subscription, SubscriptionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Store(#[from] proofline_commands::StoreError),
+}
+
+/// Creates the checkpoints table and every projection's tables.
+pub async fn prepare(db: &ReadDb, projections: &[Arc<dyn Projection>]) -> Result<(), ReadError> {
+    for statement in CHECKPOINTS {
+        db.execute(statement, &[]).await?;
+    }
+    for projection in projections {
+        for statement in projection.schema() {
+            db.execute(statement, &[]).await?;
+        }
+    }
+    Ok(())
+}
+
+pub struct Projector {
+    db: ReadDb,
+    store: Arc<dyn EventStore>,
+    projection: Arc<dyn Projection>,
+    checkpoint: u64,
+    reached: watch::Sender<u64>,
+}
+
+impl Projector {
+    /// A projector from its stored checkpoint.
+    pub async fn open(
+        db: ReadDb,
+        store: Arc<dyn EventStore>,
+        projection: Arc<dyn Projection>,
+    ) -> Result<Self, ReadError> {
+        let checkpoint = db.checkpoint(projection.name()).await?;
+        let (reached, _) = watch::channel(checkpoint);
+        Ok(Self {
+            db,
+            store,
+            projection,
+            checkpoint,
+            reached,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// The position applied so far.
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    /// Follows the position applied so far.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.reached.subscribe()
+    }
+
+    /// Applies `envelope` if it is the next one; fills a gap first; skips a
+    /// repeat. Returns whether anything was applied.
+    pub async fn handle(&mut self, envelope: &Envelope) -> Result<bool, ProjectorError> {
+        if envelope.position <= self.checkpoint {
+            return Ok(false);
+        }
+        while self.checkpoint + 1 < envelope.position {
+            let missing = (envelope.position - self.checkpoint - 1).min(1_000) as usize;
+            let page = self.store.read_all(self.checkpoint, missing).await?;
+            if page.is_empty() {
+                break;
+            }
+            tracing::debug!(
+                projector = self.name(),
+                from = self.checkpoint + 1,
+                count = page.len(),
+                "filling a gap of the subscription from the store"
+            );
+            for filler in &page {
+                self.apply(filler).await?;
+            }
+        }
+        self.apply(envelope).await?;
+        Ok(true)
+    }
+
+    async fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectorError> {
+        let mut tx = self.db.begin().await?;
+        self.projection.apply(&mut tx, envelope).await?;
+        tx.set_checkpoint(self.projection.name(), envelope.position)
+            .await?;
+        tx.commit().await?;
+        self.checkpoint = envelope.position;
+        self.reached.send_replace(envelope.position);
+        Ok(())
+    }
+
+    /// Reads `subscription` until `shutdown`, retrying failures with backoff.
+    pub async fn run(
+        mut self,
+        mut subscription: Box<dyn Subscription>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let next = tokio::select! {
+                _ = &mut shutdown => return,
+                next = subscription.next() => next,
+            };
+            let outcome = match next {
+                Ok(envelope) => match self.handle(&envelope).await {
+                    Ok(_) => subscription
+                        .ack(envelope.position)
+                        .await
+                        .map_err(ProjectorError::from),
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error.into()),
+            };
+            match outcome {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    tracing::warn!(projector = self.name(), %error, retry_in = ?backoff,
+                        "projector failed; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What the API asks the read models.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::db::{Kind, Param, ReadDb, ReadError};
+
+/// Filters of `GET /v1/verifications`.
+#[derive(Debug, Clone, Default)]
+pub struct VerificationFilter {
+    pub verified: Option<bool>,
+    /// RFC 3339, inclusive.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub to: Option<String>,
+    /// Only positions below this (the previous page's last).
+    pub before_position: Option<u64>,
+}
+
+/// A page of a lender's verifications, newest first, and the cursor of the
+/// next page (the last item's position) when there may be more.
+pub async fn verifications(
+    db: &ReadDb,
+    lender_id: &str,
+    filter: &VerificationFilter,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<u64>), ReadError> {
+    let mut sql = String::from("SELECT record, position FROM verifications WHERE lender_id = $1");
+    let mut params = vec![Param::text(lender_id)];
+    if let Some(verified) = filter.verified {
+        params.push(Param::Bool(Some(verified)));
+        sql.push_str(&format!(" AND verified = ${}", params.len()));
+    }
+    if let Some(from) = &filter.from {
+        params.push(Param::text(from.clone()));
+        sql.push_str(&format!(" AND verified_at >= ${}", params.len()));
+    }
+    if let Some(to) = &filter.to {
+        params.push(Param::text(to.clone()));
+        sql.push_str(&format!(" AND verified_at < ${}", params.len()));
+    }
+    if let Some(before) = filter.before_position {
+        params.push(Param::int(before as i64));
+        sql.push_str(&format!(" AND position < ${}", params.len()));
+    }
+    params.push(Param::int(limit as i64 + 1));
+    sql.push_str(&format!(" ORDER BY position DESC LIMIT ${}", params.len()));
+    let rows = db.fetch(&sql, &params, &[Kind::Text, Kind::Int]).await?;
+    let more = rows.len() > limit;
+    let mut items = Vec::with_capacity(limit.min(rows.len()));
+    let mut last = None;
+    for row in rows.into_iter().take(limit) {
+        let mut record: Map<String, Value> = serde_json::from_str(row[0].as_text().unwrap_or("{}"))
+            .map_err(|e| ReadError::Data(e.to_string()))?;
+        let position = row[1].as_int().unwrap_or_default() as u64;
+        record.insert("position".into(), position.into());
+        last = Some(position);
+        items.push(Value::Object(record));
+    }
+    Ok((items, if more { last } else { None }))
+}
+
+/// Counts per day, outcome and failed step, for one lender.
+pub async fn daily_stats(
+    db: &ReadDb,
+    lender_id: &str,
+    from_day: Option<&str>,
+    to_day: Option<&str>,
+) -> Result<Vec<Value>, ReadError> {
+    let mut sql = String::from(
+        "SELECT day, verified, failed_step, count FROM daily_stats WHERE lender_id = $1",
+    );
+    let mut params = vec![Param::text(lender_id)];
+    if let Some(from) = from_day {
+        params.push(Param::text(from));
+        sql.push_str(&format!(" AND day >= ${}", params.len()));
+    }
+    if let Some(to) = to_day {
+        params.push(Param::text(to));
+        sql.push_str(&format!(" AND day <= ${}", params.len()));
+    }
+    sql.push_str(" ORDER BY day, verified DESC, failed_step");
+    let rows = db
+        .fetch(
+            &sql,
+            &params,
+            &[Kind::Text, Kind::Bool, Kind::Text, Kind::Int],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let step = row[2].as_text().unwrap_or_default();
+            json!({
+                "day": row[0].as_text(),
+                "verified": row[1].as_bool(),
+                "failed_step": if step.is_empty() { Value::Null } else { step.into() },
+                "count": row[3].as_int(),
+            })
+        })
+        .collect())
+}
+
+/// Waits until projector `name` has applied `position`, for at most
+/// `timeout`; the position reached otherwise. Polls the checkpoint, so it
+/// works whichever process runs the projector.
+pub async fn wait_for(
+    db: &ReadDb,
+    name: &str,
+    position: u64,
+    timeout: Duration,
+) -> Result<Result<(), u64>, ReadError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let reached = db.checkpoint(name).await?;
+        if reached >= position {
+            return Ok(Ok(()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Err(reached));
+        }
+        tokio::time::sleep(pause.min(deadline - tokio::time::Instant::now())).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
