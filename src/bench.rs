@@ -673,3 +673,127 @@ async fn run_verify(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Re
     store.close().await;
     Ok(())
 }
+
+/// `bench rebuild`: `events` verification events in a scratch store, then
+/// every read model rebuilt from them twice, with the rate and whether the
+/// checksums agree.
+pub async fn rebuild(config: &Config, events: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(events >= 1, "--events must be at least 1");
+    let scratch = Scratch::create(config).await?;
+    let outcome = run_rebuild(&scratch, events).await;
+    scratch.finish(false).await?;
+    outcome
+}
+
+async fn run_rebuild(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
+    use proofline_domain::decider::EventSchema;
+    use proofline_domain::lender::LenderId;
+    use proofline_domain::verification::{Outcome, Step};
+    use proofline_domain::verification_record::{Asked, VerificationId, VerificationRecord};
+    use proofline_projections::db::ReadDb;
+    use proofline_projections::models;
+    use proofline_projections::rebuild::Scratch as RebuildScratch;
+
+    let bench = scratch.open().await?;
+    let store = bench.store();
+    let (live, rebuild_scratch) = match scratch {
+        Scratch::Sqlite { dir } => (
+            ReadDb::sqlite(&dir.path().join("read.sqlite")).await?,
+            RebuildScratch::Sqlite {
+                path: dir.path().join("rebuild.sqlite"),
+            },
+        ),
+        Scratch::Postgres { url, .. } => (
+            ReadDb::postgres(url.expose_secret(), 4).await?,
+            RebuildScratch::Postgres {
+                url: url.expose_secret().to_owned(),
+            },
+        ),
+    };
+    let filling = ProgressBar::new(events).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} appending verifications {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..64 {
+        let (store, next, filling) = (store.clone(), next.clone(), filling.clone());
+        writers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return Ok::<(), StoreError>(());
+                }
+                let lender = LenderId::from_uuid(Uuid::from_u128(u128::from(i % 50) + 1));
+                let nonce = Uuid::now_v7().to_string();
+                let verified = !i.is_multiple_of(4);
+                let outcome = Outcome {
+                    failed_step: (!verified).then_some(Step::Revocation),
+                    reason: (!verified).then(|| "status_revoked".to_owned()),
+                    steps: Vec::new(),
+                    issuer: Some("did:example:issuer".into()),
+                    kid: Some("key-1".into()),
+                    vct: Some("https://credentials.example/identity".into()),
+                    status: None,
+                    claims: None,
+                    disclosed_paths: vec!["given_name".into(), "address.country".into()],
+                };
+                let asked = Asked {
+                    lender_id: lender,
+                    presentation: &nonce,
+                    nonce: &nonce,
+                    audience: "urn:proofline:bench",
+                    required_claims: vec!["address.country".into()],
+                    require_holder_binding: true,
+                    at: proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now()),
+                };
+                let id = VerificationId::for_nonce(lender, &nonce);
+                let event = VerificationRecord::new(id, &asked, &outcome)
+                    .into_event()
+                    .encode();
+                store
+                    .append(AppendRequest::new(
+                        id.stream_id(),
+                        ExpectedVersion::NoStream,
+                        vec![NewEvent::new(
+                            event.event_type,
+                            event.schema_version,
+                            event.data,
+                        )],
+                    ))
+                    .await?;
+                filling.inc(1);
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    filling.finish_and_clear();
+    println!(
+        "bench rebuild: {events} verification events ({})",
+        scratch.describe()
+    );
+    let projections = models::all();
+    let first =
+        crate::rebuild::rebuild_all(store.clone(), &live, &rebuild_scratch, &projections).await?;
+    let second =
+        crate::rebuild::rebuild_all(store.clone(), &live, &rebuild_scratch, &projections).await?;
+    let mut same = true;
+    for (a, b) in first.iter().zip(&second) {
+        same &= a.checksum == b.checksum && a.rows == b.rows;
+    }
+    let (all_events, seconds): (u64, f64) =
+        first.iter().chain(&second).fold((0, 0.0), |(n, s), r| {
+            (n + r.events, s + r.elapsed.as_secs_f64())
+        });
+    println!(
+        "every model rebuilt twice: {:.0} events/s per model on average; checksums {}",
+        all_events as f64 / seconds.max(1e-9),
+        if same { "identical" } else { "DIFFER" }
+    );
+    anyhow::ensure!(same, "two rebuilds of the same log differ");
+    live.close().await;
+    store.close().await;
+    Ok(())
+}

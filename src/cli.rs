@@ -37,6 +37,12 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Replay the log into fresh read-model tables and swap them in (all
+    /// models, or the one named), printing a checksum of each
+    Rebuild {
+        /// verifications, daily_stats, lenders or issuers
+        name: Option<String>,
+    },
     /// Measure the service and print figures
     Bench {
         #[command(subcommand)]
@@ -77,6 +83,13 @@ pub enum BenchCommand {
         /// Authentications to time (and a tenth as many whole requests)
         #[arg(long, default_value_t = 200_000)]
         requests: u64,
+    },
+    /// Fill a scratch store with verification events, rebuild every read
+    /// model from it twice, print the rate and compare the checksums.
+    Rebuild {
+        /// Verification events to append first
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
     },
     /// The pure verifier's presentations/s on one core, then POST
     /// /v1/verifications end to end over HTTP with concurrent clients (rate

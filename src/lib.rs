@@ -8,6 +8,7 @@
 //! - [`serve`]: `proofline serve`, with key bootstrap and graceful shutdown.
 //! - [`bench`]: `proofline bench`, benchmarks that print figures.
 //! - [`keygen`]: `proofline keygen`.
+//! - [`rebuild`]: `proofline rebuild`, read models replayed and swapped in.
 //! - [`demo`]: `proofline demo`, a presentation to verify against a running
 //!   server.
 //! - [`wallet`]: an issuer and a holder for the demo and the benchmarks.
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod keygen;
+pub mod rebuild;
 pub mod serve;
 pub mod wallet;

@@ -56,6 +56,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Rebuild { name } => proofline::rebuild::run(&config, name.as_deref()).await,
         Command::Demo { url } => proofline::demo::run(&config, &url).await.map(|_| ()),
         Command::Bench {
             which:
@@ -69,6 +70,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench {
             which: BenchCommand::Auth { requests },
         } => proofline::bench::auth(&config, requests).await,
+        Command::Bench {
+            which: BenchCommand::Rebuild { events },
+        } => proofline::bench::rebuild(&config, events).await,
         Command::Bench {
             which:
                 BenchCommand::Verify {

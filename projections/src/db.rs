@@ -112,15 +112,24 @@ pub enum ReadDb {
 impl ReadDb {
     /// The read models in `url`'s database, schema [`SCHEMA`].
     pub async fn postgres(url: &str, max_connections: u32) -> Result<Self, ReadError> {
+        Self::postgres_in(url, max_connections, SCHEMA).await
+    }
+
+    /// Tables in `schema` of `url`'s database (a rebuild's scratch schema).
+    pub async fn postgres_in(
+        url: &str,
+        max_connections: u32,
+        schema: &str,
+    ) -> Result<Self, ReadError> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("proofline-read")
-            .options([("search_path", SCHEMA)]);
+            .options([("search_path", schema)]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .execute(&pool)
             .await?;
         Ok(ReadDb::Postgres(pool))
@@ -254,6 +263,27 @@ impl ReadTx {
             }
         }
         Ok(out)
+    }
+
+    /// `name`'s checkpoint, locked until this transaction ends (on
+    /// Postgres; a SQLite write transaction excludes every other anyway).
+    /// Whoever changes a read model takes this lock first, so projectors
+    /// and a rebuild's swap never interleave.
+    pub async fn lock_checkpoint(&mut self, name: &str) -> Result<u64, ReadError> {
+        self.execute(
+            "INSERT INTO checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+            &[Param::text(name)],
+        )
+        .await?;
+        let sql = match self {
+            ReadTx::Postgres(_) => "SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE",
+            ReadTx::Sqlite(_) => "SELECT position FROM checkpoints WHERE name = $1",
+        };
+        let rows = self.fetch(sql, &[Param::text(name)], &[Kind::Int]).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r[0].as_int())
+            .map_or(0, |p| p as u64))
     }
 
     /// Moves `name`'s checkpoint to `position`.

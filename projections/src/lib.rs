@@ -15,6 +15,7 @@ pub mod models;
 pub mod projector;
 pub mod queries;
 pub mod read_side;
+pub mod rebuild;
 pub mod subscription;
 
 pub use proofline_commands::store::tail;

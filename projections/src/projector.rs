@@ -83,39 +83,47 @@ impl Projector {
 
     /// Applies `envelope` if it is the next one; fills a gap first; skips a
     /// repeat. Returns whether anything was applied.
+    ///
+    /// The stored checkpoint decides, read under its lock in the same
+    /// transaction as the effects: the in-memory one is only a shortcut for
+    /// repeats. (A rebuild may move the stored one back; the gap is then
+    /// read from the store here.)
     pub async fn handle(&mut self, envelope: &Envelope) -> Result<bool, ProjectorError> {
         if envelope.position <= self.checkpoint {
             return Ok(false);
         }
-        while self.checkpoint + 1 < envelope.position {
-            let missing = (envelope.position - self.checkpoint - 1).min(1_000) as usize;
-            let page = self.store.read_all(self.checkpoint, missing).await?;
+        let name = self.projection.name();
+        let mut tx = self.db.begin().await?;
+        let mut at = tx.lock_checkpoint(name).await?;
+        if at >= envelope.position {
+            drop(tx);
+            self.checkpoint = at;
+            self.reached.send_replace(at);
+            return Ok(false);
+        }
+        while at + 1 < envelope.position {
+            let missing = (envelope.position - at - 1).min(1_000) as usize;
+            let page = self.store.read_all(at, missing).await?;
             if page.is_empty() {
                 break;
             }
             tracing::debug!(
-                projector = self.name(),
-                from = self.checkpoint + 1,
+                projector = name,
+                from = at + 1,
                 count = page.len(),
                 "filling a gap of the subscription from the store"
             );
             for filler in &page {
-                self.apply(filler).await?;
+                self.projection.apply(&mut tx, filler).await?;
+                at = filler.position;
             }
         }
-        self.apply(envelope).await?;
-        Ok(true)
-    }
-
-    async fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectorError> {
-        let mut tx = self.db.begin().await?;
         self.projection.apply(&mut tx, envelope).await?;
-        tx.set_checkpoint(self.projection.name(), envelope.position)
-            .await?;
+        tx.set_checkpoint(name, envelope.position).await?;
         tx.commit().await?;
         self.checkpoint = envelope.position;
         self.reached.send_replace(envelope.position);
-        Ok(())
+        Ok(true)
     }
 
     /// Reads `subscription` until `shutdown`, retrying failures with backoff.
