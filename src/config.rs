@@ -61,6 +61,30 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PROOFLINE_DATABASE_MAX_CONNECTIONS",
         "Postgres pool size, 2 to 1000 (default 16)",
     ),
+    (
+        "PROOFLINE_CORS_ALLOWED_ORIGINS",
+        "origins allowed by CORS, comma-separated (default none: CORS off)",
+    ),
+    (
+        "PROOFLINE_RATE_LIMIT_PER_KEY",
+        "requests per second per API key, 0 unlimited (default 100)",
+    ),
+    (
+        "PROOFLINE_FAILED_AUTH_PER_MINUTE",
+        "failed authentications per minute per client address (default 30)",
+    ),
+    (
+        "PROOFLINE_REQUEST_TIMEOUT_SECONDS",
+        "longest a request may take, 1 to 300 (default 30)",
+    ),
+    (
+        "PROOFLINE_MAX_BODY_BYTES",
+        "largest request body (default 1048576)",
+    ),
+    (
+        "PROOFLINE_PROJECTOR_MAX_LAG",
+        "events a projector may trail the log before /health/ready fails (default 10000)",
+    ),
     ("PROOFLINE_LOG_FORMAT", "text or json (default text)"),
 ];
 
@@ -131,6 +155,8 @@ pub struct Config {
     pub failed_auth_per_minute: u32,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Events a projector may trail the log before readiness fails.
+    pub projector_max_lag: u64,
 }
 
 impl Config {
@@ -255,6 +281,7 @@ impl Config {
         let rate_limit_per_key = number("PROOFLINE_RATE_LIMIT_PER_KEY", 100, 0..=1_000_000)? as u32;
         let failed_auth_per_minute =
             number("PROOFLINE_FAILED_AUTH_PER_MINUTE", 30, 1..=100_000)? as u32;
+        let projector_max_lag = number("PROOFLINE_PROJECTOR_MAX_LAG", 10_000, 1..=100_000_000)?;
         let request_timeout =
             Duration::from_secs(number("PROOFLINE_REQUEST_TIMEOUT_SECONDS", 30, 1..=300)?);
         let max_body_bytes = number(
@@ -317,6 +344,7 @@ impl Config {
             failed_auth_per_minute,
             request_timeout,
             max_body_bytes,
+            projector_max_lag,
         })
     }
 
@@ -498,5 +526,21 @@ mod tests {
         let config = Config::from_vars(&vars(&[("DATABASE_URL", ""), ("NATS_URL", " ")])).unwrap();
         assert!(matches!(config.store, StoreLocation::Embedded { .. }));
         assert!(config.nats_url.is_none());
+    }
+
+    #[test]
+    fn every_variable_read_is_listed_so_the_environment_reaches_it() {
+        let source = include_str!("config.rs");
+        let listed: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+        for piece in source.split('"').skip(1).step_by(2) {
+            if piece.starts_with("PROOFLINE_")
+                && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            {
+                assert!(
+                    listed.contains(&piece),
+                    "{piece} is read but not in VARIABLES"
+                );
+            }
+        }
     }
 }

@@ -84,6 +84,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         requests_per_key_per_second: config.rate_limit_per_key,
         failed_auth_per_minute: config.failed_auth_per_minute,
         presentation_max_age: config.presentation_max_age,
+        projector_max_lag: config.projector_max_lag,
     }
 }
 

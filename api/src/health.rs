@@ -31,10 +31,14 @@ pub async fn live() -> Json<Value> {
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({
-            "status": "ready",
-            "checks": {"store": {"status": "ok", "backend": state.store.backend().to_string()}},
-        }))),
+        Ok(Ok(())) => {
+            let mut checks =
+                json!({"store": {"status": "ok", "backend": state.store.backend().to_string()}});
+            if state.read.is_some() {
+                checks["projectors"] = projectors_ready(&state).await?;
+            }
+            Ok(Json(json!({"status": "ready", "checks": checks})))
+        }
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "readiness: the event store failed");
             Err(ApiError::new(
@@ -47,4 +51,39 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             "the event store did not answer in time",
         )),
     }
+}
+
+/// Each projector's position and lag; an error when one trails the log by
+/// more than the configured events, or the read models do not answer.
+async fn projectors_ready(state: &AppState) -> Result<Value, ApiError> {
+    let Some(read) = &state.read else {
+        return Ok(Value::Null);
+    };
+    let head = *state.store.watch_head().borrow();
+    let checkpoints = tokio::time::timeout(
+        READY_TIMEOUT,
+        proofline_projections::queries::checkpoints(read),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "the read models did not answer in time",
+        )
+    })??;
+    let mut report = serde_json::Map::new();
+    for (name, position) in checkpoints {
+        let lag = head.saturating_sub(position);
+        if lag > state.settings.projector_max_lag {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "projector {name} trails the log by {lag} events (more than {})",
+                    state.settings.projector_max_lag
+                ),
+            ));
+        }
+        report.insert(name, json!({"position": position, "lag": lag}));
+    }
+    Ok(Value::Object(report))
 }

@@ -36,7 +36,18 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("proofline_auth_cached_keys").set(state.auth.cached_keys() as f64);
     metrics::gauge!("proofline_auth_argon2_verifications")
         .set(state.auth.argon2_verifications() as f64);
-    metrics::gauge!("proofline_store_head_position").set(*state.store.watch_head().borrow() as f64);
+    let head = *state.store.watch_head().borrow();
+    metrics::gauge!("proofline_store_head_position").set(head as f64);
+    if let Some(read) = &state.read
+        && let Ok(checkpoints) = proofline_projections::queries::checkpoints(read).await
+    {
+        for (name, position) in checkpoints {
+            metrics::gauge!("proofline_projector_position", "projector" => name.clone())
+                .set(position as f64);
+            metrics::gauge!("proofline_projector_lag_events", "projector" => name)
+                .set(head.saturating_sub(position) as f64);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),

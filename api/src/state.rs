@@ -30,6 +30,8 @@ pub struct ApiSettings {
     pub failed_auth_per_minute: u32,
     /// How old a presentation's Key Binding JWT may be.
     pub presentation_max_age: Duration,
+    /// Events a projector may trail the log before readiness fails.
+    pub projector_max_lag: u64,
 }
 
 impl Default for ApiSettings {
@@ -42,6 +44,7 @@ impl Default for ApiSettings {
             requests_per_key_per_second: 100,
             failed_auth_per_minute: 30,
             presentation_max_age: Duration::from_secs(300),
+            projector_max_lag: 10_000,
         }
     }
 }

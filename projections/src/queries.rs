@@ -125,3 +125,23 @@ pub async fn wait_for(
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
+
+/// Every projector's checkpoint, by name.
+pub async fn checkpoints(db: &ReadDb) -> Result<Vec<(String, u64)>, ReadError> {
+    let rows = db
+        .fetch(
+            "SELECT name, position FROM checkpoints ORDER BY name",
+            &[],
+            &[Kind::Text, Kind::Int],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_text().unwrap_or_default().to_owned(),
+                r[1].as_int().unwrap_or_default() as u64,
+            )
+        })
+        .collect())
+}

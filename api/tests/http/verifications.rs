@@ -560,6 +560,22 @@ pub async fn verifications_are_listed_from_the_read_model_right_after_their_posi
             .status,
         403
     );
+    // Readiness and metrics report each projector.
+    let ready = world.app.get("/health/ready", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert!(
+        ready.body["checks"]["projectors"]["verifications"]["position"].is_u64(),
+        "{}",
+        ready.text
+    );
+    let metrics = world.app.get("/metrics", None).await;
+    assert!(
+        metrics
+            .text
+            .contains("proofline_projector_lag_events{projector=\"verifications\"}"),
+        "{}",
+        metrics.text
+    );
     // A position the log never reaches: 503 after the bounded wait, saying
     // where the read model is.
     let head = world.app.all_events().await.last().unwrap().position;
