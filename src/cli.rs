@@ -55,6 +55,40 @@ pub struct ServeArgs {
     /// Refuse to start when the schema is behind instead of migrating it
     #[arg(long)]
     pub no_migrate: bool,
+    /// What this process does; roles scale out as separate processes
+    /// against one Postgres (and one NATS)
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    pub role: Role,
+}
+
+/// The parts of the service a process runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything below, in one process
+    #[default]
+    All,
+    /// The HTTP API (commands and queries)
+    Api,
+    /// Publishes the log to NATS JetStream (one at a time; others wait)
+    Relay,
+    /// Keeps the read models
+    Projector,
+    /// Delivers webhooks
+    Webhooks,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    pub fn projects(self) -> bool {
+        matches!(self, Role::All | Role::Projector)
+    }
+
+    pub fn relays(self) -> bool {
+        matches!(self, Role::All | Role::Relay)
+    }
 }
 
 #[derive(Debug, Subcommand)]

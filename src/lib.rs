@@ -6,6 +6,7 @@
 //! - [`cli`]: the command line (clap).
 //! - [`app`]: opening the store (embedded or Postgres) with migrations.
 //! - [`serve`]: `proofline serve`, with key bootstrap and graceful shutdown.
+//! - [`bus`]: NATS JetStream when configured, else the store, for the roles.
 //! - [`bench`]: `proofline bench`, benchmarks that print figures.
 //! - [`keygen`]: `proofline keygen`.
 //! - [`rebuild`]: `proofline rebuild`, read models replayed and swapped in.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod demo;

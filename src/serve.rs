@@ -5,43 +5,53 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
+use proofline_api::{ApiSettings, AppState, ops_router, router, serve, spawn_background};
 use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::{self, OperatorKeyState};
 use proofline_commands::store::EventStore;
 use proofline_commands::{service_keys, signing};
 use proofline_domain::log::Metadata;
-use proofline_projections::read_side::{ReadSide, store_subscriptions};
+use proofline_projections::read_side::ReadSide;
 use tokio::net::TcpListener;
 
 use crate::app::{self, Migrations};
-use crate::cli::ServeArgs;
+use crate::cli::{Role, ServeArgs};
 use crate::config::Config;
 
 pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let role = args.role;
+    anyhow::ensure!(
+        role != Role::Webhooks,
+        "the webhooks role is not built yet; run --role all, api, relay or projector"
+    );
+    if role == Role::Relay && config.nats_url.is_none() {
+        anyhow::bail!("--role relay publishes to NATS: set NATS_URL");
+    }
     let migrations = if args.no_migrate {
         Migrations::RequireCurrent
     } else {
         Migrations::Apply
     };
     let store = app::open_store(&config, migrations).await?;
-    tracing::info!(store = %config.describe_store(), "event store open");
-    if config.nats_url.is_some() {
-        tracing::warn!(
-            "NATS_URL is set, but this version does not publish to NATS yet; it is ignored"
-        );
-    }
+    tracing::info!(store = %config.describe_store(), ?role, "event store open");
 
-    let (service_key, created) = signing::load_or_create(&config.signing_key_file)?;
-    if created {
-        tracing::info!(path = %config.signing_key_file.display(), kid = %service_key.kid(),
-            "created the service signing key");
-    }
-    report_operator_key(&store, &config).await?;
-    let context = CommandContext::now(Metadata::default());
-    if service_keys::activate(store.as_ref(), &service_key, &context).await? {
-        tracing::info!(kid = %service_key.kid(), "recorded the service signing key in the log");
-    }
+    // Only the API signs (receipts) and authenticates; other roles answer
+    // health and metrics, with a throwaway key that signs nothing.
+    let service_key = if role.serves_api() {
+        let (service_key, created) = signing::load_or_create(&config.signing_key_file)?;
+        if created {
+            tracing::info!(path = %config.signing_key_file.display(), kid = %service_key.kid(),
+                "created the service signing key");
+        }
+        report_operator_key(&store, &config).await?;
+        let context = CommandContext::now(Metadata::default());
+        if service_keys::activate(store.as_ref(), &service_key, &context).await? {
+            tracing::info!(kid = %service_key.kid(), "recorded the service signing key in the log");
+        }
+        service_key
+    } else {
+        signing::ServiceKey::generate()?
+    };
 
     // Handlers first: a SIGTERM that arrives once we say we are listening
     // must be a graceful stop, not the default action.
@@ -52,22 +62,42 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
 
-    let read_db = app::open_read_models(&config).await?;
-    let read_side = ReadSide::start(
-        read_db.clone(),
-        store.clone(),
-        store_subscriptions(store.clone()),
-    )
-    .await
-    .context("cannot start the projectors")?;
-    tracing::info!("projectors started (read models follow the store)");
-    let state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config))
-        .with_read_models(read_db.clone());
-    let background = spawn_background(&state);
-    let served = serve(listener, router(state), shutdown).await;
-    background.abort();
-    read_side.stop().await;
-    read_db.close().await;
+    let read_db = if role.serves_api() || role.projects() {
+        Some(app::open_read_models(&config).await?)
+    } else {
+        None
+    };
+    let bus = crate::bus::start(&config, role, store.clone()).await?;
+    let read_side = match (&read_db, role.projects()) {
+        (Some(db), true) => {
+            let side = ReadSide::start(db.clone(), store.clone(), bus.subscriptions(store.clone()))
+                .await
+                .context("cannot start the projectors")?;
+            tracing::info!(source = bus.describe(), "projectors started");
+            Some(side)
+        }
+        _ => None,
+    };
+    let mut state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config));
+    if let Some(db) = &read_db {
+        state = state.with_read_models(db.clone());
+    }
+    let (app, background) = if role.serves_api() {
+        (router(state.clone()), Some(spawn_background(&state)))
+    } else {
+        (ops_router(state), None)
+    };
+    let served = serve(listener, app, shutdown).await;
+    if let Some(background) = background {
+        background.abort();
+    }
+    if let Some(side) = read_side {
+        side.stop().await;
+    }
+    bus.stop().await;
+    if let Some(db) = read_db {
+        db.close().await;
+    }
     tracing::info!("stopped accepting requests; finishing queued appends");
     store.close().await;
     served.context("the HTTP server failed")?;

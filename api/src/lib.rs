@@ -35,5 +35,5 @@ pub mod server;
 pub mod state;
 
 pub use error::{ApiError, ErrorCode};
-pub use server::{openapi, router, serve, spawn_background};
+pub use server::{openapi, ops_router, router, serve, spawn_background};
 pub use state::{ApiSettings, AppState};

@@ -154,6 +154,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a process that serves no API (a relay or projector role) answers:
+/// health and metrics, for orchestrators and Prometheus.
+pub fn ops_router(state: AppState) -> Router {
+    metrics::handle();
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "this role serves only health and metrics",
+            )
+        })
+        .layer(from_fn(middleware::security_headers))
+        .layer(from_fn(middleware::request_id))
+        .with_state(state)
+}
+
 /// Serves until `shutdown` resolves, then stops accepting connections and
 /// lets requests in flight finish. Handlers see the peer address (for rate
 /// limits and trusted proxies).

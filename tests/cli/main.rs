@@ -4,4 +4,5 @@
 mod support;
 
 mod demo;
+mod roles;
 mod serve;
