@@ -797,3 +797,170 @@ async fn run_rebuild(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
+
+/// `bench lag`: verification events appended at `rate` per second for
+/// `seconds`, with the projectors running on the bus this configuration
+/// selects; prints how long each event took from its append returning to
+/// the verifications read model having applied it.
+pub async fn lag(config: &Config, rate: u64, seconds: u64) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=100_000).contains(&rate), "--rate must be 1 to 100000");
+    anyhow::ensure!(
+        (1..=3_600).contains(&seconds),
+        "--seconds must be 1 to 3600"
+    );
+    let scratch = Scratch::create(config).await?;
+    let outcome = run_lag(config, &scratch, rate, seconds).await;
+    scratch.finish(false).await?;
+    outcome
+}
+
+async fn run_lag(
+    config: &Config,
+    scratch: &Scratch,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+
+    use proofline_projections::db::ReadDb;
+    use proofline_projections::models::{self, Projection};
+    use proofline_projections::read_side::ReadSide;
+
+    let bench = scratch.open().await?;
+    let store = bench.store();
+    let read = match scratch {
+        Scratch::Sqlite { dir } => ReadDb::sqlite(&dir.path().join("read.sqlite")).await?,
+        Scratch::Postgres { url, .. } => ReadDb::postgres(url.expose_secret(), 4).await?,
+    };
+    let bus = crate::bus::start_for_bench(config, store.clone()).await?;
+    let projections: Vec<Arc<dyn Projection>> = vec![Arc::new(models::Verifications)];
+    let side = ReadSide::start_these(
+        read.clone(),
+        store.clone(),
+        bus.subscriptions(store.clone()),
+        projections,
+    )
+    .await?;
+    let mut applied = side.positions[0].1.clone();
+    println!(
+        "bench lag: {rate} verification events/s for {seconds} s, projector on {} ({})",
+        bus.describe(),
+        scratch.describe()
+    );
+
+    let appended: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let total = rate * seconds;
+    let writer = {
+        let (store, appended) = (store.clone(), appended.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut pending = futures::stream::FuturesUnordered::new();
+            use futures::StreamExt;
+            for n in 0..total {
+                tick.tick().await;
+                let (store, appended) = (store.clone(), appended.clone());
+                pending.push(async move {
+                    let id = Uuid::now_v7();
+                    let outcome = store
+                        .append(AppendRequest::new(
+                            StreamId::new("verification", id).expect("a valid id"),
+                            ExpectedVersion::NoStream,
+                            vec![NewEvent::new("PresentationVerified", 1, lag_event(id, n))],
+                        ))
+                        .await?;
+                    appended
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(outcome.last_position, Instant::now());
+                    Ok::<(), StoreError>(())
+                });
+                while let std::task::Poll::Ready(Some(done)) = futures::poll!(pending.next()) {
+                    done?;
+                }
+            }
+            while let Some(done) = pending.next().await {
+                done?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    };
+    // When each position was applied; compared with when its append
+    // returned once both are known (a fast projector may apply an event
+    // before its append has returned: that counts as no lag).
+    let mut applied_at: HashMap<u64, Instant> = HashMap::with_capacity(total as usize);
+    let mut seen = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+    let mut writer = Some(writer);
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(200), applied.changed()).await;
+        let now = Instant::now();
+        let reached = *applied.borrow();
+        for position in seen + 1..=reached {
+            applied_at.insert(position, now);
+        }
+        seen = seen.max(reached);
+        if writer.as_ref().is_some_and(|w| w.is_finished()) {
+            writer.take().expect("checked").await??;
+        }
+        let head = store.head().await?.map_or(0, |h| h.position);
+        if writer.is_none() && seen >= head {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the projector reached {seen} of {head} in time"
+        );
+    }
+    side.stop().await;
+    bus.stop().await;
+    let appended = appended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut lags: Vec<Duration> = appended
+        .iter()
+        .filter_map(|(position, returned)| {
+            applied_at
+                .get(position)
+                .map(|applied| applied.saturating_duration_since(*returned))
+        })
+        .collect();
+    anyhow::ensure!(
+        lags.len() as u64 == total,
+        "only {} of {total} events were projected",
+        lags.len()
+    );
+    lags.sort_unstable();
+    let p = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "projection lag (append returned → read model applied): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {total} events",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(1.0)
+    );
+    read.close().await;
+    store.close().await;
+    Ok(())
+}
+
+/// A verification event's data, as the verifications read model reads it.
+fn lag_event(id: Uuid, n: u64) -> serde_json::Value {
+    json!({
+        "verification_id": id,
+        "lender_id": Uuid::from_u128(u128::from(n % 10) + 1),
+        "verified": true,
+        "failed_step": null,
+        "reason": null,
+        "steps": [],
+        "issuer": "did:example:issuer",
+        "kid": "key-1",
+        "vct": "https://credentials.example/identity",
+        "disclosed_claims": ["given_name"],
+        "presentation_sha256": "0".repeat(64),
+        "nonce_sha256": "1".repeat(64),
+        "audience": "urn:proofline:bench",
+        "required_claims": [],
+        "require_holder_binding": true,
+        "status": null,
+        "verified_at": proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now()),
+    })
+}

@@ -32,6 +32,11 @@ impl Bus {
     pub async fn stop(self) {}
 }
 
+/// The bus for a benchmark: like `serve --role all` would start it.
+pub async fn start_for_bench(config: &Config, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
+    start(config, Role::All, store).await
+}
+
 /// Starts what `role` needs of the bus.
 pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
     let _ = (role, store);

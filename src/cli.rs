@@ -125,6 +125,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
     },
+    /// Projection lag: verification events appended at a steady rate with
+    /// the verifications projector running on the configured bus (NATS
+    /// when NATS_URL is set, else the store); prints p50/p99 from append
+    /// to read model.
+    Lag {
+        /// Events per second
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// How long to append
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The pure verifier's presentations/s on one core, then POST
     /// /v1/verifications end to end over HTTP with concurrent clients (rate
     /// limit off), and the ratio. Runs in a scratch database or file.

@@ -71,6 +71,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             which: BenchCommand::Auth { requests },
         } => proofline::bench::auth(&config, requests).await,
         Command::Bench {
+            which: BenchCommand::Lag { rate, seconds },
+        } => proofline::bench::lag(&config, rate, seconds).await,
+        Command::Bench {
             which: BenchCommand::Rebuild { events },
         } => proofline::bench::rebuild(&config, events).await,
         Command::Bench {

@@ -123,7 +123,11 @@ impl ReadDb {
     ) -> Result<Self, ReadError> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("proofline-read")
-            .options([("search_path", schema)]);
+            // A read model is rebuilt from the log and its checkpoint
+            // commits with its rows: a crash that loses the last commits
+            // only makes the projector apply those events again. So no
+            // commit waits for its WAL flush.
+            .options([("search_path", schema), ("synchronous_commit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
