@@ -1,18 +1,45 @@
 //! The bus a process uses: NATS JetStream when `NATS_URL` is set, else the
 //! store itself (embedded mode, or Postgres without NATS).
+//!
+//! With NATS, the relay role publishes the log (one relay at a time: it
+//! holds a Postgres advisory lock on a connection of its own, and a second
+//! relay waits for it), and projectors read durable JetStream consumers,
+//! `proofline-<model>`. Without NATS, projectors tail the store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
+use async_trait::async_trait;
 use proofline_commands::store::EventStore;
+use proofline_domain::log::Envelope;
+use proofline_projections::jetstream::JetStreamSubscription;
 use proofline_projections::read_side::{Subscribe, store_subscriptions};
+use proofline_projections::relay::{Relay, RelayOptions};
+use proofline_projections::subscription::{Subscription, SubscriptionError};
+use secrecy::ExposeSecret;
+use sqlx::Connection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::cli::Role;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
+
+/// The advisory lock only the publishing relay holds (the store's writer
+/// uses another key).
+const RELAY_LOCK: i64 = 5_787_775_673_024_923_983;
 
 /// What the process started for the bus.
 pub enum Bus {
     /// No NATS: projectors tail the store.
     Store,
+    Nats(Box<NatsBus>),
+}
+
+pub struct NatsBus {
+    client: async_nats::Client,
+    options: RelayOptions,
+    relay: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Bus {
@@ -20,16 +47,83 @@ impl Bus {
     pub fn subscriptions(&self, store: Arc<dyn EventStore>) -> Subscribe {
         match self {
             Bus::Store => store_subscriptions(store),
+            Bus::Nats(nats) => {
+                let (client, options) = (nats.client.clone(), nats.options.clone());
+                Arc::new(move |name, after| {
+                    let subscription = Lazy {
+                        client: client.clone(),
+                        options: options.clone(),
+                        durable: format!("proofline-{name}"),
+                        after,
+                        inner: None,
+                    };
+                    Box::pin(async move { Box::new(subscription) as Box<dyn Subscription> })
+                })
+            }
         }
     }
 
     pub fn describe(&self) -> &'static str {
         match self {
             Bus::Store => "a tail of the store",
+            Bus::Nats(_) => "NATS JetStream",
         }
     }
 
-    pub async fn stop(self) {}
+    pub async fn stop(self) {
+        if let Bus::Nats(nats) = self {
+            if let Some((stop, task)) = nats.relay {
+                let _ = stop.send(true);
+                let _ = task.await;
+            }
+            let _ = nats.client.flush().await;
+        }
+    }
+}
+
+/// A JetStream subscription opened on first use and reopened after a
+/// failure, so a projector starts (and keeps its place) while NATS is down.
+struct Lazy {
+    client: async_nats::Client,
+    options: RelayOptions,
+    durable: String,
+    after: u64,
+    inner: Option<JetStreamSubscription>,
+}
+
+#[async_trait]
+impl Subscription for Lazy {
+    async fn next(&mut self) -> Result<Envelope, SubscriptionError> {
+        if self.inner.is_none() {
+            self.inner = Some(
+                JetStreamSubscription::open(
+                    self.client.clone(),
+                    &self.options,
+                    &self.durable,
+                    self.after,
+                )
+                .await?,
+            );
+        }
+        let inner = self.inner.as_mut().expect("opened above");
+        match inner.next().await {
+            Ok(envelope) => {
+                self.after = self.after.max(envelope.position);
+                Ok(envelope)
+            }
+            Err(error) => {
+                self.inner = None;
+                Err(error)
+            }
+        }
+    }
+
+    async fn ack(&mut self, position: u64) -> Result<(), SubscriptionError> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.ack(position).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// The bus for a benchmark: like `serve --role all` would start it.
@@ -39,11 +133,113 @@ pub async fn start_for_bench(config: &Config, store: Arc<dyn EventStore>) -> any
 
 /// Starts what `role` needs of the bus.
 pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
-    let _ = (role, store);
-    if config.nats_url.is_some() {
+    let Some(url) = &config.nats_url else {
+        return Ok(Bus::Store);
+    };
+    let client = async_nats::ConnectOptions::new()
+        .name("proofline")
+        .retry_on_initial_connect()
+        .connect(url.as_str())
+        .await
+        .context("NATS_URL is not a usable NATS address")?;
+    let options = RelayOptions::default();
+    let relay = if role.relays() {
+        let (stop, stopped) = watch::channel(false);
+        let relay = Relay::new(store, client.clone(), options.clone());
+        let lock_url = match &config.store {
+            StoreLocation::Postgres { url, .. } => Some(url.expose_secret().to_owned()),
+            StoreLocation::Embedded { .. } => None,
+        };
+        let task = tokio::spawn(lead_and_relay(relay, lock_url, stopped));
+        Some((stop, task))
+    } else {
+        None
+    };
+    Ok(Bus::Nats(Box::new(NatsBus {
+        client,
+        options,
+        relay,
+    })))
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs the relay while this process holds the relay lock (Postgres), or
+/// always (embedded: one process owns the files).
+async fn lead_and_relay(relay: Relay, lock_url: Option<String>, stop: watch::Receiver<bool>) {
+    let Some(url) = lock_url else {
+        tracing::info!("relay publishing the log to NATS");
+        relay.run(stopped(stop)).await;
+        return;
+    };
+    let relay = Arc::new(relay);
+    loop {
+        let mut lock = match take_lock(&url, stop.clone()).await {
+            Some(lock) => lock,
+            None => return,
+        };
+        tracing::info!("relay lock taken; publishing the log to NATS");
+        let (lost_tx, lost_rx) = watch::channel(false);
+        let watchdog = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if sqlx::query("SELECT 1").execute(&mut lock).await.is_err() {
+                    let _ = lost_tx.send(true);
+                    return;
+                }
+            }
+        };
+        let stop_or_lost = {
+            let (stop, lost) = (stop.clone(), lost_rx.clone());
+            async move {
+                tokio::select! {
+                    _ = stopped(stop) => {}
+                    _ = stopped(lost) => {}
+                }
+            }
+        };
+        let relay_ref = relay.clone();
+        let run = async move { relay_ref.run_shared(stop_or_lost).await };
+        tokio::select! {
+            _ = run => {}
+            _ = watchdog => {}
+        }
+        if *stop.borrow() {
+            let _ = lock.close().await;
+            return;
+        }
         tracing::warn!(
-            "NATS_URL is set, but this build does not publish to NATS yet; projectors tail the store"
+            "relay lock lost (its database connection failed); waiting to take it again"
         );
     }
-    Ok(Bus::Store)
+}
+
+/// Waits for the relay lock; `None` when stopped first.
+async fn take_lock(url: &str, stop: watch::Receiver<bool>) -> Option<sqlx::PgConnection> {
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match sqlx::PgConnection::connect(url).await {
+            Ok(mut conn) => {
+                let taken: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(RELAY_LOCK)
+                    .fetch_one(&mut conn)
+                    .await;
+                if let Ok(true) = taken {
+                    return Some(conn);
+                }
+                let _ = conn.close().await;
+                tracing::debug!("another relay publishes; waiting");
+            }
+            Err(error) => tracing::warn!(%error, "relay: cannot reach the database for its lock"),
+        }
+        let mut stop = stop.clone();
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return None,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }

@@ -11,11 +11,13 @@
 //! - [`tail`]: re-export of the store tail used by embedded-mode consumers.
 
 pub mod db;
+pub mod jetstream;
 pub mod models;
 pub mod projector;
 pub mod queries;
 pub mod read_side;
 pub mod rebuild;
+pub mod relay;
 pub mod subscription;
 
 pub use proofline_commands::store::tail;

@@ -10,6 +10,9 @@
 //! # Layout
 //!
 //! - [`TestDatabase`]: a fresh database per test.
+//! - [`nats::NatsServer`]: a nats-server of a test's own, to stop and start.
+
+pub mod nats;
 
 use sqlx::{Connection, PgConnection};
 

@@ -97,3 +97,86 @@ fn roles_that_cannot_run_say_why() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "a usage error");
 }
+
+/// Production mode: Postgres and NATS, the API, a projector and two relays
+/// as separate processes. One relay publishes; when it dies, the other
+/// takes over.
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
+    let database = proofline_testkit::TestDatabase::create().await;
+    let nats = proofline_testkit::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let role = |name: &str| {
+        let mut command = proofline(&data);
+        command
+            .env("DATABASE_URL", database.url())
+            .env("NATS_URL", nats.url())
+            .args(["serve", "--role", name]);
+        command
+    };
+    let api = Running::start(role("api"));
+    let projector = Running::start(role("projector"));
+    let first = Running::start(role("relay"));
+    let second = Running::start(role("relay"));
+
+    let verify = || {
+        let output = proofline(&data)
+            .env("DATABASE_URL", database.url())
+            .args(["demo", "--url", &api.base])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let curl = stdout
+            .lines()
+            .rfind(|l| l.starts_with("curl "))
+            .unwrap()
+            .to_owned();
+        let answer = Command::new("sh").args(["-c", &curl]).output().unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+        assert_eq!(answer["verified"], true, "{answer}");
+        answer
+    };
+    let listed = async |answer: &serde_json::Value| {
+        let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
+        let listed: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/verifications?min_position={}",
+                api.base, answer["position"]
+            ))
+            .bearer_auth(key.trim())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed["items"][0]["verification_id"], answer["verification_id"],
+            "{listed}"
+        );
+    };
+    let answer = verify();
+    listed(&answer).await;
+
+    // Exactly one relay took the lock; kill it, and the other takes over.
+    let holds = |log: &str| log.contains("relay lock taken");
+    let (leader, follower) = if holds(&first.log()) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(!holds(&follower.log()), "only one relay publishes");
+    drop(leader); // killed
+    let answer = verify();
+    listed(&answer).await;
+    assert!(holds(&follower.log()), "{}", follower.log());
+    drop(projector);
+    drop(follower);
+}

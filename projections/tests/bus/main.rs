@@ -1,0 +1,311 @@
+//! The relay and the JetStream subscription against real nats-server
+//! processes of the tests' own (stopped and started at will), fed from a
+//! real store. Needs nats-server, so behind `service-tests`.
+#![cfg(feature = "service-tests")]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use proofline_commands::migrate;
+use proofline_commands::store::sqlite::{self, SqliteEventStore};
+use proofline_commands::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use proofline_domain::ids::StreamId;
+use proofline_domain::log::Envelope;
+use proofline_projections::jetstream::JetStreamSubscription;
+use proofline_projections::relay::{Relay, RelayOptions, ensure_stream};
+use proofline_projections::subscription::Subscription;
+use proofline_testkit::nats::NatsServer;
+use serde_json::json;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+struct World {
+    store: Arc<dyn EventStore>,
+    nats: NatsServer,
+    options: RelayOptions,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let pool = sqlite::connect_pool(&path).await.unwrap();
+    migrate::apply_sqlite(&pool).await.unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+    World {
+        store,
+        nats: NatsServer::start(),
+        options: RelayOptions {
+            stream: format!("PROOFLINE_EVENTS_T{}", Uuid::now_v7().simple()),
+            ack_wait: Duration::from_secs(1),
+            ..RelayOptions::default()
+        },
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.nats.url())
+            .await
+            .unwrap()
+    }
+
+    async fn append(&self, count: usize) {
+        for i in 0..count {
+            let category = ["lender", "verification", "issuer"][i % 3];
+            self.store
+                .append(AppendRequest::new(
+                    StreamId::new(category, Uuid::now_v7()).unwrap(),
+                    ExpectedVersion::NoStream,
+                    vec![NewEvent::new("SomethingHappened", 1, json!({"i": i}))],
+                ))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn head(&self) -> u64 {
+        self.store.head().await.unwrap().map_or(0, |h| h.position)
+    }
+
+    /// Starts a relay; the sender stops it.
+    async fn relay(
+        &self,
+    ) -> (
+        oneshot::Sender<()>,
+        Arc<std::sync::atomic::AtomicU64>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let relay = Relay::new(
+            self.store.clone(),
+            self.client().await,
+            self.options.clone(),
+        );
+        let published = relay.published();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async move {
+            let _ = stopped.await;
+        }));
+        (stop, published, task)
+    }
+
+    /// Every message of the stream, in stream order.
+    async fn stream_contents(&self) -> Vec<(u64, String, Envelope)> {
+        let js = jetstream::new(self.client().await);
+        let mut stream = js.get_stream(&self.options.stream).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for sequence in 1..=last {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            let envelope: Envelope = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(
+                message.headers.get("Proofline-Position").unwrap().as_str(),
+                envelope.position.to_string()
+            );
+            assert_eq!(
+                message.headers.get("Nats-Msg-Id").unwrap().as_str(),
+                envelope.event_id.to_string()
+            );
+            assert_eq!(
+                message.headers.get("Proofline-Type").unwrap().as_str(),
+                envelope.event_type
+            );
+            out.push((sequence, message.subject.to_string(), envelope));
+        }
+        out
+    }
+
+    async fn assert_stream_is_the_log(&self) {
+        let contents = self.stream_contents().await;
+        let positions: Vec<u64> = contents.iter().map(|(_, _, e)| e.position).collect();
+        let head = self.head().await;
+        assert_eq!(
+            positions,
+            (1..=head).collect::<Vec<_>>(),
+            "every event once, in order"
+        );
+        let log = self.store.read_all(0, head as usize).await.unwrap();
+        for ((_, subject, published), stored) in contents.iter().zip(&log) {
+            assert_eq!(published, stored);
+            assert_eq!(
+                subject,
+                &format!(
+                    "proofline.events.{}.{}",
+                    stored.stream_id.category(),
+                    stored.event_type
+                )
+            );
+        }
+    }
+}
+
+async fn until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_its_subject_once_in_order() {
+    let world = world().await;
+    world.append(150).await;
+    let (stop, published, task) = world.relay().await;
+    world.append(150).await;
+    let head = world.head().await;
+    until("the relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= head
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    world.assert_stream_is_the_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_before_saving_its_position_neither_repeats_nor_skips() {
+    let world = world().await;
+    world.append(100).await;
+    let (stop, published, task) = world.relay().await;
+    until("the relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 100
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    // As if it died after publishing but before saving: the saved position
+    // is behind what the stream has.
+    let name = format!("relay:{}", world.options.stream);
+    world.store.save_consumer_position(&name, 40).await.unwrap();
+    world.append(25).await;
+    let (stop, published, task) = world.relay().await;
+    until("the second relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 125
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    world.assert_stream_is_the_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_for_ten_seconds_loses_and_repeats_nothing() {
+    let mut world = world().await;
+    world.append(50).await;
+    let (stop, published, task) = world.relay().await;
+    until("the relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 50
+    })
+    .await;
+    world.nats.stop();
+    // Commands go on while the bus is down.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        world.append(10).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    world.nats.restart();
+    let head = world.head().await;
+    until(
+        "the relay after the outage",
+        Duration::from_secs(60),
+        async || published.load(Ordering::Relaxed) >= head,
+    )
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    world.assert_stream_is_the_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_drops_duplicates_and_refuses_deletes() {
+    let world = world().await;
+    let js = jetstream::new(world.client().await);
+    let stream = ensure_stream(&js, &world.options).await.unwrap();
+    let publish = async |id: &str| {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        js.publish_with_headers("proofline.events.test.Thing", headers, "{}".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+    };
+    let first = publish("same").await;
+    let again = publish("same").await;
+    assert!(
+        !first.duplicate && again.duplicate,
+        "the duplicate window works"
+    );
+    assert_eq!(first.sequence, again.sequence);
+    assert!(
+        stream.delete_message(first.sequence).await.is_err(),
+        "deny_delete"
+    );
+    let info = js
+        .get_stream(&world.options.stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.state.messages, 1);
+    assert!(info.config.deny_purge && info.config.deny_delete);
+    assert_eq!(info.config.duplicate_window, world.options.duplicate_window);
+    // An expected last message id that does not match is refused.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "next");
+    headers.insert("Nats-Expected-Last-Msg-Id", "not-the-last");
+    let refused = js
+        .publish_with_headers("proofline.events.test.Thing", headers, "{}".into())
+        .await
+        .unwrap()
+        .await;
+    assert!(refused.is_err(), "Nats-Expected-Last-Msg-Id is enforced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_delivers_in_order_and_redelivers_what_was_not_acked() {
+    let world = world().await;
+    world.append(30).await;
+    let (stop, published, task) = world.relay().await;
+    until("the relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 30
+    })
+    .await;
+    let client = world.client().await;
+    let mut subscription = JetStreamSubscription::open(client.clone(), &world.options, "t1", 0)
+        .await
+        .unwrap();
+    for expected in 1..=10 {
+        assert_eq!(subscription.next().await.unwrap().position, expected);
+    }
+    subscription.ack(5).await.unwrap();
+    drop(subscription);
+    // 6..=10 were delivered but not acked: they come again (after the ack
+    // wait), before 11.
+    let mut again = JetStreamSubscription::open(client, &world.options, "t1", 0)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 25 {
+        let envelope = tokio::time::timeout(Duration::from_secs(30), again.next())
+            .await
+            .expect("redelivery")
+            .unwrap();
+        again.ack(envelope.position).await.unwrap();
+        seen.push(envelope.position);
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (6..=30).collect::<Vec<_>>());
+    let _ = stop.send(());
+    task.await.unwrap();
+}
