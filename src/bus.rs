@@ -40,6 +40,8 @@ pub struct NatsBus {
     client: async_nats::Client,
     options: RelayOptions,
     relay: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// A benchmark's own stream, deleted on stop.
+    scratch: bool,
 }
 
 impl Bus {
@@ -75,6 +77,10 @@ impl Bus {
             if let Some((stop, task)) = nats.relay {
                 let _ = stop.send(true);
                 let _ = task.await;
+            }
+            if nats.scratch {
+                let js = async_nats::jetstream::new(nats.client.clone());
+                let _ = js.delete_stream(&nats.options.stream).await;
             }
             let _ = nats.client.flush().await;
         }
@@ -126,13 +132,34 @@ impl Subscription for Lazy {
     }
 }
 
-/// The bus for a benchmark: like `serve --role all` would start it.
+/// The bus for a benchmark: like `serve --role all` would start it, on a
+/// stream and subjects of its own (deleted by [`Bus::stop`]) so the
+/// service's stream is never touched.
 pub async fn start_for_bench(config: &Config, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
-    start(config, Role::All, store).await
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let options = RelayOptions {
+        stream: format!("PROOFLINE_BENCH_{id}"),
+        subject_prefix: format!("proofline.bench{id}"),
+        ..RelayOptions::default()
+    };
+    let mut bus = start_with(config, Role::All, store, options).await?;
+    if let Bus::Nats(nats) = &mut bus {
+        nats.scratch = true;
+    }
+    Ok(bus)
 }
 
 /// Starts what `role` needs of the bus.
 pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
+    start_with(config, role, store, RelayOptions::default()).await
+}
+
+async fn start_with(
+    config: &Config,
+    role: Role,
+    store: Arc<dyn EventStore>,
+    options: RelayOptions,
+) -> anyhow::Result<Bus> {
     let Some(url) = &config.nats_url else {
         return Ok(Bus::Store);
     };
@@ -142,7 +169,6 @@ pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> a
         .connect(url.as_str())
         .await
         .context("NATS_URL is not a usable NATS address")?;
-    let options = RelayOptions::default();
     let relay = if role.relays() {
         let (stop, stopped) = watch::channel(false);
         let relay = Relay::new(store, client.clone(), options.clone());
@@ -159,6 +185,7 @@ pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> a
         client,
         options,
         relay,
+        scratch: false,
     })))
 }
 

@@ -10,9 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use proofline_commands::store::EventStore;
 use proofline_domain::log::Envelope;
 use tokio::sync::watch;
+
+/// Most deliveries applied in one transaction.
+const BATCH: usize = 256;
 
 use crate::db::{ReadDb, ReadError};
 use crate::models::{CHECKPOINTS, Projection};
@@ -83,47 +87,61 @@ impl Projector {
 
     /// Applies `envelope` if it is the next one; fills a gap first; skips a
     /// repeat. Returns whether anything was applied.
+    pub async fn handle(&mut self, envelope: &Envelope) -> Result<bool, ProjectorError> {
+        self.handle_batch(std::slice::from_ref(envelope)).await
+    }
+
+    /// Applies consecutive deliveries in one transaction, each as
+    /// [`Projector::handle`] would.
     ///
     /// The stored checkpoint decides, read under its lock in the same
     /// transaction as the effects: the in-memory one is only a shortcut for
     /// repeats. (A rebuild may move the stored one back; the gap is then
     /// read from the store here.)
-    pub async fn handle(&mut self, envelope: &Envelope) -> Result<bool, ProjectorError> {
-        if envelope.position <= self.checkpoint {
+    pub async fn handle_batch(&mut self, envelopes: &[Envelope]) -> Result<bool, ProjectorError> {
+        let Some(last) = envelopes.last() else {
+            return Ok(false);
+        };
+        if last.position <= self.checkpoint {
             return Ok(false);
         }
         let name = self.projection.name();
         let mut tx = self.db.begin().await?;
         let mut at = tx.lock_checkpoint(name).await?;
-        if at >= envelope.position {
+        let start = at;
+        for envelope in envelopes {
+            if envelope.position <= at {
+                continue;
+            }
+            while at + 1 < envelope.position {
+                let missing = (envelope.position - at - 1).min(1_000) as usize;
+                let page = self.store.read_all(at, missing).await?;
+                if page.is_empty() {
+                    break;
+                }
+                tracing::debug!(
+                    projector = name,
+                    from = at + 1,
+                    count = page.len(),
+                    "filling a gap of the subscription from the store"
+                );
+                for filler in &page {
+                    self.projection.apply(&mut tx, filler).await?;
+                    at = filler.position;
+                }
+            }
+            self.projection.apply(&mut tx, envelope).await?;
+            at = envelope.position;
+        }
+        if at == start {
             drop(tx);
-            self.checkpoint = at;
-            self.reached.send_replace(at);
-            return Ok(false);
+        } else {
+            tx.set_checkpoint(name, at).await?;
+            tx.commit().await?;
         }
-        while at + 1 < envelope.position {
-            let missing = (envelope.position - at - 1).min(1_000) as usize;
-            let page = self.store.read_all(at, missing).await?;
-            if page.is_empty() {
-                break;
-            }
-            tracing::debug!(
-                projector = name,
-                from = at + 1,
-                count = page.len(),
-                "filling a gap of the subscription from the store"
-            );
-            for filler in &page {
-                self.projection.apply(&mut tx, filler).await?;
-                at = filler.position;
-            }
-        }
-        self.projection.apply(&mut tx, envelope).await?;
-        tx.set_checkpoint(name, envelope.position).await?;
-        tx.commit().await?;
-        self.checkpoint = envelope.position;
-        self.reached.send_replace(envelope.position);
-        Ok(true)
+        self.checkpoint = at;
+        self.reached.send_replace(at);
+        Ok(at > start)
     }
 
     /// Reads `subscription` until `shutdown`, retrying failures with backoff.
@@ -140,13 +158,31 @@ impl Projector {
                 next = subscription.next() => next,
             };
             let outcome = match next {
-                Ok(envelope) => match self.handle(&envelope).await {
-                    Ok(_) => subscription
-                        .ack(envelope.position)
-                        .await
-                        .map_err(ProjectorError::from),
-                    Err(error) => Err(error),
-                },
+                Ok(envelope) => {
+                    // Whatever else is ready now goes into the same
+                    // transaction (polling once never waits, and a
+                    // subscription's `next` loses nothing when dropped).
+                    let mut batch = vec![envelope];
+                    let mut failed = None;
+                    while batch.len() < BATCH {
+                        match subscription.next().now_or_never() {
+                            Some(Ok(more)) => batch.push(more),
+                            Some(Err(error)) => {
+                                failed = Some(error);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    let last = batch.last().map_or(0, |e| e.position);
+                    match self.handle_batch(&batch).await {
+                        Ok(_) => match subscription.ack(last).await {
+                            Ok(()) => failed.map_or(Ok(()), |e| Err(e.into())),
+                            Err(error) => Err(error.into()),
+                        },
+                        Err(error) => Err(error),
+                    }
+                }
                 Err(error) => Err(error.into()),
             };
             match outcome {
