@@ -42,6 +42,7 @@ pub struct NatsBus {
     relay: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     /// A benchmark's own stream, deleted on stop.
     scratch: bool,
+    published: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Bus {
@@ -62,6 +63,33 @@ impl Bus {
                     Box::pin(async move { Box::new(subscription) as Box<dyn Subscription> })
                 })
             }
+        }
+    }
+
+    /// The readiness check of the bus: NATS connected (none without NATS).
+    pub fn probe(&self) -> Option<proofline_api::Probe> {
+        let Bus::Nats(nats) = self else {
+            return None;
+        };
+        let client = nats.client.clone();
+        Some(Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move {
+                match client.connection_state() {
+                    async_nats::connection::State::Connected => {
+                        Ok(serde_json::json!({"status": "ok"}))
+                    }
+                    other => Err(format!("NATS is {other:?}")),
+                }
+            })
+        }))
+    }
+
+    /// The relay's published position, when this process relays.
+    pub fn relay_position(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        match self {
+            Bus::Nats(nats) => nats.published.clone(),
+            Bus::Store => None,
         }
     }
 
@@ -169,9 +197,11 @@ async fn start_with(
         .connect(url.as_str())
         .await
         .context("NATS_URL is not a usable NATS address")?;
+    let mut published = None;
     let relay = if role.relays() {
         let (stop, stopped) = watch::channel(false);
         let relay = Relay::new(store, client.clone(), options.clone());
+        published = Some(relay.published());
         let lock_url = match &config.store {
             StoreLocation::Postgres { url, .. } => Some(url.expose_secret().to_owned()),
             StoreLocation::Embedded { .. } => None,
@@ -186,6 +216,7 @@ async fn start_with(
         options,
         relay,
         scratch: false,
+        published,
     })))
 }
 

@@ -82,6 +82,12 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(db) = &read_db {
         state = state.with_read_models(db.clone());
     }
+    if let Some(probe) = bus.probe() {
+        state = state.with_probe("nats", probe);
+    }
+    if let Some(position) = bus.relay_position() {
+        state = state.with_gauge("proofline_relay_position", position);
+    }
     let (app, background) = if role.serves_api() {
         (router(state.clone()), Some(spawn_background(&state)))
     } else {

@@ -37,6 +37,23 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             if state.read.is_some() {
                 checks["projectors"] = projectors_ready(&state).await?;
             }
+            for (name, probe) in &state.probes {
+                match tokio::time::timeout(READY_TIMEOUT, probe()).await {
+                    Ok(Ok(detail)) => checks[*name] = detail,
+                    Ok(Err(why)) => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unavailable,
+                            format!("{name}: {why}"),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unavailable,
+                            format!("{name} did not answer in time"),
+                        ));
+                    }
+                }
+            }
             Ok(Json(json!({"status": "ready", "checks": checks})))
         }
         Ok(Err(error)) => {

@@ -36,4 +36,4 @@ pub mod state;
 
 pub use error::{ApiError, ErrorCode};
 pub use server::{openapi, ops_router, router, serve, spawn_background};
-pub use state::{ApiSettings, AppState};
+pub use state::{ApiSettings, AppState, Probe};

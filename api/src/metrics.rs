@@ -37,6 +37,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("proofline_auth_argon2_verifications")
         .set(state.auth.argon2_verifications() as f64);
     let head = *state.store.watch_head().borrow();
+    for (name, value) in &state.gauges {
+        metrics::gauge!(*name).set(value.load(std::sync::atomic::Ordering::Relaxed) as f64);
+    }
     metrics::gauge!("proofline_store_head_position").set(head as f64);
     if let Some(read) = &state.read
         && let Ok(checkpoints) = proofline_projections::queries::checkpoints(read).await

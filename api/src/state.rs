@@ -65,7 +65,19 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The read models, when this process serves queries from them.
     pub read: Option<ReadDb>,
+    /// More readiness checks (the bus, when configured), by name.
+    pub probes: Vec<(&'static str, Probe)>,
+    /// More gauges for `/metrics` (such as the relay's position).
+    pub gauges: Vec<(&'static str, Arc<std::sync::atomic::AtomicU64>)>,
 }
+
+/// A readiness check: `Ok` with details, or why the service is not ready.
+pub type Probe = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 impl AppState {
     pub fn new(
@@ -86,6 +98,8 @@ impl AppState {
             )),
             registry,
             read: None,
+            probes: Vec::new(),
+            gauges: Vec::new(),
             limits: Arc::new(Limits::new(&settings)),
             settings: Arc::new(settings),
             store,
@@ -96,6 +110,22 @@ impl AppState {
 }
 
 impl AppState {
+    /// Adds a readiness check.
+    pub fn with_probe(mut self, name: &'static str, probe: Probe) -> Self {
+        self.probes.push((name, probe));
+        self
+    }
+
+    /// Adds a gauge to `/metrics`.
+    pub fn with_gauge(
+        mut self,
+        name: &'static str,
+        value: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.gauges.push((name, value));
+        self
+    }
+
     /// Serves queries from `read`.
     pub fn with_read_models(mut self, read: ReadDb) -> Self {
         self.read = Some(read);

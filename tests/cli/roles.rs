@@ -177,6 +177,25 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
     let answer = verify();
     listed(&answer).await;
     assert!(holds(&follower.log()), "{}", follower.log());
+    let ready: serde_json::Value = get(&format!("{}/health/ready", api.base))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["nats"]["status"], "ok", "{ready}");
+    let metrics = get(&format!("{}/metrics", follower.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let relayed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("proofline_relay_position "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(relayed >= answer["position"].as_f64().unwrap(), "{metrics}");
     drop(projector);
     drop(follower);
 }
