@@ -24,6 +24,8 @@ pub struct NatsServer {
     pub port: u16,
     store_dir: tempfile::TempDir,
     child: Option<Child>,
+    /// A configuration file and environment to start with.
+    config: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
 impl NatsServer {
@@ -37,6 +39,47 @@ impl NatsServer {
             port,
             store_dir: tempfile::tempdir().expect("a temp dir"),
             child: None,
+            config: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts a server from a configuration file (its port, store
+    /// directory and monitoring port overridden), with `env` set.
+    pub fn start_with_config(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let store_dir = tempfile::tempdir().expect("a temp dir");
+        // nats-server refuses -sd next to a store_dir of the file: a copy
+        // of the file names the test's directory instead.
+        let text = std::fs::read_to_string(config).expect("the configuration file");
+        let js_dir = store_dir.path().join("js");
+        let copied: String = text
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with("store_dir:") {
+                    format!("  store_dir: \"{}\"", js_dir.display())
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let copy = store_dir.path().join("nats.conf");
+        std::fs::write(&copy, copied).expect("write the configuration copy");
+        let mut server = Self {
+            port,
+            store_dir,
+            child: None,
+            config: Some((
+                copy,
+                env.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )),
         };
         server.restart();
         server
@@ -61,16 +104,22 @@ impl NatsServer {
     /// Starts it again on the same port and store directory.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(nats_server_binary())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store_dir.path())
+        let mut command = Command::new(nats_server_binary());
+        if let Some((config, env)) = &self.config {
+            let monitor = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
+            command
+                .arg("-c")
+                .arg(config)
+                .args(["-m", &monitor.to_string()])
+                .envs(env.iter().map(|(k, v)| (k, v)));
+        } else {
+            command.arg("-js").arg("-sd").arg(self.store_dir.path());
+        }
+        let child = command
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -309,3 +309,147 @@ async fn the_subscription_delivers_in_order_and_redelivers_what_was_not_acked() 
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+/// `deploy/nats/nats.conf`: the analyst reads the events and makes
+/// consumers of its own, and can do nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analyst_user_reads_and_does_nothing_else() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/nats.conf");
+    let nats = NatsServer::start_with_config(
+        &config,
+        &[
+            ("PROOFLINE_NATS_PASSWORD", "service-pw"),
+            ("ANALYST_NATS_PASSWORD", "analyst-pw"),
+        ],
+    );
+    let connect = async |user: &str, password: &str| {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .connect(nats.url())
+            .await
+            .unwrap()
+    };
+    let service = connect("proofline", "service-pw").await;
+    let analyst = connect("analyst", "analyst-pw").await;
+    assert!(
+        async_nats::ConnectOptions::with_user_and_password("analyst".into(), "wrong".into())
+            .connect(nats.url())
+            .await
+            .is_err(),
+        "a wrong password is refused"
+    );
+
+    // The service publishes the log as the relay does, and has a consumer.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite");
+    let pool = sqlite::connect_pool(&path).await.unwrap();
+    migrate::apply_sqlite(&pool).await.unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+    for i in 0..5 {
+        store
+            .append(AppendRequest::new(
+                StreamId::new("verification", Uuid::now_v7()).unwrap(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("PresentationVerified", 1, json!({"i": i}))],
+            ))
+            .await
+            .unwrap();
+    }
+    let relay = Relay::new(store.clone(), service.clone(), RelayOptions::default());
+    let published = relay.published();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    until("the relay", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 5
+    })
+    .await;
+    let mut projector = JetStreamSubscription::open(
+        service.clone(),
+        &RelayOptions::default(),
+        "proofline-verifications",
+        0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(projector.next().await.unwrap().position, 1);
+
+    // The analyst: a durable consumer of its own reads every event.
+    let js = jetstream::new(analyst.clone());
+    let stream = js.get_stream("PROOFLINE_EVENTS").await.unwrap();
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            "analyst-1",
+            jetstream::consumer::pull::Config {
+                durable_name: Some("analyst-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(5).messages().await.unwrap();
+    let mut read = 0;
+    while let Some(message) = futures::StreamExt::next(&mut batch).await {
+        message.unwrap().ack().await.unwrap();
+        read += 1;
+    }
+    assert_eq!(read, 5);
+
+    // And nothing else: no publishing events, no deleting the stream, no
+    // reading the service's consumer.
+    let timeout = Duration::from_secs(3);
+    let publish = tokio::time::timeout(timeout, async {
+        js.publish("proofline.events.verification.Forged", "{}".into())
+            .await?
+            .await
+    })
+    .await;
+    assert!(
+        !matches!(publish, Ok(Ok(_))),
+        "the analyst may not publish events"
+    );
+    let delete = tokio::time::timeout(timeout, js.delete_stream("PROOFLINE_EVENTS")).await;
+    assert!(
+        !matches!(delete, Ok(Ok(_))),
+        "the analyst may not delete the stream"
+    );
+    let theirs = tokio::time::timeout(timeout, async {
+        let consumer: jetstream::consumer::PullConsumer =
+            stream.get_consumer("proofline-verifications").await?;
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await?;
+        Ok::<_, async_nats::Error>(
+            futures::StreamExt::next(&mut batch)
+                .await
+                .map(|m| m.is_ok()),
+        )
+    })
+    .await;
+    assert!(
+        !matches!(theirs, Ok(Ok(Some(true)))),
+        "the analyst may not read the service's consumer"
+    );
+    assert_eq!(
+        service_info_messages(&service).await,
+        5,
+        "the stream is intact"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+async fn service_info_messages(client: &async_nats::Client) -> u64 {
+    jetstream::new(client.clone())
+        .get_stream("PROOFLINE_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
