@@ -121,6 +121,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         failed_auth_per_minute: config.failed_auth_per_minute,
         presentation_max_age: config.presentation_max_age,
         projector_max_lag: config.projector_max_lag,
+        webhook_allowed_networks: config.webhook_allowed_networks.clone(),
     }
 }
 

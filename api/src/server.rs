@@ -63,6 +63,10 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::ready))
         .routes(routes!(routes::lenders::register))
         .routes(routes!(routes::lenders::me))
+        .routes(routes!(
+            routes::lenders::put_webhook,
+            routes::lenders::delete_webhook
+        ))
         .routes(routes!(routes::lenders::rotate))
         .routes(routes!(routes::lenders::revoke))
         .routes(routes!(routes::lenders::deactivate))

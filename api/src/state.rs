@@ -32,6 +32,8 @@ pub struct ApiSettings {
     pub presentation_max_age: Duration,
     /// Events a projector may trail the log before readiness fails.
     pub projector_max_lag: u64,
+    /// Networks webhooks may reach despite the SSRF guard.
+    pub webhook_allowed_networks: Vec<IpNet>,
 }
 
 impl Default for ApiSettings {
@@ -45,6 +47,7 @@ impl Default for ApiSettings {
             failed_auth_per_minute: 30,
             presentation_max_age: Duration::from_secs(300),
             projector_max_lag: 10_000,
+            webhook_allowed_networks: Vec::new(),
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct AppState {
     pub idempotency_master: Arc<[u8; 32]>,
     /// Verifies and records presentations.
     pub verifier: Arc<Verifier>,
+    /// Seals webhook signing secrets (derived from the service key).
+    pub webhook_sealing_key: Arc<[u8; 32]>,
     /// The read models, when this process serves queries from them.
     pub read: Option<ReadDb>,
     /// More readiness checks (the bus, when configured), by name.
@@ -88,6 +93,7 @@ impl AppState {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         let registry = Arc::new(Registry::new(store.clone()));
+        let webhook_sealing_key = Arc::new(service_key.derive_key("proofline webhook secrets v1"));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
             verifier: Arc::new(Verifier::new(
@@ -97,6 +103,7 @@ impl AppState {
                 i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
             )),
             registry,
+            webhook_sealing_key,
             read: None,
             probes: Vec::new(),
             gauges: Vec::new(),

@@ -12,10 +12,6 @@
 //! idempotency key itself, with the record id as associated data. Neither a
 //! copy of the database nor the service key alone opens a record.
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Duration;
 use proofline_domain::log::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
@@ -128,24 +124,15 @@ impl Idempotency {
         if stored.request_sha256 != self.request_sha256 {
             return Err(IdempotencyError::Mismatch);
         }
-        let cipher = Aes256Gcm::new_from_slice(&self.encryption)
-            .map_err(|_| IdempotencyError::Unreadable)?;
-        let nonce = STANDARD
-            .decode(&stored.nonce)
-            .map_err(|_| IdempotencyError::Unreadable)?;
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| IdempotencyError::Unreadable)?;
-        let ciphertext = STANDARD
-            .decode(&stored.ciphertext)
-            .map_err(|_| IdempotencyError::Unreadable)?;
-        let plain = cipher
-            .decrypt(
-                &nonce.into(),
-                Payload {
-                    msg: &ciphertext,
-                    aad: self.record_id.as_bytes(),
-                },
-            )
-            .map_err(|_| IdempotencyError::Unreadable)?;
+        let plain = crate::sealing::open(
+            &self.encryption,
+            self.record_id.as_bytes(),
+            &crate::sealing::Sealed {
+                nonce: stored.nonce.clone(),
+                ciphertext: stored.ciphertext.clone(),
+            },
+        )
+        .ok_or(IdempotencyError::Unreadable)?;
         let body: Value =
             serde_json::from_slice(&plain).map_err(|_| IdempotencyError::Unreadable)?;
         Ok(Some(StoredAnswer {
@@ -163,27 +150,16 @@ impl Idempotency {
         body: &Value,
         now: Timestamp,
     ) -> Result<SecretWrite, IdempotencyError> {
-        let cipher = Aes256Gcm::new_from_slice(&self.encryption)
-            .map_err(|_| IdempotencyError::Unreadable)?;
-        let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).map_err(|_| IdempotencyError::Unreadable)?;
         let plain = serde_json::to_vec(body).map_err(|_| IdempotencyError::Unreadable)?;
-        let ciphertext = cipher
-            .encrypt(
-                &nonce.into(),
-                Payload {
-                    msg: &plain,
-                    aad: self.record_id.as_bytes(),
-                },
-            )
-            .map_err(|_| IdempotencyError::Unreadable)?;
+        let sealed = crate::sealing::seal(&self.encryption, self.record_id.as_bytes(), &plain)
+            .ok_or(IdempotencyError::Unreadable)?;
         let record = Record {
             v: 1,
             request_sha256: self.request_sha256.clone(),
             status,
             created_at: now,
-            nonce: STANDARD.encode(nonce),
-            ciphertext: STANDARD.encode(ciphertext),
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
         };
         Ok(SecretWrite {
             id: self.record_id.clone(),

@@ -41,10 +41,12 @@ pub mod keys;
 pub mod lenders;
 pub mod migrate;
 pub mod registry;
+pub mod sealing;
 pub(crate) mod secret_file;
 pub mod service_keys;
 pub mod signing;
 pub mod store;
 pub mod verifications;
+pub mod webhooks;
 
 pub use store::{StoreError, error::OpenError};

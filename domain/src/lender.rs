@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::StreamId;
 use crate::log::Timestamp;
-use crate::values::{Audience, ContactEmail, KeyPrefix, Name};
+use crate::values::{Audience, ContactEmail, KeyPrefix, Name, WebhookUrl};
 
 /// The longest grace a rotated key keeps.
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -111,6 +111,12 @@ pub enum LenderCommand {
     },
     Deactivate,
     Reactivate,
+    /// Sets (or replaces) the webhook; its signing secret is kept outside
+    /// the log by the command handler.
+    ConfigureWebhook {
+        url: WebhookUrl,
+    },
+    RemoveWebhook,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +150,13 @@ pub enum LenderEvent {
     },
     LenderReactivated {
         reactivated_at: Timestamp,
+    },
+    WebhookConfigured {
+        url: WebhookUrl,
+        configured_at: Timestamp,
+    },
+    WebhookRemoved {
+        removed_at: Timestamp,
     },
 }
 
@@ -181,8 +194,15 @@ pub struct Lender {
     /// Set by the `ApiKeyIssued` that always follows registration.
     pub current_key: Option<Key>,
     pub previous_key: Option<PreviousKey>,
+    pub webhook: Option<WebhookUrl>,
 }
 
+// A state lives for one command or one cache entry; boxing it would only
+// add an allocation to every load.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived aggregate state; boxing would add an allocation per load"
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum LenderState {
     #[default]
@@ -250,6 +270,8 @@ pub enum LenderError {
     CannotRevokeCurrentKey,
     #[error("no such key in its grace period")]
     KeyNotFound,
+    #[error("no webhook is configured")]
+    NoWebhook,
 }
 
 impl Rejection for LenderError {
@@ -260,7 +282,9 @@ impl Rejection for LenderError {
             | LenderError::AlreadyActive
             | LenderError::AlreadyDeactivated
             | LenderError::CannotRevokeCurrentKey => RejectionKind::Conflict,
-            LenderError::NotFound | LenderError::KeyNotFound => RejectionKind::NotFound,
+            LenderError::NotFound | LenderError::KeyNotFound | LenderError::NoWebhook => {
+                RejectionKind::NotFound
+            }
             LenderError::NotCurrentKey => RejectionKind::Forbidden,
             LenderError::GraceTooLong { .. } => RejectionKind::Invalid,
         }
@@ -376,6 +400,21 @@ impl Decider for LenderDecider {
                     reactivated_at: now,
                 }])
             }
+            LenderCommand::ConfigureWebhook { url } => {
+                if !lender.active {
+                    return Err(LenderError::Deactivated);
+                }
+                Ok(vec![LenderEvent::WebhookConfigured {
+                    url: url.clone(),
+                    configured_at: now,
+                }])
+            }
+            LenderCommand::RemoveWebhook => {
+                if lender.webhook.is_none() {
+                    return Err(LenderError::NoWebhook);
+                }
+                Ok(vec![LenderEvent::WebhookRemoved { removed_at: now }])
+            }
         }
     }
 
@@ -397,6 +436,7 @@ impl Decider for LenderDecider {
                 active: true,
                 current_key: None,
                 previous_key: None,
+                webhook: None,
             }),
             (LenderState::Registered(mut lender), event) => {
                 match event {
@@ -437,6 +477,10 @@ impl Decider for LenderDecider {
                     }
                     LenderEvent::LenderDeactivated { .. } => lender.active = false,
                     LenderEvent::LenderReactivated { .. } => lender.active = true,
+                    LenderEvent::WebhookConfigured { url, .. } => {
+                        lender.webhook = Some(url.clone());
+                    }
+                    LenderEvent::WebhookRemoved { .. } => lender.webhook = None,
                 }
                 LenderState::Registered(lender)
             }
@@ -751,5 +795,79 @@ mod tests {
             LenderId::from_stream(&StreamId::parse("auditor-1").unwrap()),
             None
         );
+    }
+
+    fn webhook(url: &str) -> WebhookUrl {
+        WebhookUrl::parse(url).unwrap()
+    }
+
+    #[test]
+    fn a_webhook_is_configured_replaced_and_removed() {
+        let url = webhook("https://hooks.acme.example/proofline");
+        let configured = given::<LenderDecider>(&registered())
+            .when(LenderCommand::ConfigureWebhook { url: url.clone() }, t(10))
+            .unwrap();
+        assert_eq!(
+            configured,
+            [LenderEvent::WebhookConfigured {
+                url: url.clone(),
+                configured_at: t(10)
+            }]
+        );
+        let mut history = registered();
+        history.extend(configured);
+        let LenderState::Registered(lender) = LenderDecider::fold(&history) else {
+            panic!("registered");
+        };
+        assert_eq!(lender.webhook, Some(url));
+        let removed = given::<LenderDecider>(&history)
+            .when(LenderCommand::RemoveWebhook, t(20))
+            .unwrap();
+        assert_eq!(removed, [LenderEvent::WebhookRemoved { removed_at: t(20) }]);
+        history.extend(removed);
+        assert_eq!(
+            given::<LenderDecider>(&history).when(LenderCommand::RemoveWebhook, t(30)),
+            Err(LenderError::NoWebhook)
+        );
+    }
+
+    #[test]
+    fn a_deactivated_or_unknown_lender_configures_no_webhook() {
+        let mut history = registered();
+        history.push(LenderEvent::LenderDeactivated {
+            deactivated_at: t(5),
+        });
+        let command = LenderCommand::ConfigureWebhook {
+            url: webhook("https://hooks.acme.example/"),
+        };
+        assert_eq!(
+            given::<LenderDecider>(&history).when(command.clone(), t(10)),
+            Err(LenderError::Deactivated)
+        );
+        assert_eq!(
+            given::<LenderDecider>(&[]).when(command, t(10)),
+            Err(LenderError::NotFound)
+        );
+    }
+
+    #[test]
+    fn webhook_urls_are_absolute_http_with_a_host_and_no_credentials() {
+        for good in [
+            "https://hooks.acme.example/x?y=1",
+            "http://10.1.2.3:8080/hook",
+        ] {
+            assert!(WebhookUrl::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "ftp://hooks.acme.example/",
+            "https://user:pw@hooks.acme.example/",
+            "https://hooks.acme.example/#frag",
+            "/relative",
+            "mailto:a@b.example",
+        ] {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(WebhookUrl::parse(&format!("https://h.example/{}", "a".repeat(2048))).is_err());
     }
 }

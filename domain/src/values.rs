@@ -172,6 +172,67 @@ impl From<Audience> for String {
     }
 }
 
+/// Where a lender's webhooks go: an absolute `https` (or `http`) URL with a
+/// host, no credentials and no fragment, at most 2048 characters. Whether
+/// its host may be reached (SSRF rules, allowed networks) is decided where
+/// names resolve, not here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
+        let text = text.trim();
+        if text.is_empty() || text.len() > Self::MAX_LEN {
+            return Err(invalid(
+                "url",
+                format!("must be 1 to {} characters", Self::MAX_LEN),
+            ));
+        }
+        let parsed =
+            url::Url::parse(text).map_err(|e| invalid("url", format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(invalid(
+                "url",
+                "must be https (or http to an allowed network)",
+            ));
+        }
+        if parsed.host().is_none() {
+            return Err(invalid("url", "must name a host"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid("url", "must not carry credentials"));
+        }
+        if parsed.fragment().is_some() {
+            return Err(invalid("url", "must not have a fragment"));
+        }
+        Ok(Self(parsed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https:")
+    }
+}
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<WebhookUrl> for String {
+    fn from(value: WebhookUrl) -> Self {
+        value.0
+    }
+}
+
 /// The public prefix of an API key (16 lowercase hex characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -267,6 +267,7 @@ impl Projection for Lenders {
                 audience TEXT NOT NULL,
                 active BOOLEAN NOT NULL,
                 key_prefix TEXT,
+                webhook_url TEXT,
                 registered_at TEXT NOT NULL,
                 position BIGINT NOT NULL
             )"]
@@ -284,6 +285,7 @@ impl Projection for Lenders {
             ("audience", Kind::Text),
             ("active", Kind::Bool),
             ("key_prefix", Kind::Text),
+            ("webhook_url", Kind::Text),
             ("registered_at", Kind::Text),
             ("position", Kind::Int),
         ]
@@ -347,6 +349,20 @@ impl Projection for Lenders {
                 tx.execute(
                     "UPDATE lenders SET active = $1, position = $2 WHERE lender_id = $3",
                     &[Param::Bool(Some(active)), position, Param::text(id)],
+                )
+                .await?;
+            }
+            LenderEvent::WebhookConfigured { url, .. } => {
+                tx.execute(
+                    "UPDATE lenders SET webhook_url = $1, position = $2 WHERE lender_id = $3",
+                    &[Param::text(url.as_str()), position, Param::text(id)],
+                )
+                .await?;
+            }
+            LenderEvent::WebhookRemoved { .. } => {
+                tx.execute(
+                    "UPDATE lenders SET webhook_url = NULL, position = $1 WHERE lender_id = $2",
+                    &[position, Param::text(id)],
                 )
                 .await?;
             }

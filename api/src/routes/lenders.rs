@@ -7,9 +7,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use proofline_commands::lenders::{self, NewKey, Registered, Registration, Rotated};
+use proofline_commands::webhooks;
 use proofline_domain::lender::{GracePeriod, LenderCommand, LenderId};
 use proofline_domain::principal::Role;
-use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name};
+use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name, WebhookUrl};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -169,8 +171,93 @@ pub async fn me(
         }
         .to_owned(),
         keys,
-        webhook: None,
+        webhook: lender.webhook.as_ref().map(|url| WebhookView {
+            url: url.as_str().to_owned(),
+        }),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigureWebhook {
+    /// https (http only to networks the operator allows); never a
+    /// loopback, private, link-local or metadata address.
+    #[schema(example = "https://hooks.acme.example/proofline")]
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookConfigured {
+    pub url: String,
+    /// `whsec_…`: signs every delivery (Standard Webhooks). Shown once;
+    /// configuring again issues a new one.
+    pub secret: String,
+    pub position: u64,
+}
+
+/// Set (or replace) the calling lender's webhook; answers its signing
+/// secret, once.
+#[utoipa::path(
+    put, path = "/v1/lenders/me/webhook", tag = "lenders",
+    request_body = ConfigureWebhook,
+    responses(
+        (status = 200, body = WebhookConfigured),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the lender is deactivated"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "not a URL, or refused by the SSRF guard"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn put_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Json<WebhookConfigured>, ApiError> {
+    let lender_id = caller.lender()?;
+    let input: ConfigureWebhook = json::parse(&headers, &body)?;
+    let url = WebhookUrl::parse(&input.url)?;
+    let secret = webhooks::generate_secret()?;
+    let done = webhooks::configure(
+        state.store.as_ref(),
+        &caller.command_context(),
+        lender_id,
+        url.clone(),
+        &state.settings.webhook_allowed_networks,
+        &state.webhook_sealing_key,
+        &secret,
+    )
+    .await?;
+    Ok(Json(WebhookConfigured {
+        url: url.as_str().to_owned(),
+        secret: secret.expose_secret().to_owned(),
+        position: done.position(),
+    }))
+}
+
+/// Remove the calling lender's webhook (its secret is forgotten).
+#[utoipa::path(
+    delete, path = "/v1/lenders/me/webhook", tag = "lenders",
+    responses(
+        (status = 200, body = inline(Object)),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no webhook is configured"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let lender_id = caller.lender()?;
+    let done = webhooks::remove(state.store.as_ref(), &caller.command_context(), lender_id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        json!({"removed": true}),
+        done.position(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

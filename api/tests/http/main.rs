@@ -6,6 +6,7 @@ mod cases;
 mod registry;
 mod support;
 mod verifications;
+mod webhooks;
 
 macro_rules! http_suite {
     ($backend:ident, $open:path) => {
@@ -50,6 +51,17 @@ macro_rules! http_suite {
             malformed_input_is_recorded_and_bad_shapes_are_refused,
             verifications_are_listed_from_the_read_model_right_after_their_position,
         );
+        http_suite!(@webhooks $open;
+            webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
+        );
+    };
+    (@webhooks $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::webhooks::$case($open).await;
+            }
+        )*
     };
     (@verifications $open:path; $($case:ident),* $(,)?) => {
         $(

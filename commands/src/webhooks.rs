@@ -1,0 +1,311 @@
+//! A lender's webhook: where it goes, checked against SSRF, and its
+//! signing secret, shown once and kept sealed outside the log.
+//!
+//! The guard resolves the URL's host and refuses it if any address it
+//! resolves to is not publicly routable (loopback, private, link-local and
+//! cloud metadata, CGNAT, multicast, reserved, and IPv6 forms that embed
+//! such an IPv4 address), unless that address lies in a network the
+//! operator allows (`PROOFLINE_WEBHOOK_ALLOWED_NETWORKS`). Plain `http` is
+//! only for allowed networks. The delivery side checks again at each
+//! delivery, against DNS rebinding.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ipnet::IpNet;
+use proofline_domain::lender::{LenderCommand, LenderDecider, LenderId};
+use proofline_domain::values::WebhookUrl;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::handler::{self, CommandContext, CommandError, Decision, Done};
+use crate::sealing::{self, Sealed};
+use crate::store::{EventStore, SecretWrite, StoreError};
+
+/// The kind of the secrets row holding a sealed webhook secret.
+pub const WEBHOOK_SECRET: &str = "webhook_secret";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The URL may not be used; the reason is safe to show the lender.
+    #[error("the webhook URL is refused: {0}")]
+    Refused(String),
+}
+
+/// Why `ip` may not receive webhooks, if it may not.
+pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local (cloud metadata lives here)")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("carrier-grade NAT")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if ip.is_unspecified() || a == 0 {
+        Some("unspecified")
+    } else if ip.is_broadcast()
+        || a >= 240
+        || ip.is_documentation()
+        || (a == 198 && (b == 18 || b == 19))
+        || (a == 192 && b == 0)
+    {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let segments = ip.segments();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return forbidden_v4(v4);
+    }
+    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
+    if segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
+        let o = ip.octets();
+        return forbidden_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if segments[0] == 0x2002 {
+        let o = ip.octets();
+        return forbidden_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_unspecified() {
+        Some("unspecified")
+    } else if (segments[0] & 0xfe00) == 0xfc00 {
+        Some("unique local (private)")
+    } else if (segments[0] & 0xffc0) == 0xfe80 {
+        Some("link-local")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+/// Resolves `url`'s host and applies the rules; the addresses it may be
+/// reached at.
+pub async fn vet(url: &WebhookUrl, allowed: &[IpNet]) -> Result<Vec<SocketAddr>, WebhookError> {
+    let parsed = url::Url::parse(url.as_str())
+        .map_err(|e| WebhookError::Refused(format!("not a URL: {e}")))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| WebhookError::Refused("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| WebhookError::Refused(format!("{host} did not resolve in time")))?
+        .map_err(|_| WebhookError::Refused(format!("{host} does not resolve")))?
+        .collect(),
+    };
+    if addresses.is_empty() {
+        return Err(WebhookError::Refused(format!("{host} has no address")));
+    }
+    let is_allowed = |ip: IpAddr| allowed.iter().any(|net| net.contains(&ip));
+    for address in &addresses {
+        let ip = address.ip();
+        if is_allowed(ip) {
+            continue;
+        }
+        if let Some(why) = forbidden(ip) {
+            return Err(WebhookError::Refused(format!(
+                "{host} resolves to {ip}, a {why} address"
+            )));
+        }
+        if !url.is_https() {
+            return Err(WebhookError::Refused(
+                "use https (http only to networks the operator allows)".into(),
+            ));
+        }
+    }
+    Ok(addresses)
+}
+
+/// A new signing secret: `whsec_` and the base64 of 32 random bytes
+/// (Standard Webhooks).
+pub fn generate_secret() -> Result<SecretString, CommandError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CommandError::Store(StoreError::corrupt("random source", e)))?;
+    Ok(SecretString::from(format!(
+        "whsec_{}",
+        STANDARD.encode(bytes)
+    )))
+}
+
+fn record_id(lender: LenderId) -> String {
+    format!("webhook:{lender}")
+}
+
+/// Sets the lender's webhook after vetting it; the secret is sealed into
+/// the secrets table in the same transaction as `WebhookConfigured`.
+pub async fn configure(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    lender: LenderId,
+    url: WebhookUrl,
+    allowed: &[IpNet],
+    sealing_key: &[u8; 32],
+    secret: &SecretString,
+) -> Result<Done<()>, CommandError> {
+    vet(&url, allowed)
+        .await
+        .map_err(|e| CommandError::Rejected {
+            kind: proofline_domain::decider::RejectionKind::Invalid,
+            message: e.to_string(),
+        })?;
+    let id = record_id(lender);
+    let sealed = sealing::seal(
+        sealing_key,
+        id.as_bytes(),
+        secret.expose_secret().as_bytes(),
+    )
+    .ok_or_else(|| CommandError::Store(StoreError::corrupt("sealing", "cannot seal")))?;
+    let material = serde_json::to_string(&sealed)
+        .map_err(|e| CommandError::Store(StoreError::corrupt("sealing", e)))?;
+    let command = LenderCommand::ConfigureWebhook { url };
+    handler::execute::<LenderDecider, ()>(store, &lender.stream_id(), context, |state| {
+        let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
+        Ok(Decision {
+            secrets: vec![SecretWrite {
+                id: id.clone(),
+                kind: WEBHOOK_SECRET.to_owned(),
+                material: SecretString::from(material.clone()),
+            }],
+            ..Decision::events(events, ())
+        })
+    })
+    .await
+}
+
+/// Removes the lender's webhook and forgets its secret.
+pub async fn remove(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    lender: LenderId,
+) -> Result<Done<()>, CommandError> {
+    let done =
+        handler::execute::<LenderDecider, ()>(store, &lender.stream_id(), context, |state| {
+            let events = handler::decide::<LenderDecider>(
+                &LenderCommand::RemoveWebhook,
+                state,
+                context.now,
+            )?;
+            Ok(Decision::events(events, ()))
+        })
+        .await?;
+    store.delete_secret(&record_id(lender)).await?;
+    Ok(done)
+}
+
+/// The lender's signing secret, for deliveries.
+pub async fn secret_of(
+    store: &dyn EventStore,
+    sealing_key: &[u8; 32],
+    lender: LenderId,
+) -> Result<Option<SecretString>, CommandError> {
+    let id = record_id(lender);
+    let Some(record) = store.secret(&id).await? else {
+        return Ok(None);
+    };
+    let sealed: Sealed = serde_json::from_str(record.material.expose_secret())
+        .map_err(|e| CommandError::Store(StoreError::corrupt("webhook secret", e)))?;
+    let plain = sealing::open(sealing_key, id.as_bytes(), &sealed)
+        .ok_or_else(|| CommandError::Store(StoreError::corrupt("webhook secret", "cannot open")))?;
+    String::from_utf8(plain)
+        .map(|s| Some(SecretString::from(s)))
+        .map_err(|e| CommandError::Store(StoreError::corrupt("webhook secret", e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_public_addresses_receive_webhooks() {
+        for refused in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+        ] {
+            assert!(forbidden(ip(refused)).is_some(), "{refused} is refused");
+        }
+        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert_eq!(forbidden(ip(public)), None, "{public} is public");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_resolved_before_judging_and_allowed_networks_win() {
+        let url = |u: &str| WebhookUrl::parse(u).unwrap();
+        for refused in [
+            "http://169.254.169.254/",
+            "http://10.0.0.1/",
+            "http://[::1]/",
+            "https://localhost:9/hook",
+            "http://93.184.215.14/hook",
+        ] {
+            assert!(vet(&url(refused), &[]).await.is_err(), "{refused}");
+        }
+        let loopback: IpNet = "127.0.0.0/8".parse().unwrap();
+        assert!(
+            vet(&url("http://127.0.0.1:9/hook"), &[loopback])
+                .await
+                .is_ok()
+        );
+        assert!(vet(&url("http://[::1]:9/hook"), &[loopback]).await.is_err());
+        assert!(vet(&url("https://93.184.215.14/hook"), &[]).await.is_ok());
+    }
+
+    #[test]
+    fn secrets_are_standard_webhooks_secrets() {
+        let secret = generate_secret().unwrap();
+        let text = secret.expose_secret();
+        let key = STANDARD
+            .decode(text.strip_prefix("whsec_").unwrap())
+            .unwrap();
+        assert_eq!(key.len(), 32);
+        assert_ne!(text, generate_secret().unwrap().expose_secret());
+    }
+}
