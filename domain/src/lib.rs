@@ -27,6 +27,8 @@
 //! - [`verification`]: the seven steps of verifying a presentation.
 //! - [`verification_record`]: what the log keeps of a verification, and the
 //!   id that makes a nonce single-use.
+//! - [`webhook_delivery`]: what lenders are told by webhook, the retry
+//!   schedule, and the WebhookDelivery aggregate of attempt outcomes.
 
 pub mod api_key;
 pub mod auditor;
@@ -44,3 +46,4 @@ pub mod status_list;
 pub mod values;
 pub mod verification;
 pub mod verification_record;
+pub mod webhook_delivery;
