@@ -16,6 +16,9 @@ use base64::engine::general_purpose::STANDARD;
 use ipnet::IpNet;
 use proofline_domain::lender::{LenderCommand, LenderDecider, LenderId};
 use proofline_domain::values::WebhookUrl;
+use proofline_domain::webhook_delivery::{
+    AttemptOutcome, DeliveryId, WebhookDeliveryCommand, WebhookDeliveryDecider,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
@@ -237,6 +240,45 @@ pub async fn secret_of(
     String::from_utf8(plain)
         .map(|s| Some(SecretString::from(s)))
         .map_err(|e| CommandError::Store(StoreError::corrupt("webhook secret", e)))
+}
+
+/// Records how attempt `attempt` of a delivery ended (the webhook
+/// consumer's only write).
+pub async fn record_attempt(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    delivery: DeliveryId,
+    lender_id: LenderId,
+    attempt: u32,
+    outcome: AttemptOutcome,
+) -> Result<Done<()>, CommandError> {
+    let command = WebhookDeliveryCommand::RecordAttempt {
+        lender_id,
+        attempt,
+        outcome,
+    };
+    handler::execute::<WebhookDeliveryDecider, ()>(store, &delivery.stream_id(), context, |state| {
+        let events = handler::decide::<WebhookDeliveryDecider>(&command, state, context.now)?;
+        Ok(Decision::events(events, ()))
+    })
+    .await
+}
+
+/// A lender's request to send a settled delivery again. The caller has
+/// checked that the delivery exists and is the lender's (the deliveries
+/// read model knows a delivery before its first attempt is recorded).
+pub async fn request_redelivery(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    delivery: DeliveryId,
+    lender_id: LenderId,
+) -> Result<Done<()>, CommandError> {
+    let command = WebhookDeliveryCommand::RequestRedelivery { lender_id };
+    handler::execute::<WebhookDeliveryDecider, ()>(store, &delivery.stream_id(), context, |state| {
+        let events = handler::decide::<WebhookDeliveryDecider>(&command, state, context.now)?;
+        Ok(Decision::events(events, ()))
+    })
+    .await
 }
 
 #[cfg(test)]

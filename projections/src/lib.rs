@@ -19,5 +19,6 @@ pub mod read_side;
 pub mod rebuild;
 pub mod relay;
 pub mod subscription;
+pub mod webhooks;
 
 pub use proofline_commands::store::tail;

@@ -518,5 +518,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(DailyStats),
         std::sync::Arc::new(Lenders),
         std::sync::Arc::new(Issuers),
+        std::sync::Arc::new(crate::webhooks::WebhookDeliveries),
     ]
 }
