@@ -86,6 +86,10 @@ impl Role {
         matches!(self, Role::All | Role::Projector)
     }
 
+    pub fn delivers_webhooks(self) -> bool {
+        matches!(self, Role::All | Role::Webhooks)
+    }
+
     pub fn relays(self) -> bool {
         matches!(self, Role::All | Role::Relay)
     }

@@ -85,6 +85,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PROOFLINE_PROJECTOR_MAX_LAG",
         "events a projector may trail the log before /health/ready fails (default 10000)",
     ),
+    (
+        "PROOFLINE_WEBHOOK_RETRY_SCHEDULE",
+        "seconds between a webhook's attempts, comma-separated (default 5,30,120,600,3600,21600,43200)",
+    ),
+    (
+        "PROOFLINE_WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+        "webhook connect timeout, 0.05 to 60 (default 5)",
+    ),
+    (
+        "PROOFLINE_WEBHOOK_TIMEOUT_SECONDS",
+        "webhook whole-request timeout, 0.05 to 120 (default 10)",
+    ),
+    (
+        "PROOFLINE_WEBHOOK_PER_LENDER",
+        "webhook requests in flight per lender, 1 to 64 (default 4)",
+    ),
     ("PROOFLINE_LOG_FORMAT", "text or json (default text)"),
 ];
 
@@ -157,6 +173,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Events a projector may trail the log before readiness fails.
     pub projector_max_lag: u64,
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub webhook_connect_timeout: Duration,
+    pub webhook_timeout: Duration,
+    pub webhook_per_lender: usize,
 }
 
 impl Config {
@@ -289,6 +309,45 @@ impl Config {
             1024 * 1024,
             1024..=16 * 1024 * 1024,
         )? as usize;
+        let seconds = |name: &'static str, text: &str, range: std::ops::RangeInclusive<f64>| {
+            text.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| range.contains(v))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    bad(
+                        name,
+                        format!(
+                            "{text:?} is not a number of seconds from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                })
+        };
+        let webhook_retry_schedule = match get("PROOFLINE_WEBHOOK_RETRY_SCHEDULE") {
+            None => proofline_domain::webhook_delivery::DEFAULT_RETRY_SCHEDULE.to_vec(),
+            Some(list) => list
+                .split(',')
+                .map(|item| seconds("PROOFLINE_WEBHOOK_RETRY_SCHEDULE", item, 0.01..=86_400.0))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if webhook_retry_schedule.len() > 32 {
+            return Err(bad(
+                "PROOFLINE_WEBHOOK_RETRY_SCHEDULE",
+                "at most 32 retries",
+            ));
+        }
+        let webhook_connect_timeout = match get("PROOFLINE_WEBHOOK_CONNECT_TIMEOUT_SECONDS") {
+            None => Duration::from_secs(5),
+            Some(v) => seconds("PROOFLINE_WEBHOOK_CONNECT_TIMEOUT_SECONDS", v, 0.05..=60.0)?,
+        };
+        let webhook_timeout = match get("PROOFLINE_WEBHOOK_TIMEOUT_SECONDS") {
+            None => Duration::from_secs(10),
+            Some(v) => seconds("PROOFLINE_WEBHOOK_TIMEOUT_SECONDS", v, 0.05..=120.0)?,
+        };
+        let webhook_per_lender = number("PROOFLINE_WEBHOOK_PER_LENDER", 4, 1..=64)? as usize;
         let cors_allowed_origins = match get("PROOFLINE_CORS_ALLOWED_ORIGINS") {
             None => Vec::new(),
             Some(list) => list
@@ -345,6 +404,10 @@ impl Config {
             request_timeout,
             max_body_bytes,
             projector_max_lag,
+            webhook_retry_schedule,
+            webhook_connect_timeout,
+            webhook_timeout,
+            webhook_per_lender,
         })
     }
 

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    proofline_projections::webhooks::client::install_crypto_provider();
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

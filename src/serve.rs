@@ -9,9 +9,12 @@ use proofline_api::{ApiSettings, AppState, ops_router, router, serve, spawn_back
 use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::{self, OperatorKeyState};
 use proofline_commands::store::EventStore;
-use proofline_commands::{service_keys, signing};
+use proofline_commands::{service_keys, signing, webhooks};
 use proofline_domain::log::Metadata;
+use proofline_projections::models::{self, Projection};
 use proofline_projections::read_side::ReadSide;
+use proofline_projections::webhooks::client::ClientOptions;
+use proofline_projections::webhooks::{ConsumerOptions, WebhookConsumer, WebhookDeliveries};
 use tokio::net::TcpListener;
 
 use crate::app::{self, Migrations};
@@ -20,10 +23,6 @@ use crate::config::Config;
 
 pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let role = args.role;
-    anyhow::ensure!(
-        role != Role::Webhooks,
-        "the webhooks role is not built yet; run --role all, api, relay or projector"
-    );
     if role == Role::Relay && config.nats_url.is_none() {
         anyhow::bail!("--role relay publishes to NATS: set NATS_URL");
     }
@@ -49,9 +48,19 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(kid = %service_key.kid(), "recorded the service signing key in the log");
         }
         service_key
+    } else if role.delivers_webhooks() {
+        // Opens the webhook secrets the API sealed: the same key file.
+        signing::load(&config.signing_key_file)?.with_context(|| {
+            format!(
+                "the webhooks role opens webhook secrets with the service signing key, \
+                 and {} does not exist; give it the API's PROOFLINE_SIGNING_KEY_FILE",
+                config.signing_key_file.display()
+            )
+        })?
     } else {
         signing::ServiceKey::generate()?
     };
+    let webhook_sealing_key = Arc::new(service_key.derive_key(webhooks::SEALING_PURPOSE));
 
     // Handlers first: a SIGTERM that arrives once we say we are listening
     // must be a graceful stop, not the default action.
@@ -62,19 +71,61 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
 
-    let read_db = if role.serves_api() || role.projects() {
+    let read_db = if role.serves_api() || role.projects() || role.delivers_webhooks() {
         Some(app::open_read_models(&config).await?)
     } else {
         None
     };
     let bus = crate::bus::start(&config, role, store.clone()).await?;
-    let read_side = match (&read_db, role.projects()) {
-        (Some(db), true) => {
-            let side = ReadSide::start(db.clone(), store.clone(), bus.subscriptions(store.clone()))
-                .await
-                .context("cannot start the projectors")?;
+    // The deliveries model goes with the webhook consumer (which it
+    // wakes); the other models with the projector role.
+    let projections: Vec<_> = models::all()
+        .into_iter()
+        .filter(|p| {
+            let deliveries = p.name() == WebhookDeliveries.name();
+            if deliveries {
+                role.delivers_webhooks()
+            } else {
+                role.projects()
+            }
+        })
+        .collect();
+    let read_side = match &read_db {
+        Some(db) if !projections.is_empty() => {
+            let side = ReadSide::start_these(
+                db.clone(),
+                store.clone(),
+                bus.subscriptions(store.clone()),
+                projections,
+            )
+            .await
+            .context("cannot start the projectors")?;
             tracing::info!(source = bus.describe(), "projectors started");
             Some(side)
+        }
+        _ => None,
+    };
+    let consumer = match (&read_db, role.delivers_webhooks()) {
+        (Some(db), true) => {
+            let consumer = WebhookConsumer::new(
+                store.clone(),
+                db.clone(),
+                webhook_sealing_key.clone(),
+                consumer_options(&config),
+            )
+            .context("cannot make the webhook HTTP client")?;
+            let wake = read_side.as_ref().and_then(|side| {
+                side.positions
+                    .iter()
+                    .find(|(name, _)| *name == WebhookDeliveries.name())
+                    .map(|(_, position)| position.clone())
+            });
+            let (stop, mut stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(consumer.run(wake, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+            tracing::info!("webhook consumer started");
+            Some((stop, task))
         }
         _ => None,
     };
@@ -97,6 +148,11 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(background) = background {
         background.abort();
     }
+    if let Some((stop, task)) = consumer {
+        // Requests in flight end within the webhook timeout and are recorded.
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
     if let Some(side) = read_side {
         side.stop().await;
     }
@@ -109,6 +165,19 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+pub fn consumer_options(config: &Config) -> ConsumerOptions {
+    ConsumerOptions {
+        client: ClientOptions {
+            connect_timeout: config.webhook_connect_timeout,
+            timeout: config.webhook_timeout,
+            allowed_networks: config.webhook_allowed_networks.clone(),
+        },
+        schedule: config.webhook_retry_schedule.clone(),
+        per_lender: config.webhook_per_lender,
+        ..ConsumerOptions::default()
+    }
 }
 
 pub fn api_settings(config: &Config) -> ApiSettings {

@@ -34,6 +34,7 @@ use crate::{health, metrics, middleware, routes};
         (name = "issuers", description = "the trust registry: issuers, their keys, status lists"),
         (name = "verifications", description = "verifying holders' presentations"),
         (name = "log", description = "what auditors need to check the service's signatures"),
+        (name = "webhooks", description = "deliveries of the lender's webhook"),
         (name = "health", description = "liveness, readiness, metrics"),
     )
 )]
@@ -85,6 +86,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
         .routes(routes!(routes::log::public_key))
+        .routes(routes!(routes::webhooks::deliveries))
+        .routes(routes!(routes::webhooks::retry))
         .split_for_parts()
 }
 

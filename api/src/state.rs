@@ -93,7 +93,8 @@ impl AppState {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         let registry = Arc::new(Registry::new(store.clone()));
-        let webhook_sealing_key = Arc::new(service_key.derive_key("proofline webhook secrets v1"));
+        let webhook_sealing_key =
+            Arc::new(service_key.derive_key(proofline_commands::webhooks::SEALING_PURPOSE));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
             verifier: Arc::new(Verifier::new(

@@ -79,6 +79,23 @@ impl ServiceKey {
     }
 }
 
+/// Loads the key at `path`; `None` when there is no file.
+pub fn load(path: &Path) -> Result<Option<ServiceKey>, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    secret_file::read(path)
+        .map_err(io)?
+        .map(|text| {
+            ServiceKey::from_pem(&text).map_err(|_| KeyError::Malformed {
+                path: path.display().to_string(),
+                what: "an Ed25519 PKCS#8 PEM private key",
+            })
+        })
+        .transpose()
+}
+
 /// Loads the key at `path`, creating it first if there is none. True in the
 /// second element when this call created it.
 pub fn load_or_create(path: &Path) -> Result<(ServiceKey, bool), KeyError> {

@@ -28,6 +28,10 @@ use crate::store::{EventStore, SecretWrite, StoreError};
 /// The kind of the secrets row holding a sealed webhook secret.
 pub const WEBHOOK_SECRET: &str = "webhook_secret";
 
+/// What the key that seals webhook secrets is derived for (from the
+/// service key: the API seals, the webhook consumer opens).
+pub const SEALING_PURPOSE: &str = "proofline webhook secrets v1";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
     /// The URL may not be used; the reason is safe to show the lender.
@@ -272,11 +276,15 @@ pub async fn request_redelivery(
     context: &CommandContext,
     delivery: DeliveryId,
     lender_id: LenderId,
+    seal: crate::lenders::Seal<'_, ()>,
 ) -> Result<Done<()>, CommandError> {
     let command = WebhookDeliveryCommand::RequestRedelivery { lender_id };
     handler::execute::<WebhookDeliveryDecider, ()>(store, &delivery.stream_id(), context, |state| {
         let events = handler::decide::<WebhookDeliveryDecider>(&command, state, context.now)?;
-        Ok(Decision::events(events, ()))
+        Ok(Decision {
+            secrets: seal(&())?,
+            ..Decision::events(events, ())
+        })
     })
     .await
 }

@@ -145,3 +145,100 @@ pub async fn checkpoints(db: &ReadDb) -> Result<Vec<(String, u64)>, ReadError> {
         })
         .collect())
 }
+
+/// Filters of `GET /v1/webhooks/deliveries`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    /// Only events before this position (the previous page's last).
+    pub before_position: Option<u64>,
+}
+
+const DELIVERY_COLUMNS: &str = "delivery_id, event_type, event_position, status, attempts, \
+     next_attempt_ms, last_error, last_status, created_at, settled_at";
+
+fn delivery_json(row: &[Param]) -> Value {
+    let next = row[5].as_int().and_then(|ms| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    });
+    json!({
+        "delivery_id": row[0].as_text(),
+        "webhook_id": row[0].as_text(),
+        "event_type": row[1].as_text(),
+        "event_position": row[2].as_int(),
+        "status": row[3].as_text(),
+        "attempts": row[4].as_int(),
+        "next_attempt_at": next,
+        "last_error": row[6].as_text(),
+        "last_status": row[7].as_int(),
+        "created_at": row[8].as_text(),
+        "settled_at": row[9].as_text(),
+    })
+}
+
+const DELIVERY_KINDS: &[Kind] = &[
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Int,
+    Kind::Int,
+    Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Text,
+];
+
+/// A page of a lender's webhook deliveries, newest event first, and the
+/// cursor of the next page when there may be more.
+pub async fn webhook_deliveries(
+    db: &ReadDb,
+    lender_id: &str,
+    filter: &DeliveryFilter,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<u64>), ReadError> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE lender_id = $1");
+    let mut params = vec![Param::text(lender_id)];
+    if let Some(status) = &filter.status {
+        params.push(Param::text(status.clone()));
+        sql.push_str(&format!(" AND status = ${}", params.len()));
+    }
+    if let Some(before) = filter.before_position {
+        params.push(Param::int(before as i64));
+        sql.push_str(&format!(" AND event_position < ${}", params.len()));
+    }
+    params.push(Param::int(limit as i64 + 1));
+    sql.push_str(&format!(
+        " ORDER BY event_position DESC LIMIT ${}",
+        params.len()
+    ));
+    let rows = db.fetch(&sql, &params, DELIVERY_KINDS).await?;
+    let more = rows.len() > limit;
+    let items: Vec<Value> = rows.iter().take(limit).map(|r| delivery_json(r)).collect();
+    let last = items
+        .last()
+        .and_then(|i| i["event_position"].as_u64())
+        .filter(|_| more);
+    Ok((items, last))
+}
+
+/// One of a lender's deliveries (another lender's is `None`).
+pub async fn webhook_delivery(
+    db: &ReadDb,
+    lender_id: &str,
+    delivery_id: &str,
+) -> Result<Option<Value>, ReadError> {
+    let rows = db
+        .fetch(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+                 WHERE lender_id = $1 AND delivery_id = $2"
+            ),
+            &[Param::text(lender_id), Param::text(delivery_id)],
+            DELIVERY_KINDS,
+        )
+        .await?;
+    Ok(rows.first().map(|r| delivery_json(r)))
+}

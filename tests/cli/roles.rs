@@ -39,6 +39,7 @@ async fn an_api_process_and_a_projector_process_share_the_work() {
 
     // Listed by the API from the read model the other process keeps.
     let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
+    proofline_projections::webhooks::client::install_crypto_provider();
     let listed: serde_json::Value = reqwest::Client::new()
         .get(format!(
             "{}/v1/verifications?min_position={position}",
@@ -145,6 +146,7 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
     };
     let listed = async |answer: &serde_json::Value| {
         let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
+        proofline_projections::webhooks::client::install_crypto_provider();
         let listed: serde_json::Value = reqwest::Client::new()
             .get(format!(
                 "{}/v1/verifications?min_position={}",

@@ -112,6 +112,7 @@ impl Drop for Running {
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
+    proofline_projections::webhooks::client::install_crypto_provider();
     reqwest::Client::new()
         .get(url)
         .timeout(Duration::from_secs(10))

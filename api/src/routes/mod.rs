@@ -5,3 +5,4 @@ pub mod issuers;
 pub mod lenders;
 pub mod log;
 pub mod verifications;
+pub mod webhooks;

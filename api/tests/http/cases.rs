@@ -355,6 +355,7 @@ where
     // connection; a client of its own keeps the shared pool clean.
     let huge =
         json!({"name": "Acme", "contact_email": email(), "audience": "x".repeat(2 * 1024 * 1024)});
+    proofline_projections::webhooks::client::install_crypto_provider();
     let too_large = reqwest::Client::new()
         .post(format!("{}/v1/lenders", app.base))
         .bearer_auth(&app.operator_key)

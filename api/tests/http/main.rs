@@ -53,6 +53,10 @@ macro_rules! http_suite {
         );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
+            deliveries_are_signed_and_survive_a_receiver_that_is_down,
+            a_hanging_receiver_is_cut_at_the_timeout_and_delays_no_other_lender,
+            a_spent_retry_budget_is_recorded_and_a_manual_retry_delivers,
+            the_address_is_checked_again_at_each_delivery,
         );
     };
     (@webhooks $open:path; $($case:ident),* $(,)?) => {

@@ -152,6 +152,7 @@ async fn start(
         .unwrap();
         background.abort();
     });
+    proofline_projections::webhooks::client::install_crypto_provider();
     let client = Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -209,6 +210,67 @@ impl TestApp {
                 app.operator_key = self.operator_key.clone();
                 app
             }
+        }
+    }
+}
+
+/// A webhook consumer running beside a test app, stopped when dropped.
+pub struct Consumer {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Consumer {
+    /// Stops it after the requests in flight, as a shutdown does.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts the webhook consumer on this app's store and read models.
+    pub fn start_webhooks(
+        &self,
+        options: proofline_projections::webhooks::ConsumerOptions,
+    ) -> Consumer {
+        let read = self
+            .state
+            .read
+            .clone()
+            .expect("the app runs its projectors");
+        let consumer = proofline_projections::webhooks::WebhookConsumer::new(
+            self.store.clone(),
+            read,
+            self.state.webhook_sealing_key.clone(),
+            options,
+        )
+        .unwrap();
+        let wake = self._read_side.as_ref().and_then(|side| {
+            side.positions
+                .iter()
+                .find(|(name, _)| *name == "webhook_deliveries")
+                .map(|(_, position)| position.clone())
+        });
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(consumer.run(wake, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Consumer {
+            stop: Some(stop),
+            task: Some(task),
         }
     }
 }

@@ -112,6 +112,15 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Makes ring the process's TLS crypto provider, unless one is set.
+///
+/// Every reqwest client of the process needs one (reqwest is built without
+/// its aws-lc-rs default, so that no C crypto library is compiled); the
+/// binary calls this first thing, and so do tests that build clients.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn tls() -> rustls::ClientConfig {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -125,6 +134,7 @@ fn tls() -> rustls::ClientConfig {
 
 impl WebhookClient {
     pub fn new(options: &ClientOptions) -> Result<Self, reqwest::Error> {
+        install_crypto_provider();
         let allowed = Arc::new(options.allowed_networks.clone());
         let build = |https: bool| {
             reqwest::Client::builder()

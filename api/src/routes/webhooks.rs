@@ -1,0 +1,176 @@
+//! A lender's webhook deliveries: list them, ask for one again.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use proofline_commands::webhooks;
+use proofline_domain::principal::Role;
+use proofline_domain::webhook_delivery::DeliveryId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::extract::PathParam;
+use crate::idempotency::{Idem, answer};
+use crate::routes::verifications::{read_models, wait_for_read_model};
+use crate::state::AppState;
+
+/// Query of `GET /v1/webhooks/deliveries`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Wait (up to 5 s) until the deliveries have applied this log position.
+    pub min_position: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    /// Newest event first: `{delivery_id, webhook_id, event_type,
+    /// event_position, status, attempts, next_attempt_at, last_error,
+    /// last_status, created_at, settled_at}`.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The calling lender's webhook deliveries, from the read model.
+#[utoipa::path(
+    get, path = "/v1/webhooks/deliveries", tag = "webhooks",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, body = DeliveryPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit: 1 to 500",
+        ));
+    }
+    if let Some(status) = &query.status
+        && !["pending", "delivered", "failed"].contains(&status.as_str())
+    {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "status: pending, delivered or failed",
+        ));
+    }
+    let before_position = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
+        })
+        .transpose()?;
+    let filter = proofline_projections::queries::DeliveryFilter {
+        status: query.status,
+        before_position,
+    };
+    let read = read_models(&state)?;
+    wait_for_read_model(read, "webhook_deliveries", query.min_position).await?;
+    let (items, next) = proofline_projections::queries::webhook_deliveries(
+        read,
+        &lender.to_string(),
+        &filter,
+        limit,
+    )
+    .await?;
+    Ok(Json(DeliveryPage {
+        items,
+        next_cursor: next.map(|p| p.to_string()),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeliveryRequested {
+    pub delivery_id: Uuid,
+    /// Always `pending`: the consumer sends it again shortly.
+    pub status: String,
+    pub position: u64,
+}
+
+/// Send a delivered or failed delivery again (a new round of attempts,
+/// same `webhook-id`).
+#[utoipa::path(
+    post, path = "/v1/webhooks/deliveries/{id}/retry", tag = "webhooks",
+    params(
+        ("id" = Uuid, Path, description = "the delivery id (the event's id, also its webhook-id)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer"),
+    ),
+    responses(
+        (status = 202, body = RedeliveryRequested),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such delivery of this lender"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "still pending: it is retried on its own"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Lender])?;
+    let lender = caller.lender()?;
+    let route = format!("POST /v1/webhooks/deliveries/{id}/retry");
+    let idem = Idem::new(&state, &caller, &headers, &route, &Bytes::new())?;
+    if let Some(replayed) = idem.replay(&state).await? {
+        return Ok(replayed);
+    }
+    // The read model knows a delivery from its event on, before any
+    // attempt is recorded; another lender's answers 404 like a missing one.
+    let read = read_models(&state)?;
+    let known = proofline_projections::queries::webhook_delivery(
+        read,
+        &lender.to_string(),
+        &id.to_string(),
+    )
+    .await?;
+    if known.is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such delivery"));
+    }
+    let render = |_: &()| json!({"delivery_id": id, "status": "pending"});
+    let seal = idem.seal(StatusCode::ACCEPTED, render);
+    let result = webhooks::request_redelivery(
+        state.store.as_ref(),
+        &caller.command_context(),
+        DeliveryId::of_event(id),
+        lender,
+        &seal,
+    )
+    .await;
+    match result {
+        Ok(done) => Ok(answer(StatusCode::ACCEPTED, render(&()), done.position())),
+        Err(error) => idem.replay_after_failure(&state, error.into()).await,
+    }
+}
