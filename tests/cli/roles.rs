@@ -201,3 +201,150 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
     drop(projector);
     drop(follower);
 }
+
+/// A bare HTTP receiver on 127.0.0.1 that answers 204 and hands over each
+/// request's head and body.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 8192];
+                loop {
+                    let Ok(n) = socket.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            let _ = tx.send(text.clone());
+                            let _ = socket
+                                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                                .await;
+                            request.clear();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// The webhooks role as its own process on Postgres and NATS: it opens the
+/// secret the API sealed, delivers, records, and counts in its metrics.
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhooks_role_delivers_on_postgres_and_nats() {
+    let database = proofline_testkit::TestDatabase::create().await;
+    let nats = proofline_testkit::nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let role = |name: &str| {
+        let mut command = proofline(&data);
+        command
+            .env("DATABASE_URL", database.url())
+            .env("NATS_URL", nats.url())
+            .env("PROOFLINE_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+            .args(["serve", "--role", name]);
+        command
+    };
+    let api = Running::start(role("api"));
+    let _relay = Running::start(role("relay"));
+    let webhooks = Running::start(role("webhooks"));
+
+    let output = proofline(&data)
+        .env("DATABASE_URL", database.url())
+        .args(["demo", "--url", &api.base])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
+    let key = key.trim();
+    let (url, mut requests) = receiver().await;
+    proofline_projections::webhooks::client::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let configured: serde_json::Value = client
+        .put(format!("{}/v1/lenders/me/webhook", api.base))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"url": url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = configured["secret"].as_str().unwrap().to_owned();
+    let verified: serde_json::Value = client
+        .post(format!("{}/v1/verifications", api.base))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"presentation": "not an sd-jwt", "nonce": "webhook-role-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verification = verified["verification_id"].as_str().unwrap().to_owned();
+
+    let request = tokio::time::timeout(std::time::Duration::from_secs(30), requests.recv())
+        .await
+        .expect("a delivery within 30 s")
+        .unwrap();
+    let lower = request.to_ascii_lowercase();
+    assert!(lower.contains("webhook-id: "), "{request}");
+    assert!(lower.contains("webhook-signature: v1,"), "{request}");
+    assert!(request.contains(&verification), "{request}");
+    assert!(!request.contains(&secret));
+
+    let counted = async || {
+        let metrics = get(&format!("{}/metrics", webhooks.base))
+            .await
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .any(|l| l.starts_with("proofline_webhook_deliveries_total{outcome=\"delivered\"} 1"))
+            .then_some(metrics)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        if let Some(metrics) = counted().await {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery is counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics.contains("proofline_webhook_delivery_latency_seconds"),
+        "{metrics}"
+    );
+    let (status, log) = webhooks.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(secret.trim_start_matches("whsec_")));
+}
