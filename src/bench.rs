@@ -869,7 +869,11 @@ async fn run_lag(
                         .append(AppendRequest::new(
                             StreamId::new("verification", id).expect("a valid id"),
                             ExpectedVersion::NoStream,
-                            vec![NewEvent::new("PresentationVerified", 1, lag_event(id, n))],
+                            vec![NewEvent::new(
+                                "PresentationVerified",
+                                1,
+                                lag_event(id, Uuid::from_u128(u128::from(n % 10) + 1)),
+                            )],
                         ))
                         .await?;
                     appended
@@ -945,10 +949,10 @@ async fn run_lag(
 }
 
 /// A verification event's data, as the verifications read model reads it.
-fn lag_event(id: Uuid, n: u64) -> serde_json::Value {
+fn lag_event(id: Uuid, lender: Uuid) -> serde_json::Value {
     json!({
         "verification_id": id,
-        "lender_id": Uuid::from_u128(u128::from(n % 10) + 1),
+        "lender_id": lender,
         "verified": true,
         "failed_step": null,
         "reason": null,
@@ -965,4 +969,254 @@ fn lag_event(id: Uuid, n: u64) -> serde_json::Value {
         "status": null,
         "verified_at": proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now()),
     })
+}
+
+/// `bench webhooks`: verification events of `lenders` lenders, each with a
+/// webhook to a local receiver, appended at `rate` per second for `seconds`,
+/// with the deliveries projector and the webhook consumer running on the
+/// bus this configuration selects. Prints the latency from the append call
+/// to the receiver holding the signed request.
+pub async fn webhooks(
+    config: &Config,
+    rate: u64,
+    seconds: u64,
+    lenders: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=20_000).contains(&rate), "--rate must be 1 to 20000");
+    anyhow::ensure!(
+        (1..=3_600).contains(&seconds),
+        "--seconds must be 1 to 3600"
+    );
+    anyhow::ensure!(
+        (1..=1_000).contains(&lenders),
+        "--lenders must be 1 to 1000"
+    );
+    let scratch = Scratch::create(config).await?;
+    let outcome = run_webhooks(config, &scratch, rate, seconds, lenders).await;
+    scratch.finish(false).await?;
+    outcome
+}
+
+async fn run_webhooks(
+    config: &Config,
+    scratch: &Scratch,
+    rate: u64,
+    seconds: u64,
+    lenders: usize,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use proofline_commands::handler::CommandContext;
+    use proofline_commands::lenders::{NewKey, Registration};
+    use proofline_domain::values::{ContactEmail, Name, WebhookUrl};
+    use proofline_projections::db::ReadDb;
+    use proofline_projections::read_side::ReadSide;
+    use proofline_projections::webhooks::client::ClientOptions;
+    use proofline_projections::webhooks::{ConsumerOptions, WebhookConsumer, WebhookDeliveries};
+
+    let bench = scratch.open().await?;
+    let store = bench.store();
+    let read = match scratch {
+        Scratch::Sqlite { dir } => ReadDb::sqlite(&dir.path().join("read.sqlite")).await?,
+        Scratch::Postgres { url, .. } => ReadDb::postgres(url.expose_secret(), 8).await?,
+    };
+
+    // The receiver: when each webhook-id arrived.
+    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let received = received.clone();
+                async move {
+                    if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                        received
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(id.to_owned())
+                            .or_insert_with(Instant::now);
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();
+    let receiver = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = receiver_stopped.await;
+            })
+            .await
+    });
+
+    // Lenders with webhooks.
+    let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse()?];
+    let sealing_key = Arc::new({
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+        key
+    });
+    let context = CommandContext::now(Metadata::default());
+    let mut lender_ids = Vec::with_capacity(lenders);
+    for n in 0..lenders {
+        let registration = Registration {
+            name: Name::parse("name", &format!("Bench Lender {n}"))?,
+            contact_email: ContactEmail::parse(&format!("bench-{n}@lenders.example"))?,
+            audience: None,
+        };
+        let key = NewKey::generate().await?;
+        let done = proofline_commands::lenders::register(
+            store.as_ref(),
+            &context,
+            &registration,
+            &key,
+            &|_| Ok(Vec::new()),
+        )
+        .await?;
+        let lender = done.value.lender_id;
+        let secret = proofline_commands::webhooks::generate_secret()?;
+        proofline_commands::webhooks::configure(
+            store.as_ref(),
+            &context,
+            lender,
+            WebhookUrl::parse(&url)?,
+            &allowed,
+            &sealing_key,
+            &secret,
+        )
+        .await?;
+        lender_ids.push(lender.as_uuid());
+    }
+
+    let bus = crate::bus::start_for_bench(config, store.clone()).await?;
+    let side = ReadSide::start_these(
+        read.clone(),
+        store.clone(),
+        bus.subscriptions(store.clone()),
+        vec![Arc::new(WebhookDeliveries)],
+    )
+    .await?;
+    let consumer = WebhookConsumer::new(
+        store.clone(),
+        read.clone(),
+        sealing_key,
+        ConsumerOptions {
+            client: ClientOptions {
+                allowed_networks: allowed,
+                ..ClientOptions::default()
+            },
+            ..ConsumerOptions::default()
+        },
+    )?;
+    let (stop_consumer, mut consumer_stopped) = tokio::sync::watch::channel(false);
+    let wake = side.positions[0].1.clone();
+    let consumer = tokio::spawn(consumer.run(Some(wake), async move {
+        let _ = consumer_stopped.wait_for(|s| *s).await;
+    }));
+    println!(
+        "bench webhooks: {rate} verification events/s for {seconds} s over {lenders} lenders, \
+         consumer on {} ({})",
+        bus.describe(),
+        scratch.describe()
+    );
+
+    let total = rate * seconds;
+    let appended: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} delivered {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let writer = {
+        let (store, appended) = (store.clone(), appended.clone());
+        let lender_ids = lender_ids.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut pending = futures::stream::FuturesUnordered::new();
+            use futures::StreamExt;
+            for n in 0..total {
+                tick.tick().await;
+                let (store, appended) = (store.clone(), appended.clone());
+                let lender = lender_ids[(n as usize) % lender_ids.len()];
+                pending.push(async move {
+                    let id = Uuid::now_v7();
+                    let event = NewEvent::new("PresentationVerified", 1, lag_event(id, lender));
+                    appended
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(event.event_id.to_string(), Instant::now());
+                    store
+                        .append(AppendRequest::new(
+                            StreamId::new("verification", id).expect("a valid id"),
+                            ExpectedVersion::NoStream,
+                            vec![event],
+                        ))
+                        .await?;
+                    Ok::<(), StoreError>(())
+                });
+                while let std::task::Poll::Ready(Some(done)) = futures::poll!(pending.next()) {
+                    done?;
+                }
+            }
+            while let Some(done) = pending.next().await {
+                done?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds + 120);
+    let mut writer = Some(writer);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = received.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        progress.set_position(got);
+        if writer.as_ref().is_some_and(|w| w.is_finished()) {
+            writer.take().expect("checked").await??;
+        }
+        if writer.is_none() && got >= total {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {got} of {total} webhooks arrived in time"
+        );
+    }
+    progress.finish_and_clear();
+    let _ = stop_consumer.send(true);
+    let _ = consumer.await;
+    side.stop().await;
+    bus.stop().await;
+    let _ = stop_receiver.send(());
+    let _ = receiver.await;
+
+    let appended = appended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let received = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies: Vec<Duration> = appended
+        .iter()
+        .filter_map(|(id, at)| received.get(id).map(|r| r.saturating_duration_since(*at)))
+        .collect();
+    anyhow::ensure!(
+        latencies.len() as u64 == total,
+        "only {} of {total} webhooks arrived",
+        latencies.len()
+    );
+    latencies.sort_unstable();
+    let p =
+        |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "webhook latency (append called → receiver has it): p50 {:.1} ms, p90 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms over {total} deliveries",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(1.0)
+    );
+    read.close().await;
+    store.close().await;
+    Ok(())
 }

@@ -141,6 +141,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Webhook latency: verification events of lenders with webhooks to a
+    /// local receiver, appended at a steady rate, delivered by the webhook
+    /// consumer on the configured bus; prints p50/p99 from append to
+    /// receipt. Runs in a scratch database or file.
+    Webhooks {
+        /// Events per second
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// How long to append
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Lenders the events are spread over
+        #[arg(long, default_value_t = 10)]
+        lenders: usize,
+    },
     /// The pure verifier's presentations/s on one core, then POST
     /// /v1/verifications end to end over HTTP with concurrent clients (rate
     /// limit off), and the ratio. Runs in a scratch database or file.

@@ -69,6 +69,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 },
         } => proofline::bench::append(&config, writers, events, raw_batch, keep).await,
         Command::Bench {
+            which:
+                BenchCommand::Webhooks {
+                    rate,
+                    seconds,
+                    lenders,
+                },
+        } => proofline::bench::webhooks(&config, rate, seconds, lenders).await,
+        Command::Bench {
             which: BenchCommand::Auth { requests },
         } => proofline::bench::auth(&config, requests).await,
         Command::Bench {
