@@ -1115,9 +1115,13 @@ async fn run_webhooks(
     )?;
     let (stop_consumer, mut consumer_stopped) = tokio::sync::watch::channel(false);
     let wake = side.positions[0].1.clone();
-    let consumer = tokio::spawn(consumer.run(Some(wake), async move {
-        let _ = consumer_stopped.wait_for(|s| *s).await;
-    }));
+    let consumer = tokio::spawn(async move {
+        consumer
+            .run(Some(wake), async move {
+                let _ = consumer_stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
     println!(
         "bench webhooks: {rate} verification events/s for {seconds} s over {lenders} lenders, \
          consumer on {} ({})",

@@ -28,6 +28,9 @@ use crate::config::{Config, StoreLocation};
 /// The advisory lock only the publishing relay holds (the store's writer
 /// uses another key).
 const RELAY_LOCK: i64 = 5_787_775_673_024_923_983;
+/// The advisory lock of the webhook consumer that sends (one at a time, so
+/// no two send the same due delivery).
+pub const WEBHOOKS_LOCK: i64 = 5_787_775_673_024_923_984;
 
 /// What the process started for the bus.
 pub enum Bus {
@@ -227,18 +230,42 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// Runs the relay while this process holds the relay lock (Postgres), or
 /// always (embedded: one process owns the files).
 async fn lead_and_relay(relay: Relay, lock_url: Option<String>, stop: watch::Receiver<bool>) {
+    let relay = Arc::new(relay);
+    while_leading(RELAY_LOCK, "relay", lock_url, stop, move |until| {
+        let relay = relay.clone();
+        async move { relay.run_shared(until).await }
+    })
+    .await;
+}
+
+/// A future that ends when the process stops or the lock is lost.
+pub type Until = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `work` while this process holds the advisory lock `key` on the
+/// Postgres at `lock_url` (one leader among replicas; the others wait and
+/// take over when its connection dies), or always when there is no
+/// Postgres (embedded: one process owns the files).
+pub async fn while_leading<F, Fut>(
+    key: i64,
+    what: &'static str,
+    lock_url: Option<String>,
+    stop: watch::Receiver<bool>,
+    work: F,
+) where
+    F: Fn(Until) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let Some(url) = lock_url else {
-        tracing::info!("relay publishing the log to NATS");
-        relay.run(stopped(stop)).await;
+        tracing::info!(role = what, "running (no other instance to share with)");
+        work(Box::pin(stopped(stop))).await;
         return;
     };
-    let relay = Arc::new(relay);
     loop {
-        let mut lock = match take_lock(&url, stop.clone()).await {
+        let mut lock = match take_lock(&url, key, what, stop.clone()).await {
             Some(lock) => lock,
             None => return,
         };
-        tracing::info!("relay lock taken; publishing the log to NATS");
+        tracing::info!(role = what, "{what} lock taken; running");
         let (lost_tx, lost_rx) = watch::channel(false);
         let watchdog = async {
             loop {
@@ -249,33 +276,41 @@ async fn lead_and_relay(relay: Relay, lock_url: Option<String>, stop: watch::Rec
                 }
             }
         };
-        let stop_or_lost = {
+        let stop_or_lost: Until = {
             let (stop, lost) = (stop.clone(), lost_rx.clone());
-            async move {
+            Box::pin(async move {
                 tokio::select! {
                     _ = stopped(stop) => {}
                     _ = stopped(lost) => {}
                 }
-            }
+            })
         };
-        let relay_ref = relay.clone();
-        let run = async move { relay_ref.run_shared(stop_or_lost).await };
+        // The watchdog only ends when the lock is lost, which also ends
+        // `work`; waiting for `work` lets it finish what it has in flight.
+        let run = work(stop_or_lost);
+        tokio::pin!(run);
         tokio::select! {
-            _ = run => {}
-            _ = watchdog => {}
+            _ = &mut run => {}
+            _ = watchdog => run.await,
         }
         if *stop.borrow() {
             let _ = lock.close().await;
             return;
         }
         tracing::warn!(
-            "relay lock lost (its database connection failed); waiting to take it again"
+            role = what,
+            "{what} lock lost (its database connection failed); waiting to take it again"
         );
     }
 }
 
-/// Waits for the relay lock; `None` when stopped first.
-async fn take_lock(url: &str, stop: watch::Receiver<bool>) -> Option<sqlx::PgConnection> {
+/// Waits for the advisory lock `key`; `None` when stopped first.
+async fn take_lock(
+    url: &str,
+    key: i64,
+    what: &'static str,
+    stop: watch::Receiver<bool>,
+) -> Option<sqlx::PgConnection> {
     loop {
         if *stop.borrow() {
             return None;
@@ -283,16 +318,18 @@ async fn take_lock(url: &str, stop: watch::Receiver<bool>) -> Option<sqlx::PgCon
         match sqlx::PgConnection::connect(url).await {
             Ok(mut conn) => {
                 let taken: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(RELAY_LOCK)
+                    .bind(key)
                     .fetch_one(&mut conn)
                     .await;
                 if let Ok(true) = taken {
                     return Some(conn);
                 }
                 let _ = conn.close().await;
-                tracing::debug!("another relay publishes; waiting");
+                tracing::debug!(role = what, "another instance leads; waiting");
             }
-            Err(error) => tracing::warn!(%error, "relay: cannot reach the database for its lock"),
+            Err(error) => {
+                tracing::warn!(role = what, %error, "cannot reach the database for the lock")
+            }
         }
         let mut stop = stop.clone();
         tokio::select! {

@@ -15,11 +15,12 @@ use proofline_projections::models::{self, Projection};
 use proofline_projections::read_side::ReadSide;
 use proofline_projections::webhooks::client::ClientOptions;
 use proofline_projections::webhooks::{ConsumerOptions, WebhookConsumer, WebhookDeliveries};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::app::{self, Migrations};
 use crate::cli::{Role, ServeArgs};
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 
 pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let role = args.role;
@@ -120,11 +121,24 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                     .find(|(name, _)| *name == WebhookDeliveries.name())
                     .map(|(_, position)| position.clone())
             });
-            let (stop, mut stopped) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(consumer.run(wake, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }));
-            tracing::info!("webhook consumer started");
+            // One consumer sends at a time (Postgres advisory lock); the
+            // others wait to take over.
+            let lock_url = match &config.store {
+                StoreLocation::Postgres { url, .. } => Some(url.expose_secret().to_owned()),
+                StoreLocation::Embedded { .. } => None,
+            };
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let consumer = Arc::new(consumer);
+            let task = tokio::spawn(crate::bus::while_leading(
+                crate::bus::WEBHOOKS_LOCK,
+                "webhooks",
+                lock_url,
+                stopped,
+                move |until| {
+                    let (consumer, wake) = (consumer.clone(), wake.clone());
+                    async move { consumer.run(wake, until).await }
+                },
+            ));
             Some((stop, task))
         }
         _ => None,

@@ -268,7 +268,8 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     };
     let api = Running::start(role("api"));
     let _relay = Running::start(role("relay"));
-    let webhooks = Running::start(role("webhooks"));
+    let first = Running::start(role("webhooks"));
+    let second = Running::start(role("webhooks"));
 
     let output = proofline(&data)
         .env("DATABASE_URL", database.url())
@@ -318,6 +319,19 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     assert!(request.contains(&verification), "{request}");
     assert!(!request.contains(&secret));
 
+    // One consumer sends; the other waits for its lock.
+    let holds = |log: &str| log.contains("webhooks lock taken");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !holds(&first.log()) && !holds(&second.log()) {
+        assert!(std::time::Instant::now() < deadline, "a consumer leads");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (webhooks, follower) = if holds(&first.log()) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(!holds(&follower.log()), "only one consumer sends");
     let counted = async || {
         let metrics = get(&format!("{}/metrics", webhooks.base))
             .await
@@ -347,4 +361,29 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     let (status, log) = webhooks.terminate();
     assert!(status.success(), "{log}");
     assert!(!log.contains(secret.trim_start_matches("whsec_")));
+
+    // The other takes over and sends what comes next.
+    let verified: serde_json::Value = client
+        .post(format!("{}/v1/verifications", api.base))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"presentation": "not an sd-jwt", "nonce": "webhook-role-2"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verification = verified["verification_id"].as_str().unwrap().to_owned();
+    // (At least once: a delivery the old leader sent may come again if
+    // its outcome was not projected when the new leader looked.)
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(request) = requests.recv().await {
+            if request.contains(&verification) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a delivery by the other consumer within 30 s");
+    assert!(holds(&follower.log()), "{}", follower.log());
 }

@@ -265,9 +265,13 @@ impl TestApp {
                 .map(|(_, position)| position.clone())
         });
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(consumer.run(wake, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        let task = tokio::spawn(async move {
+            consumer
+                .run(wake, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
         Consumer {
             stop: Some(stop),
             task: Some(task),

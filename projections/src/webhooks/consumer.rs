@@ -143,7 +143,7 @@ impl WebhookConsumer {
     /// in flight (each ends within the request timeout) and records them.
     /// `wake` is the deliveries projector's position, when it runs here.
     pub async fn run(
-        self,
+        &self,
         mut wake: Option<watch::Receiver<u64>>,
         shutdown: impl Future<Output = ()> + Send,
     ) {
