@@ -1,14 +1,8 @@
-//! The read side of Proofline.
-//!
-//! This crate will hold the relay that publishes the log to NATS JetStream,
-//! the subscriptions behind one trait (JetStream durable consumers, or a tail
-//! of the store in embedded mode), the projectors and their read models, and
-//! the webhook consumer. Today the only subscription is the store's own tail,
-//! [`proofline_commands::store::tail`], which it re-exports.
-//!
-//! # Layout
-//!
-//! - [`tail`]: re-export of the store tail used by embedded-mode consumers.
+//! The read side of Proofline: the relay that publishes the log to NATS
+//! JetStream, the subscriptions projectors read (JetStream durable
+//! consumers, or a tail of the store in embedded mode), the projectors and
+//! their read models, the queries the API asks, rebuilds, and the webhook
+//! consumer. See ARCHITECTURE.md for the map.
 
 pub mod db;
 pub mod jetstream;
