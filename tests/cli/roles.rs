@@ -204,6 +204,7 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
 
 /// A bare HTTP receiver on 127.0.0.1 that answers 204 and hands over each
 /// request's head and body.
+#[cfg(feature = "service-tests")]
 async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
