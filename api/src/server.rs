@@ -86,6 +86,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
         .routes(routes!(routes::log::public_key))
+        .routes(routes!(routes::events::page))
+        .routes(routes!(routes::events::stream))
         .routes(routes!(routes::webhooks::deliveries))
         .routes(routes!(routes::webhooks::retry))
         .split_for_parts()

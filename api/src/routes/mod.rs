@@ -1,6 +1,7 @@
 //! The routes of the HTTP contract, grouped by resource.
 
 pub mod auditors;
+pub mod events;
 pub mod issuers;
 pub mod lenders;
 pub mod log;

@@ -3,6 +3,7 @@
 //! `--features service-tests`.
 
 mod cases;
+mod events;
 mod registry;
 mod support;
 mod verifications;
@@ -51,6 +52,9 @@ macro_rules! http_suite {
             malformed_input_is_recorded_and_bad_shapes_are_refused,
             verifications_are_listed_from_the_read_model_right_after_their_position,
         );
+        http_suite!(@events $open;
+            the_log_is_paged_and_tailed_for_auditors_only,
+        );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
             deliveries_are_signed_and_survive_a_receiver_that_is_down,
@@ -58,6 +62,14 @@ macro_rules! http_suite {
             a_spent_retry_budget_is_recorded_and_a_manual_retry_delivers,
             the_address_is_checked_again_at_each_delivery,
         );
+    };
+    (@events $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::events::$case($open).await;
+            }
+        )*
     };
     (@webhooks $open:path; $($case:ident),* $(,)?) => {
         $(
