@@ -40,13 +40,47 @@ pub enum Command {
     /// Replay the log into fresh read-model tables and swap them in (all
     /// models, or the one named), printing a checksum of each
     Rebuild {
-        /// verifications, daily_stats, lenders or issuers
+        /// verifications, daily_stats, lenders, issuers or webhook_deliveries
         name: Option<String>,
+    },
+    /// Export the log as JSON Lines, or verify such a file offline
+    Log {
+        #[command(subcommand)]
+        which: LogCommand,
     },
     /// Measure the service and print figures
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Write the log's envelopes, exactly as stored, one JSON object per
+    /// line: from the store this configuration names, or from a server's
+    /// API with an auditor key (`--url`; the key in PROOFLINE_API_KEY or
+    /// `--key-file`, never on the command line)
+    Export {
+        /// Only events after this position
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// The file to write (default: standard output)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A server's base URL, to export through GET /v1/events
+        #[arg(long)]
+        url: Option<String>,
+        /// A file holding the API key for `--url`
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Check an exported file offline: every hash recomputed from the
+    /// canonical bytes, positions gapless, every prev_hash linked. Exits 1
+    /// naming the first bad position and what happened there
+    Verify {
+        /// The JSON Lines file
+        file: PathBuf,
     },
 }
 

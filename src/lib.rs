@@ -9,6 +9,8 @@
 //! - [`bus`]: NATS JetStream when configured, else the store, for the roles.
 //! - [`bench`]: `proofline bench`, benchmarks that print figures.
 //! - [`keygen`]: `proofline keygen`.
+//! - [`logfile`]: `proofline log export` and `log verify`: the log as JSON
+//!   Lines, and its offline check.
 //! - [`rebuild`]: `proofline rebuild`, read models replayed and swapped in.
 //! - [`demo`]: `proofline demo`, a presentation to verify against a running
 //!   server.
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod keygen;
+pub mod logfile;
 pub mod rebuild;
 pub mod serve;
 pub mod wallet;

@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
-use proofline::cli::{BenchCommand, Cli, Command, ServeArgs};
+use proofline::cli::{BenchCommand, Cli, Command, LogCommand, ServeArgs};
 use proofline::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +58,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Log { which } => run_log(&config, which).await,
         Command::Rebuild { name } => proofline::rebuild::run(&config, name.as_deref()).await,
         Command::Demo { url } => proofline::demo::run(&config, &url).await.map(|_| ()),
         Command::Bench {
@@ -92,6 +94,76 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     clients,
                 },
         } => proofline::bench::verify(&config, presentations, clients).await,
+    }
+}
+
+async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    match which {
+        LogCommand::Verify { file } => {
+            let verified = proofline::logfile::verify_file(&file)?;
+            println!(
+                "ok: {} events, positions {} to {}, chain intact; last hash {}",
+                verified.events,
+                verified.first_position,
+                verified.last_position,
+                verified.last_hash
+            );
+            Ok(())
+        }
+        LogCommand::Export {
+            after,
+            out,
+            url,
+            key_file,
+        } => {
+            let mut writer: Box<dyn Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let show_progress = out.is_some() && std::io::stderr().is_terminal();
+            let written = match url {
+                Some(url) => {
+                    let key = match key_file {
+                        Some(path) => std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                        None => std::env::var("PROOFLINE_API_KEY").context(
+                            "--url needs an auditor key: PROOFLINE_API_KEY or --key-file",
+                        )?,
+                    };
+                    proofline::logfile::export_from_api(
+                        &url,
+                        key.trim(),
+                        after,
+                        &mut writer,
+                        show_progress,
+                    )
+                    .await?
+                }
+                None => {
+                    let store = proofline::app::open_store(
+                        config,
+                        proofline::app::Migrations::RequireCurrent,
+                    )
+                    .await?;
+                    let written = proofline::logfile::export_from_store(
+                        store.clone(),
+                        after,
+                        &mut writer,
+                        show_progress,
+                    )
+                    .await?;
+                    store.close().await;
+                    written
+                }
+            };
+            drop(writer);
+            eprintln!("exported {written} events");
+            Ok(())
+        }
     }
 }
 

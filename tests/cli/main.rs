@@ -4,5 +4,6 @@
 mod support;
 
 mod demo;
+mod log;
 mod roles;
 mod serve;

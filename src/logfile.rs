@@ -1,0 +1,323 @@
+//! `proofline log export` and `proofline log verify`: the log as JSON
+//! Lines, one envelope per line exactly as stored, and its offline check.
+//!
+//! The check needs nothing but the file: it recomputes every hash from the
+//! canonical bytes (`proofline_domain::log`), checks that positions are
+//! gapless and that each `prev_hash` links, and names the first bad
+//! position and what happened there.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use proofline_commands::store::EventStore;
+use proofline_domain::log::{ChainError, ChainVerifier, Envelope, EventHash};
+use serde::Deserialize;
+
+/// What is wrong at the first bad position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The event's contents (or the event it was chained to) differ from
+    /// what was hashed, or the line is not an envelope.
+    Changed,
+    /// The position is absent from the file.
+    Missing,
+    /// A line that is not part of the chain, or a position repeated.
+    Inserted,
+    /// The position is in the file, but not where it belongs.
+    Reordered,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Changed => "changed",
+            Kind::Missing => "missing",
+            Kind::Inserted => "inserted",
+            Kind::Reordered => "reordered",
+        })
+    }
+}
+
+/// The first bad position of a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("position {position}: {kind} (line {line}): {detail}")]
+pub struct Finding {
+    pub position: u64,
+    pub kind: Kind,
+    /// 1-based line of the file.
+    pub line: usize,
+    pub detail: String,
+}
+
+/// A file that checks out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub events: u64,
+    pub first_position: u64,
+    pub last_position: u64,
+    pub last_hash: EventHash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Bad(#[from] Finding),
+    #[error("{0} holds no events")]
+    Empty(String),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
+    move |source| LogFileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads lines as envelopes: (line number, envelope or why not).
+fn envelopes(
+    path: &Path,
+) -> Result<
+    impl Iterator<Item = Result<(usize, Result<Envelope, String>), std::io::Error>>,
+    LogFileError,
+> {
+    let file = File::open(path).map_err(io(path))?;
+    Ok(BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(n, line)| {
+            line.map(|text| {
+                (
+                    n + 1,
+                    serde_json::from_str::<Envelope>(&text).map_err(|e| e.to_string()),
+                )
+            })
+        }))
+}
+
+/// Whether `position` is on a line after `after_line`.
+fn appears_later(path: &Path, position: u64, after_line: usize) -> Result<bool, LogFileError> {
+    #[derive(Deserialize)]
+    struct Position {
+        position: u64,
+    }
+    let file = File::open(path).map_err(io(path))?;
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io(path))?;
+        if n + 1 > after_line
+            && serde_json::from_str::<Position>(&line).is_ok_and(|p| p.position == position)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Checks a JSON Lines export. A file that starts after position 0 (an
+/// export `--after N`) is checked from its first event on, trusting that
+/// event's `prev_hash`.
+pub fn verify_file(path: &Path) -> Result<Verified, LogFileError> {
+    let mut lines = envelopes(path)?;
+    let mut next = || lines.next().transpose().map_err(io(path));
+    let Some(mut current) = next()? else {
+        return Err(LogFileError::Empty(path.display().to_string()));
+    };
+    let mut chain = match &current.1 {
+        Ok(first) if first.position > 1 => {
+            ChainVerifier::resume(first.position - 1, first.prev_hash)
+        }
+        _ => ChainVerifier::new(),
+    };
+    let first_position = chain.next_position();
+    let mut events = 0u64;
+    loop {
+        let following = next()?;
+        let (line, parsed) = &current;
+        let expected = chain.next_position();
+        let finding = |position, kind, detail: String| Finding {
+            position,
+            kind,
+            line: *line,
+            detail,
+        };
+        let envelope = match parsed {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return Err(
+                    finding(expected, Kind::Changed, format!("not an envelope: {error}")).into(),
+                );
+            }
+        };
+        if let Err(error) = chain.check(envelope) {
+            // A line followed by one with the same position that fits the
+            // chain: this one was slipped in.
+            if let Some((_, Ok(after))) = &following
+                && after.position == envelope.position
+                && chain.clone().check(after).is_ok()
+            {
+                return Err(finding(
+                    envelope.position,
+                    Kind::Inserted,
+                    "a line that is not part of the chain, before the event of that position"
+                        .into(),
+                )
+                .into());
+            }
+            let found = envelope.position;
+            let bad = match error {
+                ChainError::PositionGap { .. } if found < expected => finding(
+                    found,
+                    Kind::Inserted,
+                    format!("position {found} again, where {expected} was expected"),
+                ),
+                ChainError::PositionGap { .. } if appears_later(path, expected, *line)? => finding(
+                    expected,
+                    Kind::Reordered,
+                    format!("found {found} where {expected} belongs; {expected} comes later"),
+                ),
+                ChainError::PositionGap { .. } => finding(
+                    expected,
+                    Kind::Missing,
+                    format!("found {found} where {expected} was expected"),
+                ),
+                ChainError::HashMismatch { .. } => finding(
+                    found,
+                    Kind::Changed,
+                    "its hash does not match its contents".into(),
+                ),
+                ChainError::BrokenLink { .. } => finding(
+                    found.saturating_sub(1).max(1),
+                    Kind::Changed,
+                    format!(
+                        "the event at {found} was chained to another event at {}",
+                        found.saturating_sub(1)
+                    ),
+                ),
+            };
+            return Err(bad.into());
+        }
+        events += 1;
+        match following {
+            Some(line) => current = line,
+            None => {
+                return Ok(Verified {
+                    events,
+                    first_position,
+                    last_position: chain.next_position() - 1,
+                    last_hash: chain.last_hash(),
+                });
+            }
+        }
+    }
+}
+
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Writes the store's envelopes after `after` as JSON Lines; how many.
+pub async fn export_from_store(
+    store: Arc<dyn EventStore>,
+    after: u64,
+    out: &mut dyn Write,
+    show_progress: bool,
+) -> anyhow::Result<u64> {
+    let head = store.head().await?.map_or(0, |h| h.position);
+    let bar = show_progress.then(|| progress(head.saturating_sub(after)));
+    let mut at = after;
+    let mut written = 0;
+    while at < head {
+        let page = store.read_all(at, 1_000).await?;
+        let Some(last) = page.last() else { break };
+        at = last.position;
+        for envelope in &page {
+            serde_json::to_writer(&mut *out, envelope)?;
+            out.write_all(b"\n")?;
+        }
+        written += page.len() as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
+    }
+    out.flush()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(written)
+}
+
+/// Writes a server's envelopes after `after` as JSON Lines, read through
+/// `GET /v1/events` with an auditor's (or the operator's) key; how many.
+pub async fn export_from_api(
+    base: &str,
+    key: &str,
+    after: u64,
+    out: &mut dyn Write,
+    show_progress: bool,
+) -> anyhow::Result<u64> {
+    #[derive(Deserialize)]
+    struct Page {
+        events: Vec<Envelope>,
+        next_after: u64,
+        head: u64,
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let mut at = after;
+    let mut written = 0;
+    let mut bar: Option<ProgressBar> = None;
+    loop {
+        let response = client
+            .get(format!(
+                "{}/v1/events?after={at}&limit=1000",
+                base.trim_end_matches('/')
+            ))
+            .bearer_auth(key)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!("the server answered {status}: {body}");
+        }
+        let page: Page = response.json().await?;
+        if show_progress && bar.is_none() {
+            bar = Some(progress(page.head.saturating_sub(after)));
+        }
+        if page.events.is_empty() {
+            break;
+        }
+        for envelope in &page.events {
+            serde_json::to_writer(&mut *out, envelope)?;
+            out.write_all(b"\n")?;
+        }
+        written += page.events.len() as u64;
+        at = page.next_after;
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
+        if at >= page.head {
+            break;
+        }
+    }
+    out.flush()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(written)
+}

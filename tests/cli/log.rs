@@ -1,0 +1,165 @@
+//! `proofline log export` and `log verify`: an export verifies offline, and
+//! each kind of tampering is named at its position.
+
+use std::path::Path;
+
+use crate::support::{Running, proofline};
+
+/// Runs `log verify` with no database, no data directory and no network.
+fn verify(file: &Path) -> (bool, String) {
+    let output = proofline(Path::new("/nonexistent/proofline-data"))
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .args(["log", "verify"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn write(dir: &Path, name: &str, lines: &[String]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn refused(dir: &Path, name: &str, lines: &[String], expected: &str) {
+    let (ok, text) = verify(&write(dir, name, lines));
+    assert!(!ok, "{name}: {text}");
+    assert!(
+        text.contains(expected),
+        "{name}: wanted {expected:?} in {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_verifies_offline_and_tampering_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Running::start({
+        let mut command = proofline(&data);
+        command.arg("serve");
+        command
+    });
+    let demo = proofline(&data)
+        .args(["demo", "--url", &server.base])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+
+    // Through the API, with the operator's key from its file.
+    let through_api = dir.path().join("api.jsonl");
+    let output = proofline(&data)
+        .args(["log", "export", "--url", &server.base, "--key-file"])
+        .arg(data.join("operator.key"))
+        .arg("--out")
+        .arg(&through_api)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    // From the store.
+    let exported = dir.path().join("log.jsonl");
+    let output = proofline(&data)
+        .args(["log", "export", "--out"])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert!(lines.len() >= 8, "the demo wrote events: {}", lines.len());
+    let api_text = std::fs::read_to_string(&through_api).unwrap();
+    assert!(
+        text.starts_with(&api_text) && !api_text.is_empty(),
+        "the API serves the envelopes as stored"
+    );
+
+    let (ok, said) = verify(&exported);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!("ok: {} events", lines.len())),
+        "{said}"
+    );
+
+    // One changed byte (the first letter of the event type at position 4).
+    let mut changed = lines.clone();
+    let at = changed[3].find("\"type\":\"").unwrap() + "\"type\":\"".len();
+    let byte = changed[3].as_bytes()[at];
+    changed[3].replace_range(at..=at, &((byte ^ 0x20) as char).to_string());
+    refused(dir.path(), "changed.jsonl", &changed, "position 4: changed");
+
+    // A removed line.
+    let mut removed = lines.clone();
+    removed.remove(3);
+    refused(dir.path(), "removed.jsonl", &removed, "position 4: missing");
+
+    // An inserted line: a forged copy of position 5 slipped in before it.
+    let mut inserted = lines.clone();
+    let mut forged: serde_json::Value = serde_json::from_str(&lines[4]).unwrap();
+    forged["data"]["forged"] = true.into();
+    inserted.insert(4, forged.to_string());
+    refused(
+        dir.path(),
+        "inserted.jsonl",
+        &inserted,
+        "position 5: inserted",
+    );
+
+    // A repeated line.
+    let mut repeated = lines.clone();
+    repeated.insert(6, lines[5].clone());
+    refused(
+        dir.path(),
+        "repeated.jsonl",
+        &repeated,
+        "position 6: inserted",
+    );
+
+    // Two swapped lines.
+    let mut swapped = lines.clone();
+    swapped.swap(3, 4);
+    refused(
+        dir.path(),
+        "swapped.jsonl",
+        &swapped,
+        "position 4: reordered",
+    );
+
+    // An event changed and re-hashed: its successor no longer links to it.
+    let mut rehashed = lines.clone();
+    let mut envelope: proofline_domain::log::Envelope = serde_json::from_str(&lines[3]).unwrap();
+    envelope.data["forged"] = true.into();
+    envelope.hash = envelope.compute_hash();
+    rehashed[3] = serde_json::to_string(&envelope).unwrap();
+    refused(
+        dir.path(),
+        "rehashed.jsonl",
+        &rehashed,
+        "position 4: changed",
+    );
+
+    // A partial export (--after) verifies from its first event on.
+    let tail = write(dir.path(), "tail.jsonl", &lines[4..]);
+    let (ok, said) = verify(&tail);
+    assert!(ok, "{said}");
+    assert!(said.contains("positions 5 to"), "{said}");
+}
