@@ -82,13 +82,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LogFileError + '_ {
     }
 }
 
-/// Reads lines as envelopes: (line number, envelope or why not).
+/// A line of a file: its number, and the envelope or why it is none.
+type Line = (usize, Result<Envelope, String>);
+
+/// Reads lines as envelopes.
 fn envelopes(
     path: &Path,
-) -> Result<
-    impl Iterator<Item = Result<(usize, Result<Envelope, String>), std::io::Error>>,
-    LogFileError,
-> {
+) -> Result<impl Iterator<Item = Result<Line, std::io::Error>>, LogFileError> {
     let file = File::open(path).map_err(io(path))?;
     Ok(BufReader::new(file)
         .lines()
