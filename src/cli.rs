@@ -81,6 +81,11 @@ pub enum LogCommand {
     Verify {
         /// The JSON Lines file
         file: PathBuf,
+        /// The service's Ed25519 public key (base64url, as
+        /// /v1/log/public-key shows it) to check checkpoints with; without
+        /// it, the keys the file itself records are used
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 

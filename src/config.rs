@@ -101,6 +101,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PROOFLINE_WEBHOOK_PER_LENDER",
         "webhook requests in flight per lender, 1 to 64 (default 4)",
     ),
+    (
+        "PROOFLINE_CHECKPOINT_EVERY",
+        "sign a log checkpoint after this many events, or seconds with new events (default 300)",
+    ),
     ("PROOFLINE_LOG_FORMAT", "text or json (default text)"),
 ];
 
@@ -177,6 +181,7 @@ pub struct Config {
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
     pub webhook_per_lender: usize,
+    pub checkpoint_every: u64,
 }
 
 impl Config {
@@ -348,6 +353,7 @@ impl Config {
             Some(v) => seconds("PROOFLINE_WEBHOOK_TIMEOUT_SECONDS", v, 0.05..=120.0)?,
         };
         let webhook_per_lender = number("PROOFLINE_WEBHOOK_PER_LENDER", 4, 1..=64)? as usize;
+        let checkpoint_every = number("PROOFLINE_CHECKPOINT_EVERY", 300, 1..=86_400)?;
         let cors_allowed_origins = match get("PROOFLINE_CORS_ALLOWED_ORIGINS") {
             None => Vec::new(),
             Some(list) => list
@@ -408,6 +414,7 @@ impl Config {
             webhook_connect_timeout,
             webhook_timeout,
             webhook_per_lender,
+            checkpoint_every,
         })
     }
 

@@ -13,7 +13,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+use proofline_commands::service_keys;
 use proofline_commands::store::EventStore;
+use proofline_domain::checkpoint::{self, CheckpointEvent};
+use proofline_domain::decider::EventSchema;
 use proofline_domain::log::{ChainError, ChainVerifier, Envelope, EventHash};
 use serde::Deserialize;
 
@@ -29,6 +35,8 @@ pub enum Kind {
     Inserted,
     /// The position is in the file, but not where it belongs.
     Reordered,
+    /// A checkpoint whose signature does not verify (or names no known key).
+    BadSignature,
 }
 
 impl fmt::Display for Kind {
@@ -38,6 +46,7 @@ impl fmt::Display for Kind {
             Kind::Missing => "missing",
             Kind::Inserted => "inserted",
             Kind::Reordered => "reordered",
+            Kind::BadSignature => "bad signature",
         })
     }
 }
@@ -60,6 +69,10 @@ pub struct Verified {
     pub first_position: u64,
     pub last_position: u64,
     pub last_hash: EventHash,
+    /// Checkpoints whose signature and hash were checked.
+    pub checkpoints: u64,
+    /// The newest checked checkpoint's position.
+    pub last_checkpoint: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +138,16 @@ fn appears_later(path: &Path, position: u64, after_line: usize) -> Result<bool, 
 /// Checks a JSON Lines export. A file that starts after position 0 (an
 /// export `--after N`) is checked from its first event on, trusting that
 /// event's `prev_hash`.
-pub fn verify_file(path: &Path) -> Result<Verified, LogFileError> {
+///
+/// Checkpoints (`LogCheckpointSigned`) are checked on the way: the
+/// signature with `public_key` when given (the key the server publishes at
+/// `/v1/log/public-key`, fetched apart from the file), else with the
+/// `ServiceKeyActivated` key of the file that has the checkpoint's `kid`;
+/// and the signed hash against the event at the signed position.
+pub fn verify_file(
+    path: &Path,
+    public_key: Option<&VerifyingKey>,
+) -> Result<Verified, LogFileError> {
     let mut lines = envelopes(path)?;
     let mut next = || lines.next().transpose().map_err(io(path));
     let Some(mut current) = next()? else {
@@ -139,6 +161,10 @@ pub fn verify_file(path: &Path) -> Result<Verified, LogFileError> {
     };
     let first_position = chain.next_position();
     let mut events = 0u64;
+    let mut hashes: HashMap<u64, EventHash> = HashMap::new();
+    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let mut checkpoints = 0u64;
+    let mut last_checkpoint = None;
     loop {
         let following = next()?;
         let (line, parsed) = &current;
@@ -206,6 +232,60 @@ pub fn verify_file(path: &Path) -> Result<Verified, LogFileError> {
             return Err(bad.into());
         }
         events += 1;
+        hashes.insert(envelope.position, envelope.hash);
+        if envelope.stream_id == checkpoint::stream() {
+            let at = |kind, position, detail: String| Finding {
+                position,
+                kind,
+                line: *line,
+                detail,
+            };
+            let event = CheckpointEvent::decode(
+                &envelope.event_type,
+                envelope.schema_version,
+                &envelope.data,
+            )
+            .map_err(|e| at(Kind::Changed, envelope.position, e.to_string()))?;
+            let CheckpointEvent::LogCheckpointSigned {
+                position,
+                hash,
+                kid,
+                ..
+            } = &event;
+            let key = public_key.or_else(|| keys.get(kid)).ok_or_else(|| {
+                at(
+                    Kind::BadSignature,
+                    envelope.position,
+                    format!("no key {kid} in the file, and no --public-key"),
+                )
+            })?;
+            checkpoint::check(&event, key)
+                .map_err(|e| at(Kind::BadSignature, envelope.position, e.to_string()))?;
+            if let Some(found) = hashes.get(position) {
+                if found != hash {
+                    return Err(at(
+                        Kind::Changed,
+                        *position,
+                        format!(
+                            "the checkpoint at {} signed another hash for this position",
+                            envelope.position
+                        ),
+                    )
+                    .into());
+                }
+                checkpoints += 1;
+                last_checkpoint = Some(*position);
+            }
+        } else if envelope.stream_id == service_keys::stream()
+            && let (Some(kid), Some(key)) = (
+                envelope.data["kid"].as_str(),
+                envelope.data["public_key"]
+                    .as_str()
+                    .and_then(checkpoint::public_key),
+            )
+        {
+            keys.insert(kid.to_owned(), key);
+        }
         match following {
             Some(line) => current = line,
             None => {
@@ -214,6 +294,8 @@ pub fn verify_file(path: &Path) -> Result<Verified, LogFileError> {
                     first_position,
                     last_position: chain.next_position() - 1,
                     last_hash: chain.last_hash(),
+                    checkpoints,
+                    last_checkpoint,
                 });
             }
         }

@@ -100,8 +100,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     match which {
-        LogCommand::Verify { file } => {
-            let verified = proofline::logfile::verify_file(&file)?;
+        LogCommand::Verify { file, public_key } => {
+            let key = public_key
+                .map(|text| {
+                    proofline_domain::checkpoint::public_key(&text)
+                        .context("--public-key: an Ed25519 public key in base64url (32 bytes)")
+                })
+                .transpose()?;
+            let verified = proofline::logfile::verify_file(&file, key.as_ref())?;
             println!(
                 "ok: {} events, positions {} to {}, chain intact; last hash {}",
                 verified.events,
@@ -109,6 +115,13 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
                 verified.last_position,
                 verified.last_hash
             );
+            match verified.last_checkpoint {
+                Some(position) => println!(
+                    "{} signed checkpoints verified, the last at position {position}",
+                    verified.checkpoints
+                ),
+                None => println!("no signed checkpoint in the file"),
+            }
             Ok(())
         }
         LogCommand::Export {

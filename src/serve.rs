@@ -205,6 +205,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         presentation_max_age: config.presentation_max_age,
         projector_max_lag: config.projector_max_lag,
         webhook_allowed_networks: config.webhook_allowed_networks.clone(),
+        checkpoint_every: config.checkpoint_every,
     }
 }
 

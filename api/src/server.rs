@@ -86,6 +86,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
         .routes(routes!(routes::log::public_key))
+        .routes(routes!(routes::log::latest_checkpoint))
+        .routes(routes!(routes::log::checkpoints))
         .routes(routes!(routes::events::page))
         .routes(routes!(routes::events::stream))
         .routes(routes!(routes::webhooks::deliveries))
@@ -207,6 +209,7 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
         state.store.clone(),
         state.limits.clone(),
     );
+    let (key, every) = (state.service_key.clone(), state.settings.checkpoint_every);
     tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(60));
         let watch = async {
@@ -225,6 +228,19 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 limits.forget_idle();
             }
         };
-        tokio::join!(watch, idle);
+        let checkpoints = async {
+            let mut checkpointer = proofline_commands::checkpoints::Checkpointer::new(every);
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
+                match checkpointer.tick(store.as_ref(), &key, now).await {
+                    Ok(Some(position)) => tracing::debug!(position, "signed a log checkpoint"),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "cannot sign a log checkpoint"),
+                }
+            }
+        };
+        tokio::join!(watch, idle, checkpoints);
     })
 }

@@ -34,6 +34,9 @@ pub struct ApiSettings {
     pub projector_max_lag: u64,
     /// Networks webhooks may reach despite the SSRF guard.
     pub webhook_allowed_networks: Vec<IpNet>,
+    /// A signed checkpoint after this many events, or this many seconds
+    /// with new events.
+    pub checkpoint_every: u64,
 }
 
 impl Default for ApiSettings {
@@ -48,6 +51,7 @@ impl Default for ApiSettings {
             presentation_max_age: Duration::from_secs(300),
             projector_max_lag: 10_000,
             webhook_allowed_networks: Vec::new(),
+            checkpoint_every: 300,
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - [`issuers`]: the trust registry's commands (issuers, status lists).
 //! - [`registry`]: the trust registry as the verifier reads it, from the
 //!   write side, cached by stream version.
+//! - [`checkpoints`]: signing checkpoints of the log, reading them back.
 //! - [`auth`]: API keys to principals, with the cache that makes steady-state
 //!   authentication cost a hash and a lookup.
 //! - [`idempotency`]: idempotent answers, sealed into the secrets table with
@@ -34,6 +35,7 @@
 
 pub mod auditors;
 pub mod auth;
+pub mod checkpoints;
 pub mod handler;
 pub mod idempotency;
 pub mod issuers;

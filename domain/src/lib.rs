@@ -12,6 +12,7 @@
 //!   prefixes).
 //! - [`log`]: the event envelope, its canonical bytes (RFC 8785) and the
 //!   SHA-256 hash chain, with a verifier for a sequence of envelopes.
+//! - [`checkpoint`]: signed checkpoints of the log, and their check.
 //! - [`decider`]: the `Decider` shape of every aggregate, rejection kinds,
 //!   and how events are encoded for the log.
 //! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates.
@@ -32,6 +33,7 @@
 
 pub mod api_key;
 pub mod auditor;
+pub mod checkpoint;
 pub mod decider;
 pub mod did;
 pub mod ids;

@@ -21,6 +21,21 @@ fn verify(file: &Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
+fn verify_with(file: &Path, extra: &[&str]) -> (bool, String) {
+    let output = proofline(Path::new("/nonexistent/proofline-data"))
+        .args(["log", "verify"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 fn write(dir: &Path, name: &str, lines: &[String]) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -42,7 +57,7 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
     let data = dir.path().join("data");
     let server = Running::start({
         let mut command = proofline(&data);
-        command.arg("serve");
+        command.env("PROOFLINE_CHECKPOINT_EVERY", "5").arg("serve");
         command
     });
     let demo = proofline(&data)
@@ -54,6 +69,56 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
+
+    // A checkpoint covers the demo's events (one is signed within a second
+    // once 5 events are new).
+    let operator = std::fs::read_to_string(data.join("operator.key")).unwrap();
+    proofline_projections::webhooks::client::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let page: serde_json::Value = client
+        .get(format!("{}/v1/events?after=0&limit=1000", server.base))
+        .bearer_auth(operator.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let head = page["head"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let latest = loop {
+        let answer = client
+            .get(format!("{}/v1/log/checkpoints/latest", server.base))
+            .bearer_auth(operator.trim())
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            let latest: serde_json::Value = answer.json().await.unwrap();
+            if latest["position"].as_u64() >= Some(head) {
+                break latest;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a checkpoint is signed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        latest["jws"].as_str().unwrap().split('.').count(),
+        3,
+        "{latest}"
+    );
+    let key: serde_json::Value = client
+        .get(format!("{}/v1/log/public-key", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public_key = key["public_key"].as_str().unwrap().to_owned();
 
     // Through the API, with the operator's key from its file.
     let through_api = dir.path().join("api.jsonl");
@@ -98,6 +163,35 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
     assert!(
         said.contains(&format!("ok: {} events", lines.len())),
         "{said}"
+    );
+    assert!(said.contains("signed checkpoints verified"), "{said}");
+    let (ok, said) = verify_with(&exported, &["--public-key", &public_key]);
+    assert!(ok, "{said}");
+    let stranger = proofline_domain::jose::b64url_encode(
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let (ok, said) = verify_with(&exported, &["--public-key", &stranger]);
+    assert!(!ok && said.contains("bad signature"), "{said}");
+
+    // A forged checkpoint: another hash, the envelope re-hashed so that the
+    // chain itself holds up to it.
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"LogCheckpointSigned\""))
+        .expect("a checkpoint in the export");
+    let mut forged_lines = lines[..=at].to_vec();
+    let mut forged: proofline_domain::log::Envelope = serde_json::from_str(&lines[at]).unwrap();
+    forged.data["hash"] = "1".repeat(64).into();
+    forged.hash = forged.compute_hash();
+    let position = forged.position;
+    forged_lines[at] = serde_json::to_string(&forged).unwrap();
+    refused(
+        dir.path(),
+        "forged.jsonl",
+        &forged_lines,
+        &format!("position {position}: bad signature"),
     );
 
     // One changed byte (the first letter of the event type at position 4).
@@ -159,7 +253,8 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
 
     // A partial export (--after) verifies from its first event on.
     let tail = write(dir.path(), "tail.jsonl", &lines[4..]);
-    let (ok, said) = verify(&tail);
+    // (Its checkpoints need the key: the file starts after the key event.)
+    let (ok, said) = verify_with(&tail, &["--public-key", &public_key]);
     assert!(ok, "{said}");
     assert!(said.contains("positions 5 to"), "{said}");
 }

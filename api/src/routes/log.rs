@@ -84,3 +84,112 @@ pub async fn public_key(State(state): State<AppState>) -> Result<Json<PublicKeys
         .collect();
     Ok(Json(PublicKeys { current, previous }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointView {
+    /// The log position signed.
+    pub position: u64,
+    /// The hash of the event at `position`.
+    pub hash: String,
+    pub signed_at: String,
+    /// The service key that signed (see `/v1/log/public-key`).
+    pub kid: String,
+    /// Compact JWS (EdDSA, typ `proofline-checkpoint+jwt`) over
+    /// `{position, hash, signed_at}`.
+    pub jws: String,
+    /// Where the log records this checkpoint.
+    pub recorded_at_position: u64,
+}
+
+fn checkpoint_view(recorded: &proofline_commands::checkpoints::Recorded) -> CheckpointView {
+    let proofline_domain::checkpoint::CheckpointEvent::LogCheckpointSigned {
+        position,
+        hash,
+        signed_at,
+        kid,
+        jws,
+    } = &recorded.event;
+    CheckpointView {
+        position: *position,
+        hash: hash.to_hex(),
+        signed_at: signed_at.to_rfc3339(),
+        kid: kid.clone(),
+        jws: jws.clone(),
+        recorded_at_position: recorded.recorded_at_position,
+    }
+}
+
+/// The newest signed checkpoint of the log.
+#[utoipa::path(
+    get, path = "/v1/log/checkpoints/latest", tag = "log",
+    responses(
+        (status = 200, body = CheckpointView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "none signed yet"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn latest_checkpoint(
+    State(state): State<AppState>,
+    _caller: crate::caller::Caller,
+) -> Result<Json<CheckpointView>, ApiError> {
+    let all = proofline_commands::checkpoints::covering_after(state.store.as_ref(), 0, usize::MAX)
+        .await?;
+    all.last().map(|c| Json(checkpoint_view(c))).ok_or_else(|| {
+        ApiError::new(
+            crate::error::ErrorCode::NotFound,
+            "no checkpoint is signed yet",
+        )
+    })
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsQuery {
+    /// Checkpoints covering positions after this one (default 0).
+    pub after: Option<u64>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointPage {
+    pub checkpoints: Vec<CheckpointView>,
+}
+
+/// Signed checkpoints, oldest first.
+#[utoipa::path(
+    get, path = "/v1/log/checkpoints", tag = "log",
+    params(CheckpointsQuery),
+    responses(
+        (status = 200, body = CheckpointPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    _caller: crate::caller::Caller,
+    query: Result<axum::extract::Query<CheckpointsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CheckpointPage>, ApiError> {
+    use crate::error::ErrorCode;
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit: 1 to 1000",
+        ));
+    }
+    let found = proofline_commands::checkpoints::covering_after(
+        state.store.as_ref(),
+        query.after.unwrap_or(0),
+        limit,
+    )
+    .await?;
+    Ok(Json(CheckpointPage {
+        checkpoints: found.iter().map(checkpoint_view).collect(),
+    }))
+}

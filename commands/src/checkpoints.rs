@@ -1,0 +1,186 @@
+//! Signing checkpoints of the log, and reading them back.
+//!
+//! The API process runs [`Checkpointer::tick`] every second: when at least
+//! `every` events were appended since the last checkpoint, or `every`
+//! seconds passed with something new, it signs the head. Several API
+//! processes may tick; the append expects the checkpoint stream's version,
+//! so only one of them records each checkpoint.
+
+use proofline_domain::checkpoint::{self, Checkpoint, CheckpointEvent};
+use proofline_domain::decider::EventSchema;
+use proofline_domain::log::{Envelope, Metadata, Timestamp};
+
+use crate::handler::CommandError;
+use crate::signing::ServiceKey;
+use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+
+/// A recorded checkpoint and where the log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub event: CheckpointEvent,
+    /// The position of the `LogCheckpointSigned` event itself.
+    pub recorded_at_position: u64,
+    pub stream_version: u64,
+}
+
+impl Recorded {
+    pub fn covered(&self) -> (u64, Timestamp) {
+        let CheckpointEvent::LogCheckpointSigned {
+            position,
+            signed_at,
+            ..
+        } = &self.event;
+        (*position, *signed_at)
+    }
+}
+
+fn decode(envelope: &Envelope) -> Result<Recorded, CommandError> {
+    Ok(Recorded {
+        event: CheckpointEvent::decode(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.data,
+        )?,
+        recorded_at_position: envelope.position,
+        stream_version: envelope.stream_version,
+    })
+}
+
+/// Checkpoints recorded after stream version `after_version`, oldest
+/// first, at most `limit`.
+pub async fn read(
+    store: &dyn EventStore,
+    after_version: u64,
+    limit: usize,
+) -> Result<Vec<Recorded>, CommandError> {
+    store
+        .read_stream(&checkpoint::stream(), after_version, limit)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// Checkpoints covering positions after `after`, oldest first, at most
+/// `limit` (the stream is ordered by covered position).
+pub async fn covering_after(
+    store: &dyn EventStore,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Recorded>, CommandError> {
+    let mut out = Vec::new();
+    let mut version = 0;
+    loop {
+        let page = read(store, version, 1_000).await?;
+        let done = page.len() < 1_000;
+        for recorded in page {
+            version = recorded.stream_version;
+            if recorded.covered().0 > after {
+                out.push(recorded);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Signs checkpoints as the log grows.
+pub struct Checkpointer {
+    every: u64,
+    last: Option<Recorded>,
+    /// The first tick: with no checkpoint yet, seconds count from here.
+    started: Option<Timestamp>,
+}
+
+impl Checkpointer {
+    /// A checkpoint after `every` events, or `every` seconds with new ones.
+    pub fn new(every: u64) -> Self {
+        Self {
+            every: every.max(1),
+            last: None,
+            started: None,
+        }
+    }
+
+    /// Catches up with the recorded checkpoints.
+    async fn refresh(&mut self, store: &dyn EventStore) -> Result<(), CommandError> {
+        loop {
+            let after = self.last.as_ref().map_or(0, |l| l.stream_version);
+            let page = read(store, after, 1_000).await?;
+            let done = page.len() < 1_000;
+            if let Some(newest) = page.into_iter().last() {
+                self.last = Some(newest);
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Signs the head if it is time; the position signed, if any.
+    pub async fn tick(
+        &mut self,
+        store: &dyn EventStore,
+        key: &ServiceKey,
+        now: Timestamp,
+    ) -> Result<Option<u64>, CommandError> {
+        self.refresh(store).await?;
+        let started = *self.started.get_or_insert(now);
+        let Some(head) = store.head().await? else {
+            return Ok(None);
+        };
+        let (covered, signed_at, recorded_at, version) = match &self.last {
+            Some(last) => {
+                let (covered, signed_at) = last.covered();
+                (
+                    covered,
+                    Some(signed_at),
+                    last.recorded_at_position,
+                    last.stream_version,
+                )
+            }
+            None => (0, None, 0, 0),
+        };
+        // Nothing new but the last checkpoint itself.
+        if head.position <= recorded_at {
+            return Ok(None);
+        }
+        let events_due = head.position - covered >= self.every;
+        let since = signed_at.unwrap_or(started);
+        let time_due = (now.as_datetime() - since.as_datetime()).num_seconds() >= self.every as i64;
+        if !events_due && !time_due {
+            return Ok(None);
+        }
+        let checkpoint = Checkpoint {
+            position: head.position,
+            hash: head.hash,
+            signed_at: now,
+        };
+        let kid = key.kid();
+        let signature = key.sign(checkpoint.signing_input(&kid).as_bytes());
+        let event = checkpoint.event(&kid, &signature.to_bytes()).encode();
+        let mut request = AppendRequest::new(
+            checkpoint::stream(),
+            ExpectedVersion::Exact(version),
+            vec![NewEvent::new(
+                event.event_type,
+                event.schema_version,
+                event.data,
+            )],
+        );
+        request.metadata = Metadata {
+            actor: Some("system".into()),
+            ..Metadata::default()
+        };
+        match store.append(request).await {
+            Ok(_) => Ok(Some(head.position)),
+            // Another instance recorded one first.
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
