@@ -72,6 +72,8 @@ pub struct TestApp {
     database: Database,
     _read_side: Option<ReadSide>,
     stop: Option<oneshot::Sender<()>>,
+    /// Secrets and claim values answers showed (see `remember_secrets`).
+    secrets_shown: Arc<std::sync::Mutex<Vec<String>>>,
     _key_dir: tempfile::TempDir,
 }
 
@@ -166,6 +168,7 @@ async fn start(
         database,
         _read_side: read_side,
         stop: Some(stop),
+        secrets_shown: Arc::default(),
         _key_dir: key_dir,
     }
 }
@@ -281,6 +284,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_secret_in_the_log();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -340,7 +346,52 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        Answer::read(request.send().await.unwrap()).await
+        let answer = Answer::read(request.send().await.unwrap()).await;
+        self.remember_secrets(&answer.body);
+        answer
+    }
+
+    /// Notes what an answer shows once or to its caller only: API keys,
+    /// webhook secrets, disclosed claim values. None may reach the log.
+    fn remember_secrets(&self, body: &Value) {
+        fn leaves(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::String(s) if s.chars().count() >= 4 => out.push(s.clone()),
+                Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
+                Value::Object(members) => members.values().for_each(|v| leaves(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        for name in ["api_key", "secret"] {
+            if let Some(text) = body[name].as_str() {
+                // A key's public prefix is in the log by design; its
+                // secret part must not be.
+                found.push(text.rsplit('_').next().unwrap_or(text).to_owned());
+            }
+        }
+        leaves(&body["disclosed_claims"], &mut found);
+        self.secrets_shown.lock().unwrap().extend(found);
+    }
+
+    /// Fails the test if anything an answer showed as a secret or a claim
+    /// value is in the log. Runs when the app is dropped, so every case of
+    /// the suite is checked.
+    fn assert_no_secret_in_the_log(&self) {
+        let shown = self.secrets_shown.lock().unwrap().clone();
+        if shown.is_empty() {
+            return;
+        }
+        let events = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(self.all_events())
+        });
+        let log = serde_json::to_string(&events).unwrap();
+        for secret in shown {
+            assert!(
+                !log.contains(&secret),
+                "the log holds {secret:?}, which an answer showed as a secret or claim value"
+            );
+        }
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
