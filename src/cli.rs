@@ -75,6 +75,12 @@ pub enum LogCommand {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Load an exported file, checked first as `verify` does, into the
+    /// (empty) store this configuration names: for audits and replays
+    Import {
+        /// The JSON Lines file
+        file: PathBuf,
+    },
     /// Check an exported file offline: every hash recomputed from the
     /// canonical bytes, positions gapless, every prev_hash linked. Exits 1
     /// naming the first bad position and what happened there

@@ -403,3 +403,85 @@ pub async fn export_from_api(
     }
     Ok(written)
 }
+
+/// `proofline log import FILE`: checks the file as `log verify` does (a
+/// broken chain or a bad checkpoint is refused before anything is
+/// written), then stores its envelopes exactly as they are into the store
+/// this configuration names, which must be empty. Secrets are not in a
+/// log, so the imported store serves audits and replays, not the lenders
+/// of the original.
+pub async fn import_file(config: &crate::config::Config, path: &Path) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    use proofline_commands::migrate;
+    use proofline_commands::store::postgres::{self, PgEventStore, PgStoreOptions};
+    use proofline_commands::store::sqlite::{self, SqliteEventStore};
+
+    use crate::config::StoreLocation;
+
+    let verified = verify_file(path, None).context("the file does not verify; nothing imported")?;
+    anyhow::ensure!(
+        verified.first_position == 1,
+        "the file starts at position {}; import needs a whole log from position 1",
+        verified.first_position
+    );
+    enum Target {
+        Postgres(PgEventStore),
+        Sqlite(SqliteEventStore),
+    }
+    let target = match &config.store {
+        StoreLocation::Embedded { path: file } => {
+            crate::app::ensure_data_dir(config)?;
+            let pool = sqlite::connect_pool(file).await?;
+            migrate::apply_sqlite(&pool).await?;
+            Target::Sqlite(SqliteEventStore::open(pool, file).await?)
+        }
+        StoreLocation::Postgres { url, .. } => {
+            let pool = postgres::connect_pool(url, &PgStoreOptions::default()).await?;
+            migrate::apply_postgres(&pool).await?;
+            Target::Postgres(PgEventStore::open(pool).await?)
+        }
+    };
+    let store: &dyn EventStore = match &target {
+        Target::Postgres(s) => s,
+        Target::Sqlite(s) => s,
+    };
+    anyhow::ensure!(
+        store.head().await?.is_none(),
+        "the store of this configuration ({}) is not empty; import only into a fresh one",
+        config.describe_store()
+    );
+    let bar =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| progress(verified.events));
+    let mut batch = Vec::with_capacity(5_000);
+    let mut imported = 0u64;
+    let flush = async |batch: &mut Vec<Envelope>| -> anyhow::Result<()> {
+        match &target {
+            Target::Postgres(s) => s.import(batch).await?,
+            Target::Sqlite(s) => s.import(batch).await?,
+        }
+        batch.clear();
+        Ok(())
+    };
+    for line in envelopes(path)? {
+        let (number, parsed) = line.map_err(io(path))?;
+        let envelope =
+            parsed.map_err(|e| anyhow::anyhow!("line {number}: not an envelope: {e}"))?;
+        batch.push(envelope);
+        if batch.len() == 5_000 {
+            imported += batch.len() as u64;
+            flush(&mut batch).await?;
+            if let Some(bar) = &bar {
+                bar.set_position(imported);
+            }
+        }
+    }
+    imported += batch.len() as u64;
+    if !batch.is_empty() {
+        flush(&mut batch).await?;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    store.close().await;
+    Ok(imported)
+}

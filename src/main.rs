@@ -124,6 +124,14 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        LogCommand::Import { file } => {
+            let imported = proofline::logfile::import_file(config, &file).await?;
+            println!(
+                "imported {imported} events into {}",
+                config.describe_store()
+            );
+            Ok(())
+        }
         LogCommand::Export {
             after,
             out,

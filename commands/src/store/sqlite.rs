@@ -218,6 +218,43 @@ impl SqliteEventStore {
     /// columns, keys and indexes, no trigger), `batch` rows per transaction,
     /// on one connection, with the writer's insert code. Returns the time
     /// the inserts took.
+    /// Stores envelopes exactly as given (positions, ids, times, hashes):
+    /// `proofline log import`. They must continue the stored log: the first
+    /// at the head's next position with the head's hash as `prev_hash`,
+    /// each linked to the one before and hashing to its `hash`. Only for a
+    /// store no service is appending to (this instance's writer is not
+    /// told about the new head).
+    pub async fn import(&self, rows: &[Envelope]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (position, hash) = match head {
+            Some((position, hash)) => (
+                u64::try_from(position).map_err(|e| StoreError::corrupt("position", e))?,
+                hash.parse::<proofline_domain::log::EventHash>()
+                    .map_err(|e| StoreError::corrupt("hash", e))?,
+            ),
+            None => (0, proofline_domain::log::EventHash::GENESIS),
+        };
+        let mut chain = proofline_domain::log::ChainVerifier::resume(position, hash);
+        for envelope in rows {
+            chain.check(envelope).map_err(|e| {
+                StoreError::InvalidAppend(format!(
+                    "the imported events do not continue the log: {e}"
+                ))
+            })?;
+        }
+        let texts = canonical_texts(rows)?;
+        let rows = rows_of(rows, &texts);
+        for chunk in rows.chunks(50) {
+            insert_events(&mut tx, chunk, Table::Events).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn raw_insert_benchmark(
         &self,
         rows: &[Envelope],
