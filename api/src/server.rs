@@ -86,6 +86,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
         .routes(routes!(routes::log::public_key))
+        .routes(routes!(routes::log::schemas))
         .routes(routes!(routes::log::latest_checkpoint))
         .routes(routes!(routes::log::checkpoints))
         .routes(routes!(routes::events::page))

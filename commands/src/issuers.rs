@@ -21,7 +21,7 @@ pub fn catalog_stream() -> StreamId {
     StreamId::parse("registry-issuers").expect("a valid constant")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum CatalogEvent {
     IssuerListed { issuer_id: IssuerId, did: Did },

@@ -43,6 +43,7 @@ pub mod keys;
 pub mod lenders;
 pub mod migrate;
 pub mod registry;
+pub mod schemas;
 pub mod sealing;
 pub(crate) mod secret_file;
 pub mod service_keys;

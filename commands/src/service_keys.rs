@@ -22,7 +22,7 @@ pub fn stream() -> StreamId {
     StreamId::parse("service-keys").expect("a valid constant")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ServiceKeyEvent {
     ServiceKeyActivated {

@@ -23,7 +23,7 @@ pub fn stream() -> StreamId {
     StreamId::parse("log-checkpoints").expect("a valid constant")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum CheckpointEvent {
     LogCheckpointSigned {

@@ -123,7 +123,7 @@ impl From<Vct> for String {
 }
 
 /// A key as registered: its id and public JWK.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegisteredKey {
     pub kid: Kid,
     pub jwk: Jwk,
@@ -147,7 +147,7 @@ pub enum IssuerCommand {
     Reinstate,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum IssuerEvent {
     IssuerRegistered {

@@ -119,7 +119,7 @@ pub enum LenderCommand {
     RemoveWebhook,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum LenderEvent {
     LenderRegistered {
@@ -163,7 +163,7 @@ pub enum LenderEvent {
 impl EventSchema for LenderEvent {}
 
 /// The event of the email reservation stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ReservationEvent {
     ContactEmailReserved { lender_id: LenderId },

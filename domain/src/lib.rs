@@ -43,6 +43,7 @@ pub mod lender;
 pub mod log;
 pub mod operator;
 pub mod principal;
+pub mod schemas;
 pub mod sd_jwt;
 pub mod status_list;
 pub mod values;

@@ -21,7 +21,7 @@ pub enum OperatorCommand {
     IssueKey { key_prefix: KeyPrefix },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum OperatorEvent {
     OperatorKeyIssued { key_prefix: KeyPrefix },

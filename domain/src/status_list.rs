@@ -279,7 +279,7 @@ pub enum StatusListCommand {
     Publish { list: VerifiedList },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum StatusListEvent {
     StatusListPublished {

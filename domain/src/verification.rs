@@ -33,7 +33,7 @@ use crate::status_list::{self, StatusList};
 /// Clock skew allowed on every time check.
 pub const SKEW_SECONDS: i64 = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Step {
     Decode,
@@ -76,7 +76,7 @@ impl fmt::Display for Step {
 }
 
 /// One step that ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub name: Step,
     pub passed: bool,
@@ -162,7 +162,7 @@ pub struct Request<'a> {
 }
 
 /// The status list entry a verification consulted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StatusUsed {
     pub uri: String,
     pub idx: u64,

@@ -79,7 +79,7 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 /// One verification as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VerificationRecord {
     pub verification_id: VerificationId,
     pub lender_id: LenderId,
@@ -158,7 +158,7 @@ impl VerificationRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum VerificationEvent {
     PresentationVerified(VerificationRecord),

@@ -194,7 +194,7 @@ fn bounded(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum WebhookDeliveryEvent {
     /// An attempt failed; another follows at `next_attempt_at`.

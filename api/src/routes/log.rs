@@ -193,3 +193,40 @@ pub async fn checkpoints(
         checkpoints: found.iter().map(checkpoint_view).collect(),
     }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventSchemas {
+    /// The NATS subjects' prefix: an event is published on
+    /// `<prefix>.<stream category>.<type>`.
+    pub subject_prefix: String,
+    /// One entry per event type: `{subject, category, type, schema_version,
+    /// schema}`, `schema` being the JSON Schema (2020-12) of its `data`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// The JSON Schema of every event's `data`, with its NATS subject,
+/// generated from the service's own types.
+#[utoipa::path(
+    get, path = "/v1/schemas", tag = "log",
+    responses((status = 200, body = EventSchemas))
+)]
+pub async fn schemas() -> Json<EventSchemas> {
+    let prefix = proofline_projections::relay::SUBJECT_PREFIX;
+    let events = proofline_commands::schemas::events()
+        .into_iter()
+        .map(|(category, name, schema)| {
+            serde_json::json!({
+                "subject": format!("{prefix}.{category}.{name}"),
+                "category": category,
+                "type": name,
+                "schema_version": 1,
+                "schema": schema,
+            })
+        })
+        .collect();
+    Json(EventSchemas {
+        subject_prefix: prefix.to_owned(),
+        events,
+    })
+}
