@@ -292,3 +292,55 @@ fn architecture_maps_every_top_level_folder() {
         assert!(root().join(folder).is_dir(), "{folder} exists");
     }
 }
+
+/// The schema section of `docs/analysts.md`, as the types make it.
+fn analyst_schemas() -> String {
+    let mut out =
+        String::from("<!-- schemas:start -->\n\n| subject | schema version |\n| --- | --- |\n");
+    let all = proofline_commands::schemas::events();
+    for (category, name, _) in &all {
+        out.push_str(&format!("| `proofline.events.{category}.{name}` | 1 |\n"));
+    }
+    for (category, name, schema) in &all {
+        out.push_str(&format!(
+            "\n### `{name}` (`proofline.events.{category}.{name}`)\n\n```json\n{}\n```\n",
+            serde_json::to_string_pretty(schema).unwrap()
+        ));
+    }
+    out.push_str("\n<!-- schemas:end -->");
+    out
+}
+
+#[test]
+fn the_analysts_schemas_are_those_of_the_types() {
+    let path = root().join("docs/analysts.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc.find("<!-- schemas:start -->").expect("a start marker");
+    let end =
+        doc.find("<!-- schemas:end -->").expect("an end marker") + "<!-- schemas:end -->".len();
+    let fresh = analyst_schemas();
+    if doc[start..end] != fresh {
+        if std::env::var_os("PROOFLINE_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, format!("{}{fresh}{}", &doc[..start], &doc[end..])).unwrap();
+        } else {
+            panic!(
+                "docs/analysts.md's schemas are out of date: run PROOFLINE_UPDATE_DOCS=1 cargo test --test tidy"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_analyst_may_not_read_any_consumer_of_the_service() {
+    let config = read("deploy/nats/nats.conf");
+    for model in proofline_projections::models::all() {
+        let line = format!(
+            "$JS.API.CONSUMER.MSG.NEXT.PROOFLINE_EVENTS.proofline-{}",
+            model.name()
+        );
+        assert!(
+            config.contains(&line),
+            "deploy/nats/nats.conf denies {line}"
+        );
+    }
+}
