@@ -28,6 +28,7 @@ macro_rules! store_contract_suite {
                 invalid_appends_are_refused,
                 two_writers_share_one_log,
                 multi_stream_appends_are_atomic,
+                checkpoints_are_signed_once_and_survive_restarts,
             );
         }
     };
