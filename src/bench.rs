@@ -853,44 +853,19 @@ async fn run_lag(
     let appended: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
     let total = rate * seconds;
     let writer = {
-        let (store, appended) = (store.clone(), appended.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut pending = futures::stream::FuturesUnordered::new();
-            use futures::StreamExt;
-            for n in 0..total {
-                tick.tick().await;
-                let (store, appended) = (store.clone(), appended.clone());
-                pending.push(async move {
-                    let id = Uuid::now_v7();
-                    let started = Instant::now();
-                    let outcome = store
-                        .append(AppendRequest::new(
-                            StreamId::new("verification", id).expect("a valid id"),
-                            ExpectedVersion::NoStream,
-                            vec![NewEvent::new(
-                                "PresentationVerified",
-                                1,
-                                lag_event(id, Uuid::from_u128(u128::from(n % 10) + 1)),
-                            )],
-                        ))
-                        .await?;
-                    appended
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(outcome.last_position, started);
-                    Ok::<(), StoreError>(())
-                });
-                while let std::task::Poll::Ready(Some(done)) = futures::poll!(pending.next()) {
-                    done?;
-                }
-            }
-            while let Some(done) = pending.next().await {
-                done?;
-            }
-            Ok::<(), StoreError>(())
-        })
+        let appended = appended.clone();
+        steady_verifications(
+            store.clone(),
+            rate,
+            total,
+            |n| Uuid::from_u128(u128::from(n % 10) + 1),
+            move |_, position, started| {
+                appended
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(position, started);
+            },
+        )
     };
     // When each position was applied; compared with when its append was
     // called once both are known.
@@ -946,6 +921,52 @@ async fn run_lag(
     read.close().await;
     store.close().await;
     Ok(())
+}
+
+/// Appends `total` verification events (one new stream each) at `rate`
+/// per second, not waiting for an append before the next tick; `lender`
+/// picks the n-th event's lender, and `record` hears of each stored event
+/// with its id, position and when its append was called.
+fn steady_verifications(
+    store: Arc<dyn EventStore>,
+    rate: u64,
+    total: u64,
+    lender: impl Fn(u64) -> Uuid + Send + 'static,
+    record: impl Fn(Uuid, u64, Instant) + Clone + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut pending = futures::stream::FuturesUnordered::new();
+        for n in 0..total {
+            tick.tick().await;
+            let (store, record) = (store.clone(), record.clone());
+            let lender = lender(n);
+            pending.push(async move {
+                let id = Uuid::now_v7();
+                let event = NewEvent::new("PresentationVerified", 1, lag_event(id, lender));
+                let event_id = event.event_id;
+                let started = Instant::now();
+                let outcome = store
+                    .append(AppendRequest::new(
+                        StreamId::new("verification", id).expect("a valid id"),
+                        ExpectedVersion::NoStream,
+                        vec![event],
+                    ))
+                    .await?;
+                record(event_id, outcome.last_position, started);
+                Ok::<(), StoreError>(())
+            });
+            while let std::task::Poll::Ready(Some(done)) = futures::poll!(pending.next()) {
+                done?;
+            }
+        }
+        while let Some(done) = pending.next().await {
+            done?;
+        }
+        Ok(())
+    })
 }
 
 /// A verification event's data, as the verifications read model reads it.
@@ -1136,42 +1157,20 @@ async fn run_webhooks(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let writer = {
-        let (store, appended) = (store.clone(), appended.clone());
+        let appended = appended.clone();
         let lender_ids = lender_ids.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut pending = futures::stream::FuturesUnordered::new();
-            use futures::StreamExt;
-            for n in 0..total {
-                tick.tick().await;
-                let (store, appended) = (store.clone(), appended.clone());
-                let lender = lender_ids[(n as usize) % lender_ids.len()];
-                pending.push(async move {
-                    let id = Uuid::now_v7();
-                    let event = NewEvent::new("PresentationVerified", 1, lag_event(id, lender));
-                    appended
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(event.event_id.to_string(), Instant::now());
-                    store
-                        .append(AppendRequest::new(
-                            StreamId::new("verification", id).expect("a valid id"),
-                            ExpectedVersion::NoStream,
-                            vec![event],
-                        ))
-                        .await?;
-                    Ok::<(), StoreError>(())
-                });
-                while let std::task::Poll::Ready(Some(done)) = futures::poll!(pending.next()) {
-                    done?;
-                }
-            }
-            while let Some(done) = pending.next().await {
-                done?;
-            }
-            Ok::<(), StoreError>(())
-        })
+        steady_verifications(
+            store.clone(),
+            rate,
+            total,
+            move |n| lender_ids[(n as usize) % lender_ids.len()],
+            move |event_id, _, started| {
+                appended
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(event_id.to_string(), started);
+            },
+        )
     };
     let deadline = Instant::now() + Duration::from_secs(seconds + 120);
     let mut writer = Some(writer);

@@ -89,8 +89,9 @@ pub enum LogCommand {
         file: PathBuf,
         /// The service's Ed25519 public key (base64url, as
         /// /v1/log/public-key shows it) to check checkpoints with; without
-        /// it, the keys the file itself records are used
-        #[arg(long)]
+        /// it, the keys the file itself records are used (base64url may
+        /// begin with '-')
+        #[arg(long, allow_hyphen_values = true)]
         public_key: Option<String>,
     },
 }

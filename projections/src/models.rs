@@ -64,7 +64,7 @@ fn values_clause(rows: usize, columns: usize) -> String {
     sql
 }
 
-fn decode<E: EventSchema>(envelope: &Envelope) -> Result<E, ReadError> {
+pub(crate) fn decode<E: EventSchema>(envelope: &Envelope) -> Result<E, ReadError> {
     E::decode(
         &envelope.event_type,
         envelope.schema_version,

@@ -16,6 +16,9 @@ use proofline_domain::log::Envelope;
 use tokio::sync::watch;
 
 /// Most deliveries applied in one transaction.
+/// How long a subscription may be silent before the projector looks at
+/// the store's head itself.
+const IDLE: Duration = Duration::from_secs(1);
 const BATCH: usize = 256;
 
 use crate::db::{ReadDb, ReadError};
@@ -144,6 +147,22 @@ impl Projector {
         Ok(at > start)
     }
 
+    /// Applies what the log holds beyond the checkpoint, read from the
+    /// store: for a subscription that went quiet while the log did not. On
+    /// JetStream a message can be handed to a consumer process that has
+    /// just died (its pull request outlives it) and comes back only after
+    /// the ack wait; later messages fill such a hole from the store anyway,
+    /// but the last events before a pause would wait. Deliveries that come
+    /// later are skipped by the checkpoint.
+    pub async fn catch_up(&mut self) -> Result<bool, ProjectorError> {
+        let head = self.store.head().await?.map_or(0, |h| h.position);
+        if head <= self.checkpoint {
+            return Ok(false);
+        }
+        let page = self.store.read_all(self.checkpoint, BATCH).await?;
+        self.handle_batch(&page).await
+    }
+
     /// Reads `subscription` until `shutdown`, retrying failures with backoff.
     pub async fn run(
         mut self,
@@ -155,7 +174,18 @@ impl Projector {
         loop {
             let next = tokio::select! {
                 _ = &mut shutdown => return,
-                next = subscription.next() => next,
+                next = tokio::time::timeout(IDLE, subscription.next()) => next,
+            };
+            let Ok(next) = next else {
+                // Idle: catch up from the store if the subscription has
+                // fallen behind the log (see `catch_up`).
+                match self.catch_up().await {
+                    Ok(_) => backoff = Duration::from_millis(100),
+                    Err(error) => {
+                        tracing::warn!(projector = self.name(), %error, "catching up from the store failed");
+                    }
+                }
+                continue;
             };
             let outcome = match next {
                 Ok(envelope) => {

@@ -336,6 +336,29 @@ pub async fn wait_for_read_model(
     }
 }
 
+/// The `limit` of a read-model list: 1 to 500, default 50.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit: 1 to 500",
+        ))
+    }
+}
+
+/// The position a list's `cursor` stands for (the previous page's last).
+pub fn cursor_position(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
+        })
+        .transpose()
+}
+
 pub fn read_models(state: &AppState) -> Result<&proofline_projections::db::ReadDb, ApiError> {
     state.read.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -382,21 +405,8 @@ pub async fn list(
     let lender = caller.lender()?;
     let axum::extract::Query(query) =
         query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "limit: 1 to 500",
-        ));
-    }
-    let before_position = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
-        })
-        .transpose()?;
+    let limit = page_limit(query.limit)?;
+    let before_position = cursor_position(query.cursor.as_deref())?;
     let filter = proofline_projections::queries::VerificationFilter {
         verified: query.verified,
         from: time_param("from", query.from.as_deref())?,

@@ -17,7 +17,7 @@ use crate::caller::Caller;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::PathParam;
 use crate::idempotency::{Idem, answer};
-use crate::routes::verifications::{read_models, wait_for_read_model};
+use crate::routes::verifications::{cursor_position, page_limit, read_models, wait_for_read_model};
 use crate::state::AppState;
 
 /// Query of `GET /v1/webhooks/deliveries`.
@@ -67,13 +67,7 @@ pub async fn deliveries(
     let lender = caller.lender()?;
     let axum::extract::Query(query) =
         query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "limit: 1 to 500",
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     if let Some(status) = &query.status
         && !["pending", "delivered", "failed"].contains(&status.as_str())
     {
@@ -82,14 +76,7 @@ pub async fn deliveries(
             "status: pending, delivered or failed",
         ));
     }
-    let before_position = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
-        })
-        .transpose()?;
+    let before_position = cursor_position(query.cursor.as_deref())?;
     let filter = proofline_projections::queries::DeliveryFilter {
         status: query.status,
         before_position,

@@ -308,6 +308,30 @@ pub struct Head {
     pub hash: EventHash,
 }
 
+/// Checks that `rows` continue a log whose last stored row is `head`
+/// (`(position, hash hex)`, none for an empty log): the imports of both
+/// backends run it under their writer's lock before inserting.
+pub(crate) fn check_import(
+    head: Option<(i64, String)>,
+    rows: &[Envelope],
+) -> Result<(), StoreError> {
+    let (position, hash) = match head {
+        Some((position, hash)) => (
+            u64::try_from(position).map_err(|e| StoreError::corrupt("position", e))?,
+            hash.parse::<EventHash>()
+                .map_err(|e| StoreError::corrupt("hash", e))?,
+        ),
+        None => (0, EventHash::GENESIS),
+    };
+    let mut chain = proofline_domain::log::ChainVerifier::resume(position, hash);
+    for envelope in rows {
+        chain.check(envelope).map_err(|e| {
+            StoreError::InvalidAppend(format!("the imported events do not continue the log: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
 /// A stored secret. `Debug` shows the material as redacted.
 #[derive(Debug, Clone)]
 pub struct SecretRecord {

@@ -499,22 +499,7 @@ impl PgEventStore {
             sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (position, hash) = match head {
-            Some((position, hash)) => (
-                u64::try_from(position).map_err(|e| StoreError::corrupt("position", e))?,
-                hash.parse::<proofline_domain::log::EventHash>()
-                    .map_err(|e| StoreError::corrupt("hash", e))?,
-            ),
-            None => (0, proofline_domain::log::EventHash::GENESIS),
-        };
-        let mut chain = proofline_domain::log::ChainVerifier::resume(position, hash);
-        for envelope in rows {
-            chain.check(envelope).map_err(|e| {
-                StoreError::InvalidAppend(format!(
-                    "the imported events do not continue the log: {e}"
-                ))
-            })?;
-        }
+        super::check_import(head, rows)?;
         let texts = canonical_texts(rows)?;
         let rows = rows_of(rows, &texts);
         for chunk in rows.chunks(50) {

@@ -8,27 +8,17 @@
 //! the consumer keeps no state of its own that a crash could lose.
 
 use async_trait::async_trait;
-use proofline_domain::decider::EventSchema;
 use proofline_domain::lender::{LenderEvent, LenderId};
 use proofline_domain::log::{Envelope, Timestamp};
 use proofline_domain::webhook_delivery::{self, DeliveryId, WebhookDeliveryEvent};
 
 use crate::db::{Kind, Param, ReadError, ReadTx};
-use crate::models::Projection;
+use crate::models::{Projection, decode};
 
 pub struct WebhookDeliveries;
 
 pub(crate) fn millis(at: &Timestamp) -> i64 {
     at.as_datetime().timestamp_millis()
-}
-
-fn decode<E: EventSchema>(envelope: &Envelope) -> Result<E, ReadError> {
-    E::decode(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.data,
-    )
-    .map_err(|e| ReadError::Data(e.to_string()))
 }
 
 impl WebhookDeliveries {

@@ -267,6 +267,43 @@ async fn gaps_and_repeats_are_repaired(world: World) {
     assert_exactly_once(&world, 120).await;
 }
 
+/// A subscription that went quiet (as a JetStream message handed to a
+/// consumer process that just died): the projector reads the log's tail
+/// from the store itself.
+async fn a_quiet_subscription_is_caught_up_from_the_store(world: World) {
+    append_verifications(world.store.as_ref(), 30).await;
+    let inner = store_subscriptions(world.store.clone());
+    let silent: Subscribe = Arc::new(move |name, _| {
+        let inner = inner.clone();
+        // Starts far past the log's end: it never delivers anything.
+        Box::pin(async move { inner(name, u64::MAX / 2).await })
+    });
+    let side = ReadSide::start_these(
+        world.read.clone(),
+        world.store.clone(),
+        silent,
+        projections(),
+    )
+    .await
+    .unwrap();
+    caught_up(&side, head(world.store.as_ref()).await).await;
+    append_verifications(world.store.as_ref(), 10).await;
+    caught_up(&side, head(world.store.as_ref()).await).await;
+    side.stop().await;
+    assert_exactly_once(&world, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_quiet_subscription_is_caught_up_from_the_store() {
+    a_quiet_subscription_is_caught_up_from_the_store(sqlite_world().await).await;
+}
+
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_quiet_subscription_is_caught_up_from_the_store() {
+    a_quiet_subscription_is_caught_up_from_the_store(postgres_world().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_projector_killed_mid_stream_then_restarted_leaves_rows_exactly_once() {
     killed_mid_stream_then_restarted(sqlite_world().await).await;
