@@ -61,6 +61,7 @@ macro_rules! http_suite {
             a_hanging_receiver_is_cut_at_the_timeout_and_delays_no_other_lender,
             a_spent_retry_budget_is_recorded_and_a_manual_retry_delivers,
             the_address_is_checked_again_at_each_delivery,
+            a_removed_webhook_fails_its_pending_deliveries,
         );
     };
     (@events $open:path; $($case:ident),* $(,)?) => {

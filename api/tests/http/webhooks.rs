@@ -688,3 +688,69 @@ where
     assert!(receiver.requests().is_empty(), "nothing was sent");
     consumer.stop().await;
 }
+
+pub async fn a_removed_webhook_fails_its_pending_deliveries<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(local_settings()).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let (key, _) = lender_with_webhook(&app, &receiver.url).await;
+    // Recorded while no consumer runs, then the webhook goes away.
+    let ids = verifications(&app, &key, 2).await;
+    until("the deliveries to be pending", || async {
+        let page = app
+            .get("/v1/webhooks/deliveries?status=pending", Some(&key))
+            .await;
+        (page.body["items"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
+    let removed = app
+        .call(
+            Method::DELETE,
+            "/v1/lenders/me/webhook",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.text);
+    let consumer = app.start_webhooks(options(&[100], Duration::from_secs(5)));
+    let failed = until("both to fail", || async {
+        let failed = delivery_events(&app, "WebhookDeliveryFailed").await;
+        (failed.len() == 2).then_some(failed)
+    })
+    .await;
+    for event in &failed {
+        assert!(
+            ids.iter()
+                .any(|id| event.stream_id.as_str() == format!("webhook-{id}"))
+        );
+        assert!(
+            event.data["error"]
+                .as_str()
+                .unwrap()
+                .contains("no webhook configured"),
+            "{}",
+            event.data
+        );
+        assert_eq!(event.data["attempt"], 1, "not retried");
+    }
+    assert!(receiver.requests().is_empty(), "nothing was sent");
+    // A redelivery without a webhook fails again, it is not sent.
+    let retried = app
+        .post(
+            &format!("/v1/webhooks/deliveries/{}/retry", ids[0]),
+            Some(&key),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(retried.status, 202, "{}", retried.text);
+    until("the redelivery to fail", || async {
+        (delivery_events(&app, "WebhookDeliveryFailed").await.len() == 3).then_some(())
+    })
+    .await;
+    assert!(receiver.requests().is_empty());
+    consumer.stop().await;
+}
