@@ -237,13 +237,16 @@ pub async fn secret_of(
     let Some(record) = store.secret(&id).await? else {
         return Ok(None);
     };
-    let sealed: Sealed = serde_json::from_str(record.material.expose_secret())
-        .map_err(|e| CommandError::Store(StoreError::corrupt("webhook secret", e)))?;
+    // Errors name what failed, never the material (serde's messages may
+    // quote their input).
+    let sealed: Sealed = serde_json::from_str(record.material.expose_secret()).map_err(|_| {
+        CommandError::Store(StoreError::corrupt("webhook secret", "not a sealed record"))
+    })?;
     let plain = sealing::open(sealing_key, id.as_bytes(), &sealed)
         .ok_or_else(|| CommandError::Store(StoreError::corrupt("webhook secret", "cannot open")))?;
     String::from_utf8(plain)
         .map(|s| Some(SecretString::from(s)))
-        .map_err(|e| CommandError::Store(StoreError::corrupt("webhook secret", e)))
+        .map_err(|_| CommandError::Store(StoreError::corrupt("webhook secret", "not UTF-8")))
 }
 
 /// Records how attempt `attempt` of a delivery ended (the webhook

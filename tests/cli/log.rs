@@ -36,6 +36,17 @@ fn verify_with(file: &Path, extra: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Runs a command that must succeed; its output.
+fn succeeds(command: &mut std::process::Command) -> std::process::Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn write(dir: &Path, name: &str, lines: &[String]) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -60,15 +71,7 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
         command.env("PROOFLINE_CHECKPOINT_EVERY", "5").arg("serve");
         command
     });
-    let demo = proofline(&data)
-        .args(["demo", "--url", &server.base])
-        .output()
-        .unwrap();
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    succeeds(proofline(&data).args(["demo", "--url", &server.base]));
 
     // A checkpoint covers the demo's events (one is signed within a second
     // once 5 events are new).
@@ -122,32 +125,22 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
 
     // Through the API, with the operator's key from its file.
     let through_api = dir.path().join("api.jsonl");
-    let output = proofline(&data)
-        .args(["log", "export", "--url", &server.base, "--key-file"])
-        .arg(data.join("operator.key"))
-        .arg("--out")
-        .arg(&through_api)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeds(
+        proofline(&data)
+            .args(["log", "export", "--url", &server.base, "--key-file"])
+            .arg(data.join("operator.key"))
+            .arg("--out")
+            .arg(&through_api),
     );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 
     // From the store.
     let exported = dir.path().join("log.jsonl");
-    let output = proofline(&data)
-        .args(["log", "export", "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeds(
+        proofline(&data)
+            .args(["log", "export", "--out"])
+            .arg(&exported),
     );
     let text = std::fs::read_to_string(&exported).unwrap();
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -267,12 +260,7 @@ fn checksums(data: &Path) -> Vec<(String, String)> {
 }
 
 fn checksums_with(mut command: std::process::Command) -> Vec<(String, String)> {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = succeeds(&mut command);
     let mut sums: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| {
@@ -294,27 +282,14 @@ async fn an_imported_log_rebuilds_to_the_same_read_models() {
         command.arg("serve");
         command
     });
-    let demo = proofline(&data)
-        .args(["demo", "--url", &server.base])
-        .output()
-        .unwrap();
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    succeeds(proofline(&data).args(["demo", "--url", &server.base]));
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
     let exported = dir.path().join("log.jsonl");
-    let output = proofline(&data)
-        .args(["log", "export", "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeds(
+        proofline(&data)
+            .args(["log", "export", "--out"])
+            .arg(&exported),
     );
 
     // A broken chain is refused, and nothing is written.
@@ -342,16 +317,7 @@ async fn an_imported_log_rebuilds_to_the_same_read_models() {
 
     // Imported into a fresh store, the log replays to the same read models.
     let copy = dir.path().join("copy");
-    let output = proofline(&copy)
-        .args(["log", "import"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeds(proofline(&copy).args(["log", "import"]).arg(&exported));
     let again = proofline(&copy)
         .args(["log", "import"])
         .arg(&exported)
@@ -382,19 +348,10 @@ async fn an_imported_log_rebuilds_to_the_same_read_models() {
             command.env("DATABASE_URL", database.url()).args(args);
             command
         };
-        let output = with_pg(&["log", "import"]).arg(&exported).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeds(with_pg(&["log", "import"]).arg(&exported));
         assert_eq!(checksums_with(with_pg(&["rebuild"])), original);
         let from_pg = dir.path().join("pg.jsonl");
-        let output = with_pg(&["log", "export", "--out"])
-            .arg(&from_pg)
-            .output()
-            .unwrap();
-        assert!(output.status.success());
+        succeeds(with_pg(&["log", "export", "--out"]).arg(&from_pg));
         assert_eq!(std::fs::read_to_string(&from_pg).unwrap(), text);
     }
 }
