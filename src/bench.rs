@@ -1088,7 +1088,7 @@ async fn run_webhooks(
         let registration = Registration {
             name: Name::parse("name", &format!("Bench Lender {n}"))?,
             contact_email: ContactEmail::parse(&format!("bench-{n}@lenders.example"))?,
-            audience: None,
+            audiences: None,
         };
         let key = NewKey::generate().await?;
         let done = proofline_commands::lenders::register(

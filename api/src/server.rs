@@ -76,6 +76,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::issuers::register, routes::issuers::list))
         .routes(routes!(routes::issuers::add_key))
         .routes(routes!(routes::issuers::retire_key))
+        .routes(routes!(routes::issuers::revoke_key))
         .routes(routes!(routes::issuers::suspend))
         .routes(routes!(routes::issuers::reinstate))
         .routes(routes!(routes::issuers::publish))

@@ -12,7 +12,7 @@ use proofline_domain::lender::{
     GracePeriod, Lender, LenderCommand, LenderDecider, LenderId, LenderState, ReservationEvent,
 };
 use proofline_domain::log::Timestamp;
-use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name};
+use proofline_domain::values::{Audiences, ContactEmail, KeyPrefix, Name};
 use uuid::Uuid;
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
@@ -52,13 +52,14 @@ impl NewKey {
 #[derive(Debug, Clone)]
 pub struct Registered {
     pub lender_id: LenderId,
-    pub audience: Audience,
+    pub audiences: Audiences,
 }
 
 pub struct Registration {
     pub name: Name,
     pub contact_email: ContactEmail,
-    pub audience: Option<Audience>,
+    /// `None`: the one audience `urn:proofline:lender:<id>`.
+    pub audiences: Option<Audiences>,
 }
 
 pub async fn register(
@@ -69,15 +70,14 @@ pub async fn register(
     seal: Seal<'_, Registered>,
 ) -> Result<Done<Registered>, CommandError> {
     let lender_id = LenderId::from_uuid(Uuid::now_v7());
-    let audience = registration
-        .audience
-        .clone()
-        .unwrap_or_else(|| proofline_domain::lender::default_audience(lender_id));
+    let audiences = registration.audiences.clone().unwrap_or_else(|| {
+        Audiences::single(proofline_domain::lender::default_audience(lender_id))
+    });
     let command = LenderCommand::Register {
         lender_id,
         name: registration.name.clone(),
         contact_email: registration.contact_email.clone(),
-        audience: audience.clone(),
+        audiences: audiences.clone(),
         key_prefix: key.prefix(),
     };
     let reservation = registration.contact_email.reservation_stream();
@@ -90,7 +90,7 @@ pub async fn register(
             let reserved = ReservationEvent::ContactEmailReserved { lender_id }.encode();
             let value = Registered {
                 lender_id,
-                audience: audience.clone(),
+                audiences: audiences.clone(),
             };
             let mut secrets = vec![key.secret.clone()];
             secrets.extend(seal(&value)?);

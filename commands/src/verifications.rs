@@ -16,7 +16,7 @@ use proofline_domain::did::Did;
 use proofline_domain::jose::b64url_encode;
 use proofline_domain::lender::LenderId;
 use proofline_domain::status_list::ListUri;
-use proofline_domain::values::Audience;
+use proofline_domain::values::{Audience, Audiences};
 use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
 use proofline_domain::verification_record::{
     Asked, VerificationEvent, VerificationId, VerificationRecord,
@@ -58,7 +58,7 @@ pub struct Verifier {
     /// How old a Key Binding JWT may be, in seconds.
     max_age_seconds: i64,
     /// Lenders' audiences: fixed at registration, so cached for good.
-    audiences: RwLock<HashMap<LenderId, Audience>>,
+    audiences: RwLock<HashMap<LenderId, Audiences>>,
 }
 
 impl Verifier {
@@ -77,27 +77,50 @@ impl Verifier {
         }
     }
 
-    async fn audience_of(&self, lender: LenderId) -> Result<Audience, CommandError> {
-        if let Some(audience) = self
+    async fn audiences_of(&self, lender: LenderId) -> Result<Audiences, CommandError> {
+        if let Some(audiences) = self
             .audiences
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&lender)
         {
-            return Ok(audience.clone());
+            return Ok(audiences.clone());
         }
-        let audience = lenders::get(self.store.as_ref(), lender)
+        let audiences = lenders::get(self.store.as_ref(), lender)
             .await?
             .ok_or(CommandError::Rejected {
                 kind: RejectionKind::NotFound,
                 message: "no such lender".into(),
             })?
-            .audience;
+            .audiences;
         self.audiences
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(lender, audience.clone());
-        Ok(audience)
+            .insert(lender, audiences.clone());
+        Ok(audiences)
+    }
+
+    /// The audience the Key Binding JWT must name: the one asked for, which
+    /// must be one of the lender's own, or the lender's first. A lender
+    /// cannot verify a presentation made for another lender's audience.
+    async fn audience_for(
+        &self,
+        lender: LenderId,
+        asked: Option<&Audience>,
+    ) -> Result<Audience, CommandError> {
+        let audiences = self.audiences_of(lender).await?;
+        match asked {
+            None => Ok(audiences.first().clone()),
+            Some(asked) => {
+                audiences
+                    .find(asked.as_str())
+                    .cloned()
+                    .ok_or_else(|| CommandError::Rejected {
+                        kind: RejectionKind::Invalid,
+                        message: "audience is not one of this lender's registered audiences".into(),
+                    })
+            }
+        }
     }
 
     /// Verifies and records. A malformed presentation is a recorded
@@ -109,10 +132,7 @@ impl Verifier {
         ask: VerifyRequest,
         seal: Seal<'_, Verified>,
     ) -> Result<Done<Verified>, CommandError> {
-        let audience = match ask.audience {
-            Some(audience) => audience,
-            None => self.audience_of(lender).await?,
-        };
+        let audience = self.audience_for(lender, ask.audience.as_ref()).await?;
         let references = verification::references(&ask.presentation);
         let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
             Some(did) => self.registry.issuer(&did).await?,
@@ -214,6 +234,26 @@ impl Verifier {
                 outcome,
             }),
             Err(StoreError::Conflict { stream_id, .. }) => Err(CommandError::Taken { stream_id }),
+            // Bounded texts keep records small, but a presentation with a
+            // great many long claim names can still outgrow an event: record
+            // the attempt as a rejection with nothing from it (so its nonce
+            // is spent), rather than answer 500 and record nothing.
+            Err(StoreError::InvalidAppend(why)) if !verified.record.is_too_large_stand_in() => {
+                tracing::warn!(%why, "verification record refused by the store; recording it as too large");
+                let record = verified.record.clone().too_large();
+                let outcome = Outcome {
+                    failed_step: record.failed_step,
+                    reason: record.reason.clone(),
+                    steps: record.steps.clone(),
+                    issuer: None,
+                    kid: None,
+                    vct: None,
+                    status: None,
+                    claims: None,
+                    disclosed_paths: Vec::new(),
+                };
+                Box::pin(self.record(context, record, &outcome, seal)).await
+            }
             Err(other) => Err(other.into()),
         }
     }

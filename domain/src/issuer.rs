@@ -2,10 +2,17 @@
 //!
 //! An issuer is known by its DID. A did:key issuer has exactly the key its
 //! DID carries; any other DID lists its keys as JWKs under key ids. Keys are
-//! added and retired, never removed or reused: a retired key still verifies
-//! credentials issued before its retirement, never one issued after. An
-//! issuer may restrict the credential types (`vct`) it is trusted for, and
-//! may be suspended and reinstated.
+//! added, retired and revoked, never removed or reused: a retired key still
+//! verifies credentials issued before its retirement, never one issued
+//! after; a revoked key (stolen, say, so that a thief could date a
+//! credential as they like) verifies nothing at all. An issuer may restrict
+//! the credential types (`vct`) it is trusted for, and may be suspended and
+//! reinstated.
+//!
+//! A JWT names its key by `kid` as registered, as an absolute DID URL
+//! (`<did>#<kid>`) or a relative one (`#<kid>`), or, when the DID has a
+//! single key, by the bare DID. Kids that would name the same key in
+//! these forms (`key-1` and `<did>#key-1`) cannot both be registered.
 
 use std::fmt;
 
@@ -143,6 +150,9 @@ pub enum IssuerCommand {
     RetireKey {
         kid: Kid,
     },
+    RevokeKey {
+        kid: Kid,
+    },
     Suspend,
     Reinstate,
 }
@@ -168,6 +178,10 @@ pub enum IssuerEvent {
         kid: Kid,
         retired_at: Timestamp,
     },
+    IssuerKeyRevoked {
+        kid: Kid,
+        revoked_at: Timestamp,
+    },
     IssuerSuspended {
         suspended_at: Timestamp,
     },
@@ -185,6 +199,7 @@ pub struct IssuerKey {
     pub key: PublicKey,
     pub added_at: Timestamp,
     pub retired_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +221,18 @@ pub enum KeyLookupError {
     UnknownKid,
     #[error("the key was retired at {retired_at}, before the signature it should verify")]
     Retired { retired_at: Timestamp },
+    #[error("the key was revoked at {revoked_at}; it verifies nothing")]
+    Revoked { revoked_at: Timestamp },
+}
+
+/// The fragment a kid stands for, in any of its forms: `key-1`,
+/// `#key-1` and `<did>#key-1` are all `key-1`.
+fn fragment_of<'k>(did: &str, kid: &'k str) -> &'k str {
+    let relative = kid
+        .strip_prefix(did)
+        .filter(|rest| rest.starts_with('#'))
+        .unwrap_or(kid);
+    relative.strip_prefix('#').unwrap_or(relative)
 }
 
 impl Issuer {
@@ -213,34 +240,47 @@ impl Issuer {
     /// absent, the DID, or the DID with its `#<multibase>` fragment; for
     /// others it names a registered key, plainly or as `<did>#<kid>`.
     pub fn key(&self, kid: Option<&str>) -> Result<&IssuerKey, KeyLookupError> {
+        let did = self.did.as_str();
         if self.did.is_did_key() {
             let only = self.keys.first().ok_or(KeyLookupError::UnknownKid)?;
             let fragment = self.did.did_key_multibase().unwrap_or_default();
             return match kid {
                 None => Ok(only),
-                Some(k) if k == self.did.as_str() => Ok(only),
-                Some(k) if k == format!("{}#{fragment}", self.did) || k == only.kid.as_str() => {
-                    Ok(only)
-                }
+                Some(k) if k == did || k == only.kid.as_str() => Ok(only),
+                Some(k) if fragment_of(did, k) == fragment => Ok(only),
                 Some(_) => Err(KeyLookupError::UnknownKid),
             };
         }
         let kid = kid.ok_or(KeyLookupError::UnknownKid)?;
-        let relative = kid
-            .strip_prefix(self.did.as_str())
-            .and_then(|rest| rest.strip_prefix('#'));
+        // The kid as registered wins; then the one key whose fragment it
+        // names; then the bare DID of a single-key issuer.
+        if let Some(exact) = self.keys.iter().find(|key| key.kid.as_str() == kid) {
+            return Ok(exact);
+        }
+        let wanted = fragment_of(did, kid);
+        let mut named = self
+            .keys
+            .iter()
+            .filter(|key| fragment_of(did, key.kid.as_str()) == wanted);
+        match (named.next(), named.next()) {
+            (Some(key), None) => return Ok(key),
+            (Some(_), Some(_)) => return Err(KeyLookupError::UnknownKid),
+            (None, _) => {}
+        }
+        match self.keys.as_slice() {
+            [only] if kid == did => Ok(only),
+            _ => Err(KeyLookupError::UnknownKid),
+        }
+    }
+
+    /// Whether `kid` would name the same key as one registered already, in
+    /// any of the forms [`Issuer::key`] accepts.
+    fn kid_taken(&self, kid: &Kid) -> bool {
+        let did = self.did.as_str();
+        let wanted = fragment_of(did, kid.as_str());
         self.keys
             .iter()
-            .find(|key| {
-                let registered = key.kid.as_str();
-                registered == kid
-                    || relative.is_some_and(|r| registered == r)
-                    || registered
-                        .strip_prefix(self.did.as_str())
-                        .and_then(|r| r.strip_prefix('#'))
-                        == Some(kid)
-            })
-            .ok_or(KeyLookupError::UnknownKid)
+            .any(|key| key.kid == *kid || fragment_of(did, key.kid.as_str()) == wanted)
     }
 
     /// The key for a signature made at `signed_at` (a credential's `iat`):
@@ -251,6 +291,9 @@ impl Issuer {
         signed_at: Timestamp,
     ) -> Result<&IssuerKey, KeyLookupError> {
         let key = self.key(kid)?;
+        if let Some(revoked_at) = key.revoked_at {
+            return Err(KeyLookupError::Revoked { revoked_at });
+        }
         match key.retired_at {
             Some(retired_at) if retired_at <= signed_at => {
                 Err(KeyLookupError::Retired { retired_at })
@@ -288,6 +331,8 @@ pub enum IssuerError {
     KeyNotFound(String),
     #[error("the key {0:?} is already retired")]
     AlreadyRetired(String),
+    #[error("the key {0:?} is already revoked")]
+    AlreadyRevoked(String),
     #[error("the issuer is already suspended")]
     AlreadySuspended,
     #[error("the issuer is not suspended")]
@@ -300,6 +345,7 @@ impl Rejection for IssuerError {
             IssuerError::AlreadyRegistered
             | IssuerError::DuplicateKid(_)
             | IssuerError::AlreadyRetired(_)
+            | IssuerError::AlreadyRevoked(_)
             | IssuerError::AlreadySuspended
             | IssuerError::NotSuspended => RejectionKind::Conflict,
             IssuerError::NotFound | IssuerError::KeyNotFound(_) => RejectionKind::NotFound,
@@ -360,7 +406,8 @@ impl Decider for IssuerDecider {
                     }
                     let mut seen = std::collections::HashSet::new();
                     for key in keys {
-                        if !seen.insert(&key.kid) {
+                        // `key-1` and `<did>#key-1` would name one key.
+                        if !seen.insert(fragment_of(did.as_str(), key.kid.as_str())) {
                             return Err(IssuerError::DuplicateKid(key.kid.as_str().to_owned()));
                         }
                         key.jwk
@@ -396,7 +443,7 @@ impl Decider for IssuerDecider {
                 if issuer.did.is_did_key() {
                     return Err(IssuerError::DidKeyHasItsOwnKey);
                 }
-                if issuer.keys.iter().any(|k| k.kid == key.kid) {
+                if issuer.kid_taken(&key.kid) {
                     return Err(IssuerError::DuplicateKid(key.kid.as_str().to_owned()));
                 }
                 if issuer.keys.len() >= MAX_KEYS {
@@ -425,6 +472,20 @@ impl Decider for IssuerDecider {
                     retired_at: now,
                 }])
             }
+            IssuerCommand::RevokeKey { kid } => {
+                let key = issuer
+                    .keys
+                    .iter()
+                    .find(|k| k.kid == *kid)
+                    .ok_or_else(|| IssuerError::KeyNotFound(kid.as_str().to_owned()))?;
+                if key.revoked_at.is_some() {
+                    return Err(IssuerError::AlreadyRevoked(kid.as_str().to_owned()));
+                }
+                Ok(vec![IssuerEvent::IssuerKeyRevoked {
+                    kid: kid.clone(),
+                    revoked_at: now,
+                }])
+            }
             IssuerCommand::Suspend => {
                 if issuer.suspended {
                     return Err(IssuerError::AlreadySuspended);
@@ -448,6 +509,7 @@ impl Decider for IssuerDecider {
                 key,
                 added_at,
                 retired_at: None,
+                revoked_at: None,
             })
         };
         match (state, event) {
@@ -482,6 +544,11 @@ impl Decider for IssuerDecider {
                     IssuerEvent::IssuerKeyRetired { kid, retired_at } => {
                         if let Some(key) = issuer.keys.iter_mut().find(|k| k.kid == *kid) {
                             key.retired_at = Some(*retired_at);
+                        }
+                    }
+                    IssuerEvent::IssuerKeyRevoked { kid, revoked_at } => {
+                        if let Some(key) = issuer.keys.iter_mut().find(|k| k.kid == *kid) {
+                            key.revoked_at = Some(*revoked_at);
                         }
                     }
                     IssuerEvent::IssuerSuspended { .. } => issuer.suspended = true,
@@ -745,6 +812,132 @@ mod tests {
         assert_eq!(
             g().when(reuse, t(102)),
             Err(IssuerError::DuplicateKid("key-1".into()))
+        );
+    }
+
+    #[test]
+    fn relative_did_urls_and_the_bare_did_name_keys_without_ambiguity() {
+        let issuer = IssuerDecider::fold(&registered()).unwrap();
+        // A relative DID URL (as the OpenWallet Foundation's libraries write).
+        assert_eq!(issuer.key(Some("#key-1")).unwrap().kid.as_str(), "key-1");
+        assert_eq!(issuer.key(Some("#key-3")), Err(KeyLookupError::UnknownKid));
+        // Two keys: the bare DID names none of them.
+        assert_eq!(
+            issuer.key(Some("did:web:issuer.example")),
+            Err(KeyLookupError::UnknownKid)
+        );
+        // One key registered as a DID URL: every form names it.
+        let single = IssuerCommand::Register {
+            did: web_did(),
+            name: Name::parse("name", "One Key Office").unwrap(),
+            keys: vec![key("did:web:issuer.example#k1", &TestKey::ed25519(1))],
+            credential_types: None,
+        };
+        let events = given::<IssuerDecider>(&[]).when(single, t(0)).unwrap();
+        let issuer = IssuerDecider::fold(&events).unwrap();
+        for kid in [
+            "did:web:issuer.example#k1",
+            "#k1",
+            "k1",
+            "did:web:issuer.example",
+        ] {
+            assert_eq!(
+                issuer.key(Some(kid)).unwrap().key,
+                TestKey::ed25519(1).public(),
+                "{kid}"
+            );
+        }
+        // A kid naming the same key in another form is refused, at
+        // registration and when added.
+        for (existing, added) in [
+            ("did:web:issuer.example#k1", "k1"),
+            ("did:web:issuer.example#k1", "#k1"),
+        ] {
+            let twice = IssuerCommand::Register {
+                did: web_did(),
+                name: Name::parse("name", "x").unwrap(),
+                keys: vec![
+                    key(existing, &TestKey::ed25519(1)),
+                    key(added, &TestKey::ed25519(2)),
+                ],
+                credential_types: None,
+            };
+            assert_eq!(
+                given::<IssuerDecider>(&[]).when(twice, t(0)),
+                Err(IssuerError::DuplicateKid(added.into()))
+            );
+            let add = IssuerCommand::AddKey {
+                key: key(added, &TestKey::ed25519(2)),
+            };
+            assert_eq!(
+                given::<IssuerDecider>(&events).when(add, t(1)),
+                Err(IssuerError::DuplicateKid(added.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_did_key_issuer_accepts_a_relative_kid() {
+        let PublicKey::Ed25519(public) = TestKey::ed25519(5).public() else {
+            unreachable!()
+        };
+        let did = Did::from_ed25519(&public);
+        let register = IssuerCommand::Register {
+            did: did.clone(),
+            name: Name::parse("name", "Wallet Issuer").unwrap(),
+            keys: vec![],
+            credential_types: None,
+        };
+        let issuer =
+            IssuerDecider::fold(&given::<IssuerDecider>(&[]).when(register, t(0)).unwrap())
+                .unwrap();
+        let fragment = did.did_key_multibase().unwrap();
+        assert!(issuer.key(Some(&format!("#{fragment}"))).is_ok());
+        assert_eq!(
+            issuer.key(Some("#z6Mkother")),
+            Err(KeyLookupError::UnknownKid)
+        );
+    }
+
+    #[test]
+    fn a_revoked_key_verifies_nothing_whatever_the_credential_says() {
+        let retired = with(
+            registered(),
+            IssuerCommand::RetireKey {
+                kid: Kid::parse("key-1").unwrap(),
+            },
+            100,
+        );
+        let events = with(
+            retired,
+            IssuerCommand::RevokeKey {
+                kid: Kid::parse("key-1").unwrap(),
+            },
+            200,
+        );
+        let issuer = IssuerDecider::fold(&events).unwrap();
+        for signed_at in [t(-1_000_000), t(99), t(300)] {
+            assert_eq!(
+                issuer.key_at(Some("key-1"), signed_at),
+                Err(KeyLookupError::Revoked { revoked_at: t(200) })
+            );
+        }
+        assert!(issuer.key_at(Some("key-2"), t(300)).is_ok());
+        let g = || given::<IssuerDecider>(&events);
+        let revoke = |kid: &str| IssuerCommand::RevokeKey {
+            kid: Kid::parse(kid).unwrap(),
+        };
+        assert_eq!(
+            g().when(revoke("key-1"), t(201)),
+            Err(IssuerError::AlreadyRevoked("key-1".into()))
+        );
+        assert_eq!(
+            g().when(revoke("nope"), t(201)),
+            Err(IssuerError::KeyNotFound("nope".into()))
+        );
+        assert_eq!(
+            given::<IssuerDecider>(&[]).when(revoke("key-1"), t(0)),
+            Err(IssuerError::NotFound)
         );
     }
 

@@ -42,6 +42,8 @@ pub enum JoseError {
     Signature,
     #[error("not a public JWK: {0}")]
     Jwk(String),
+    #[error("the JWS has critical header parameters (crit), which are not supported")]
+    Critical,
 }
 
 /// Decodes base64url without padding, strictly.
@@ -68,11 +70,11 @@ impl Algorithm {
         }
     }
 
-    /// `EdDSA` or `ES256`; anything else, `none` and `HS256` included, is an
-    /// error.
+    /// `EdDSA` (or `Ed25519`, its fully specified name since RFC 9864) or
+    /// `ES256`; anything else, `none` and `HS256` included, is an error.
     pub fn parse(name: &str) -> Result<Self, JoseError> {
         match name {
-            "EdDSA" => Ok(Algorithm::EdDsa),
+            "EdDSA" | "Ed25519" => Ok(Algorithm::EdDsa),
             "ES256" => Ok(Algorithm::Es256),
             other => Err(JoseError::Algorithm(other.to_owned())),
         }
@@ -129,7 +131,10 @@ impl PublicKey {
                     .map_err(|_| JoseError::Signature)
             }
             PublicKey::P256(key) => {
-                // JWS ES256 signatures are the 64 bytes r || s.
+                // JWS ES256 signatures are the 64 bytes r || s. Both s and
+                // n - s verify (WebCrypto and most signers do not normalize),
+                // so wherever a signature's bytes identify something, they
+                // go through `low_s_es256` first.
                 let signature = p256::ecdsa::Signature::from_slice(signature)
                     .map_err(|_| JoseError::Signature)?;
                 key.verify(message, &signature)
@@ -158,6 +163,17 @@ impl PublicKey {
             }
         }
     }
+}
+
+/// The low-s form of a base64url ES256 signature (r || n - s when s is
+/// high), or `None` when it is not a 64-byte ECDSA signature or is low-s
+/// already. ECDSA signatures are malleable: (r, s) and (r, n - s) verify the
+/// same message, so a hash over a signature identifies it only in one form.
+pub fn low_s_es256(signature_b64: &str) -> Option<String> {
+    let bytes = b64url_decode(signature_b64).ok()?;
+    let signature = p256::ecdsa::Signature::from_slice(&bytes).ok()?;
+    let low = signature.normalize_s();
+    (low != signature).then(|| b64url_encode(low.to_bytes()))
 }
 
 /// A public JWK as stored: only the members that define the key.
@@ -294,8 +310,12 @@ impl CompactJws {
     }
 
     /// Verifies the signature with `key`, under the header's `alg`, which
-    /// must be the key's own algorithm.
+    /// must be the key's own algorithm. A JWS with `crit` never verifies:
+    /// Proofline understands no extension (RFC 7515 4.1.11).
     pub fn verify(&self, key: &PublicKey) -> Result<(), JoseError> {
+        if self.header.contains_key("crit") {
+            return Err(JoseError::Critical);
+        }
         let alg = self
             .alg()
             .ok_or_else(|| JoseError::Algorithm(String::new()))?;

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::StreamId;
 use crate::log::Timestamp;
-use crate::values::{Audience, ContactEmail, KeyPrefix, Name, WebhookUrl};
+use crate::values::{Audience, Audiences, ContactEmail, KeyPrefix, Name, WebhookUrl};
 
 /// The longest grace a rotated key keeps.
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -97,7 +97,7 @@ pub enum LenderCommand {
         lender_id: LenderId,
         name: Name,
         contact_email: ContactEmail,
-        audience: Audience,
+        audiences: Audiences,
         key_prefix: KeyPrefix,
     },
     RotateKey {
@@ -126,7 +126,12 @@ pub enum LenderEvent {
         lender_id: LenderId,
         name: Name,
         contact_email: ContactEmail,
+        /// The default audience: the first of `audiences`.
         audience: Audience,
+        /// Every audience the lender may verify for (absent in events
+        /// written before lenders had several: then `audience` alone).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        audiences: Vec<Audience>,
     },
     ApiKeyIssued {
         key_prefix: KeyPrefix,
@@ -189,7 +194,9 @@ pub struct Lender {
     pub id: LenderId,
     pub name: Name,
     pub contact_email: ContactEmail,
-    pub audience: Audience,
+    /// What Key Binding JWTs presented to this lender may name as `aud`;
+    /// no lender can verify a presentation made for another.
+    pub audiences: Audiences,
     pub active: bool,
     /// Set by the `ApiKeyIssued` that always follows registration.
     pub current_key: Option<Key>,
@@ -310,7 +317,7 @@ impl Decider for LenderDecider {
                     lender_id,
                     name,
                     contact_email,
-                    audience,
+                    audiences,
                     key_prefix,
                 },
                 LenderState::Unregistered,
@@ -320,7 +327,8 @@ impl Decider for LenderDecider {
                         lender_id: *lender_id,
                         name: name.clone(),
                         contact_email: contact_email.clone(),
-                        audience: audience.clone(),
+                        audience: audiences.first().clone(),
+                        audiences: audiences.as_slice().to_vec(),
                     },
                     LenderEvent::ApiKeyIssued {
                         key_prefix: key_prefix.clone(),
@@ -427,12 +435,16 @@ impl Decider for LenderDecider {
                     name,
                     contact_email,
                     audience,
+                    audiences,
                 },
             ) => LenderState::Registered(Lender {
                 id: *lender_id,
                 name: name.clone(),
                 contact_email: contact_email.clone(),
-                audience: audience.clone(),
+                // A registration decided the list; an older event without
+                // one had its single audience.
+                audiences: Audiences::new(audiences.clone())
+                    .unwrap_or_else(|_| Audiences::single(audience.clone())),
                 active: true,
                 current_key: None,
                 previous_key: None,
@@ -513,7 +525,7 @@ mod tests {
             lender_id: id(),
             name: Name::parse("name", "Acme Lending").unwrap(),
             contact_email: ContactEmail::parse("risk@acme.example").unwrap(),
-            audience: default_audience(id()),
+            audiences: Audiences::single(default_audience(id())),
             key_prefix: prefix(1),
         }
     }
@@ -540,6 +552,44 @@ mod tests {
             grace: GracePeriod::seconds(grace).unwrap(),
             using: prefix(using),
         }
+    }
+
+    #[test]
+    fn a_lender_has_its_audiences_and_old_registrations_their_one() {
+        let audience = |t: &str| Audience::parse(t).unwrap();
+        let two = Audiences::new(vec![audience("https://a.example"), audience("urn:b")]).unwrap();
+        let LenderCommand::Register {
+            lender_id,
+            name,
+            contact_email,
+            key_prefix,
+            ..
+        } = register()
+        else {
+            unreachable!()
+        };
+        let command = LenderCommand::Register {
+            lender_id,
+            name,
+            contact_email,
+            audiences: two.clone(),
+            key_prefix,
+        };
+        let events = LenderDecider::decide(&command, &LenderState::Unregistered, t(0)).unwrap();
+        assert_eq!(lender(&events).audiences, two);
+        assert!(lender(&events).audiences.find("urn:b").is_some());
+        assert!(lender(&events).audiences.find("urn:c").is_none());
+        // Written before lenders had several: `audience` only.
+        let mut old = events[0].encode().data;
+        old.as_object_mut().unwrap().remove("audiences");
+        let old = LenderEvent::decode("LenderRegistered", 1, &old).unwrap();
+        assert_eq!(
+            lender(&[old]).audiences,
+            Audiences::single(audience("https://a.example"))
+        );
+        assert!(Audiences::new(vec![]).is_err());
+        assert!(Audiences::new(vec![audience("urn:x"), audience("urn:x")]).is_err());
+        assert!(Audiences::new((0..17).map(|i| audience(&format!("urn:{i}"))).collect()).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`bounded`]: text from input, bounded before it reaches the log.
 //! - [`ids`]: validated identifiers (stream ids, event type names).
 //! - [`values`]: validated values (names, contact emails, audiences, key
 //!   prefixes).
@@ -33,6 +34,7 @@
 
 pub mod api_key;
 pub mod auditor;
+pub mod bounded;
 pub mod checkpoint;
 pub mod decider;
 pub mod did;

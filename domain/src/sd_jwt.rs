@@ -164,6 +164,38 @@ impl Presentation {
     }
 }
 
+/// `text` with every ES256 signature (of the issuer-signed JWT and of the
+/// Key Binding JWT) in its low-s form. ECDSA signatures are malleable, so
+/// two presentations that differ only there are one presentation: this is
+/// the form that is hashed to identify it.
+pub fn canonical_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut changed = false;
+    for part in text.split('~') {
+        let mut pieces = part.split('.');
+        let low = match (pieces.next(), pieces.next(), pieces.next(), pieces.next()) {
+            (Some(header), Some(_), Some(signature), None) => {
+                let es256 = b64url_decode(header)
+                    .ok()
+                    .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+                    .is_some_and(|h| h.get("alg").and_then(Value::as_str) == Some("ES256"));
+                es256
+                    .then(|| crate::jose::low_s_es256(signature))
+                    .flatten()
+                    .map(|low| format!("{}{low}", &part[..part.len() - signature.len()]))
+            }
+            _ => None,
+        };
+        changed |= low.is_some();
+        parts.push(low.unwrap_or_else(|| part.to_owned()));
+    }
+    if changed {
+        std::borrow::Cow::Owned(parts.join("~"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// The issuer's payload with the presented Disclosures in place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
@@ -171,6 +203,27 @@ pub struct Processed {
     /// Dotted paths of what was selectively disclosed (`address.country`,
     /// `nationalities.0`), in the order met: names, never values.
     pub disclosed_paths: Vec<String>,
+}
+
+/// The top-level claims of an SD-JWT VC that may not be selectively
+/// disclosed (SD-JWT VC, "Registered JWT Claims"), plus `iat`, which
+/// ISSUER_AUTH judges key retirement by: the holder must not be able to
+/// withhold any of them, so they are read from the signed payload only.
+pub const NOT_DISCLOSABLE: [&str; 7] = ["iss", "nbf", "exp", "iat", "cnf", "vct", "status"];
+
+/// The first of `names` that one of `disclosures` discloses at the top level
+/// of `payload` (its digest is in the payload's own `_sd`).
+pub fn disclosed_at_top<'d>(
+    payload: &Map<String, Value>,
+    disclosures: &'d [Disclosure],
+    names: &[&str],
+) -> Option<&'d str> {
+    let top = payload.get("_sd")?.as_array()?;
+    disclosures.iter().find_map(|d| {
+        let name = d.name.as_deref()?;
+        (names.contains(&name) && top.iter().any(|v| v.as_str() == Some(d.digest.as_str())))
+            .then_some(name)
+    })
 }
 
 /// Processes `payload` with `disclosures` per RFC 9901 §7.1.
@@ -470,6 +523,22 @@ mod tests {
             reason(json!({"_sd_alg": "sha-512"}), vec![]),
             "sd_alg_unsupported"
         );
+    }
+
+    #[test]
+    fn protected_claims_may_not_come_from_a_disclosure_at_the_top_level() {
+        for name in NOT_DISCLOSABLE {
+            let d = disclosure(json!(["s", name, {"status_list": {"idx": 1}}]));
+            let issued = payload(json!({"_sd": [d.digest]}));
+            assert_eq!(
+                disclosed_at_top(&issued, &[d], &NOT_DISCLOSABLE),
+                Some(name)
+            );
+        }
+        // Nested, the same names are ordinary claims.
+        let nested = disclosure(json!(["s", "status", "married"]));
+        let issued = payload(json!({"person": {"_sd": [nested.digest]}}));
+        assert_eq!(disclosed_at_top(&issued, &[nested], &NOT_DISCLOSABLE), None);
     }
 
     #[test]

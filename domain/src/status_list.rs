@@ -24,6 +24,7 @@ use crate::issuer::{Issuer, KeyLookupError, Kid};
 use crate::jose::{CompactJws, b64url_decode};
 use crate::log::Timestamp;
 use crate::values::InvalidValue;
+use crate::verification::MAX_SAFE_SECONDS;
 
 pub const TOKEN_TYPE: &str = "statuslist+jwt";
 /// Largest token accepted.
@@ -107,6 +108,10 @@ pub enum StatusListError {
     UnknownKey,
     #[error("the key is retired")]
     KeyRetired,
+    #[error("the key is revoked")]
+    KeyRevoked,
+    #[error("{0} is not a whole number within ±(2^53 − 1)")]
+    OutOfRange(&'static str),
     #[error("the signature does not verify: {0}")]
     Signature(String),
     #[error("sub {0:?} is not the list's URI")]
@@ -185,7 +190,11 @@ pub fn verify_token(
     let key = issuer.key(jws.kid()).map_err(|e| match e {
         KeyLookupError::UnknownKid => StatusListError::UnknownKey,
         KeyLookupError::Retired { .. } => StatusListError::KeyRetired,
+        KeyLookupError::Revoked { .. } => StatusListError::KeyRevoked,
     })?;
+    if key.revoked_at.is_some() {
+        return Err(StatusListError::KeyRevoked);
+    }
     if key.retired_at.is_some() {
         return Err(StatusListError::KeyRetired);
     }
@@ -201,21 +210,31 @@ pub fn verify_token(
         return Err(StatusListError::SubjectMismatch(sub.to_owned()));
     }
     let now_seconds = now.as_datetime().timestamp();
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or(StatusListError::IssuedAt)?;
-    if iat > now_seconds + SKEW_SECONDS {
+    // Each number goes into StatusListPublished: only integers JSON carries
+    // exactly (the log refuses others), so an issuer's `"exp":
+    // 9223372036854775807` ("never") is refused here, plainly.
+    let safe = |name: &'static str| -> Result<Option<i64>, StatusListError> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .filter(|n| n.unsigned_abs() <= MAX_SAFE_SECONDS.unsigned_abs())
+                .map(Some)
+                .ok_or(StatusListError::OutOfRange(name)),
+        }
+    };
+    let iat = safe("iat")?.ok_or(StatusListError::IssuedAt)?;
+    if iat > now_seconds.saturating_add(SKEW_SECONDS) {
         return Err(StatusListError::IssuedAt);
     }
-    let exp = match claims.get("exp") {
-        None => None,
-        Some(v) => Some(v.as_i64().ok_or(StatusListError::Expired)?),
-    };
+    let exp = safe("exp")?;
     if exp.is_some_and(|exp| exp <= now_seconds) {
         return Err(StatusListError::Expired);
     }
-    let ttl = claims.get("ttl").and_then(Value::as_u64);
+    let ttl = match safe("ttl")? {
+        None => None,
+        Some(ttl) => Some(u64::try_from(ttl).map_err(|_| StatusListError::OutOfRange("ttl"))?),
+    };
     let list = claims
         .get("status_list")
         .and_then(Value::as_object)
@@ -622,6 +641,26 @@ mod tests {
         let mut expired = list_payload(&[0], 1, -100);
         expired["exp"] = json!(NOW - 1);
         assert_eq!(check(expired), Err(StatusListError::Expired));
+        // Numbers the log could not hold exactly are refused by name.
+        for (name, value) in [
+            ("exp", json!(i64::MAX)),
+            ("exp", json!(1e300)),
+            ("exp", json!(9_007_199_254_740_992_i64)),
+            ("ttl", json!(u64::MAX)),
+            ("ttl", json!(-5)),
+            ("iat", json!(-9_007_199_254_740_992_i64)),
+        ] {
+            let mut payload = list_payload(&[0], 1, 0);
+            payload[name] = value;
+            assert_eq!(
+                check(payload),
+                Err(StatusListError::OutOfRange(name)),
+                "{name}"
+            );
+        }
+        let mut never = list_payload(&[0], 1, 0);
+        never["exp"] = json!(9_007_199_254_740_991_i64);
+        assert!(check(never).is_ok(), "the largest safe exp is fine");
         let mut bits_3 = list_payload(&[0], 1, 0);
         bits_3["status_list"]["bits"] = json!(3);
         assert!(matches!(check(bits_3), Err(StatusListError::List(_))));

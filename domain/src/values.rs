@@ -172,6 +172,51 @@ impl From<Audience> for String {
     }
 }
 
+/// A lender's audiences: 1 to [`Audiences::MAX`] distinct audiences, the
+/// first being the default a verification uses when it names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audiences(Vec<Audience>);
+
+impl Audiences {
+    pub const MAX: usize = 16;
+
+    pub fn new(audiences: Vec<Audience>) -> Result<Self, InvalidValue> {
+        if audiences.is_empty() || audiences.len() > Self::MAX {
+            return Err(invalid(
+                "audiences",
+                format!("a lender has 1 to {} audiences", Self::MAX),
+            ));
+        }
+        for (i, audience) in audiences.iter().enumerate() {
+            if audiences[..i].contains(audience) {
+                return Err(invalid(
+                    "audiences",
+                    format!("{} is listed twice", audience.as_str()),
+                ));
+            }
+        }
+        Ok(Self(audiences))
+    }
+
+    pub fn single(audience: Audience) -> Self {
+        Self(vec![audience])
+    }
+
+    /// The default audience.
+    pub fn first(&self) -> &Audience {
+        &self.0[0]
+    }
+
+    /// The audience named `text`, if it is one of these.
+    pub fn find(&self, text: &str) -> Option<&Audience> {
+        self.0.iter().find(|a| a.as_str() == text)
+    }
+
+    pub fn as_slice(&self) -> &[Audience] {
+        &self.0
+    }
+}
+
 /// Where a lender's webhooks go: an absolute `https` (or `http`) URL with a
 /// host, no credentials and no fragment, at most 2048 characters. Whether
 /// its host may be reached (SSRF rules, allowed networks) is decided where

@@ -4,26 +4,34 @@
 //! the issuer and the status list beforehand (see [`Trust`]) and passes the
 //! time.
 //!
-//! 1. DECODE: compact form, base64url, JSON; `alg` EdDSA or ES256; `typ` of
-//!    the profile; Disclosures of two or three elements; `_sd_alg` sha-256.
+//! 1. DECODE: compact form, base64url, JSON; `alg` EdDSA (or Ed25519) or
+//!    ES256; no `crit`; `typ` of the profile; Disclosures of two or three
+//!    elements, none of a claim SD-JWT VC keeps in the clear (`iss`, `nbf`,
+//!    `exp`, `iat`, `cnf`, `vct`, `status`); `_sd_alg` sha-256.
 //! 2. FRESHNESS: the credential's `nbf`, `iat`, `exp` (60 s of skew); the
 //!    KB-JWT's `iat` (not older than the maximum age, not in the future) and
 //!    `nonce`. That the nonce was never used before is the store's to say
 //!    (see [`Outcome::replayed`]).
 //! 3. ISSUER_AUTH: `iss` and `kid` name an active key, unretired at the
-//!    credential's `iat`, of an unsuspended issuer; `vct` is allowed.
+//!    credential's `iat` and never revoked, of an unsuspended issuer; `vct`
+//!    is allowed.
 //! 4. SIGNATURE: the issuer's JWS, then every Disclosure rule.
 //! 5. REVOCATION: the status list entry, when the credential has one; an
 //!    unknown list fails closed.
 //! 6. HOLDER_BINDING: the KB-JWT: `typ`, `alg` of `cnf.jwk`, signature,
 //!    `aud`, `sd_hash`.
 //! 7. CLAIMS: every required claim is disclosed.
+//!
+//! Times are NumericDates within ±(2^53 − 1) and all arithmetic on them
+//! saturates. Every text the outcome keeps from the presentation is bounded
+//! ([`crate::bounded`]), so the record of any attempt fits the log.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::bounded;
 use crate::issuer::KeyLookupError;
 use crate::jose::{Algorithm, JoseError, Jwk, PublicKey};
 use crate::log::Timestamp;
@@ -161,11 +169,14 @@ pub struct Request<'a> {
     pub profile: Profile,
 }
 
-/// The status list entry a verification consulted.
+/// The status list a verification consulted, and what it said. The entry's
+/// index is not kept: it is the same for every presentation of one
+/// credential, so in the log it would let anyone follow one holder across
+/// lenders. The list's URI and version and the status read are enough to
+/// re-check the decision with the presentation in hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StatusUsed {
     pub uri: String,
-    pub idx: u64,
     /// The list's version (how many times it had been published).
     pub list_version: u64,
     pub status: u8,
@@ -191,6 +202,28 @@ impl Outcome {
         self.failed_step.is_none()
     }
 
+    /// Every text of the outcome that came from the presentation, bounded
+    /// (see [`crate::bounded`]): step details, issuer, kid, vct, the status
+    /// list's URI and the disclosed claims' paths.
+    fn bound(mut self) -> Self {
+        for step in &mut self.steps {
+            step.detail = bounded::text(&step.detail);
+        }
+        for text in [&mut self.issuer, &mut self.kid, &mut self.vct]
+            .into_iter()
+            .flatten()
+        {
+            *text = bounded::text(text);
+        }
+        if let Some(status) = &mut self.status {
+            status.uri = bounded::text(&status.uri);
+        }
+        for path in &mut self.disclosed_paths {
+            *path = bounded::text(path);
+        }
+        self
+    }
+
     /// The outcome when the store says the nonce was used before: FRESHNESS
     /// fails with `nonce_replayed`, unless an earlier step failed already.
     pub fn replayed(mut self) -> Self {
@@ -207,6 +240,9 @@ impl Outcome {
         self.reason = Some("nonce_replayed".into());
         self.status = None;
         self.claims = None;
+        // Paths come from processing at SIGNATURE, which a replay never
+        // reaches.
+        self.disclosed_paths.clear();
         self
     }
 
@@ -250,17 +286,36 @@ impl Run {
     }
 }
 
+/// The largest magnitude of a time Proofline accepts: the integers JSON
+/// carries exactly (±(2^53 − 1)), which is also what the log may hold.
+pub const MAX_SAFE_SECONDS: i64 = (1 << 53) - 1;
+
+/// A NumericDate (RFC 7519: seconds, possibly with a fraction) within
+/// ±[`MAX_SAFE_SECONDS`], truncated to whole seconds; `None` for anything
+/// else (a string, ±1e300, `i64::MAX` meant as "never").
+pub fn numeric_date(value: &Value) -> Option<i64> {
+    let seconds = match value.as_i64() {
+        Some(whole) => whole,
+        None => {
+            let float = value.as_f64().filter(|f| f.is_finite())?;
+            if float.abs() > MAX_SAFE_SECONDS as f64 {
+                return None;
+            }
+            float.trunc() as i64
+        }
+    };
+    (-MAX_SAFE_SECONDS..=MAX_SAFE_SECONDS)
+        .contains(&seconds)
+        .then_some(seconds)
+}
+
 fn seconds(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, StepFailure> {
     match claims.get(name) {
         None => Ok(None),
-        Some(value) => value
-            .as_i64()
-            .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or((
-                "credential_time_invalid",
-                format!("{name} is not a number of seconds"),
-            )),
+        Some(value) => numeric_date(value).map(Some).ok_or((
+            "credential_time_invalid",
+            format!("{name} is not a number of seconds within ±(2^53 − 1)"),
+        )),
     }
 }
 
@@ -289,7 +344,7 @@ pub fn verify(text: &str, request: &Request<'_>, trust: &impl Trust) -> Outcome 
         outcome.reason = Some(reason.to_owned());
     }
     outcome.steps = run.steps;
-    outcome
+    outcome.bound()
 }
 
 fn steps(
@@ -383,9 +438,10 @@ fn steps(
         "the issuer's signature verifies; every Disclosure is referenced once",
     );
 
-    // 5. REVOCATION
+    // 5. REVOCATION: `status` (like `cnf` below) is read from the signed
+    // payload, never from a Disclosure the holder could leave out.
     let status = revocation(
-        &processed,
+        claims,
         iss.as_deref().unwrap_or_default(),
         request.now,
         trust,
@@ -395,7 +451,10 @@ fn steps(
         Ok(Some(used)) => {
             run.pass(
                 Step::Revocation,
-                format!("entry {} of {} is valid", used.idx, used.uri),
+                format!(
+                    "its entry in {} (version {}) is valid",
+                    used.uri, used.list_version
+                ),
             );
             outcome.status = Some(used);
         }
@@ -406,8 +465,7 @@ fn steps(
     }
 
     // 6. HOLDER_BINDING
-    let detail =
-        holder_binding(&presentation, &processed, request).map_err(at(Step::HolderBinding))?;
+    let detail = holder_binding(&presentation, claims, request).map_err(at(Step::HolderBinding))?;
     run.pass(Step::HolderBinding, detail);
 
     // 7. CLAIMS
@@ -433,6 +491,23 @@ fn steps(
 fn decode(text: &str, profile: Profile) -> Result<Presentation, StepFailure> {
     let presentation = Presentation::parse(text).map_err(|e| (e.reason, e.detail))?;
     let jwt = &presentation.issuer_jwt;
+    // RFC 7515 4.1.11: a critical header Proofline does not understand (it
+    // understands none) makes the JWS invalid.
+    for (which, jws) in [
+        ("issuer-signed JWT", Some(jwt)),
+        ("Key Binding JWT", presentation.key_binding.as_ref()),
+    ] {
+        if let Some(jws) = jws
+            && jws.header.contains_key("crit")
+        {
+            return Err((
+                "crit_unsupported",
+                format!(
+                    "the {which} has critical header parameters (crit), which are not supported"
+                ),
+            ));
+        }
+    }
     let alg = jwt.alg().unwrap_or_default();
     Algorithm::parse(alg).map_err(|_| {
         (
@@ -451,6 +526,18 @@ fn decode(text: &str, profile: Profile) -> Result<Presentation, StepFailure> {
             format!("typ {typ:?} is not an SD-JWT VC type (dc+sd-jwt)"),
         ));
     }
+    if matches!(profile, Profile::SdJwtVc)
+        && let Some(name) = sd_jwt::disclosed_at_top(
+            &jwt.payload,
+            &presentation.disclosures,
+            &sd_jwt::NOT_DISCLOSABLE,
+        )
+    {
+        return Err((
+            "claim_not_disclosable",
+            format!("{name} may not be selectively disclosed (SD-JWT VC)"),
+        ));
+    }
     match jwt.payload.get("_sd_alg") {
         None => {}
         Some(Value::String(a)) if a == "sha-256" => {}
@@ -467,26 +554,31 @@ fn decode(text: &str, profile: Profile) -> Result<Presentation, StepFailure> {
 fn freshness(presentation: &Presentation, request: &Request<'_>) -> Result<(), StepFailure> {
     let now = request.now.as_datetime().timestamp();
     let claims = &presentation.issuer_jwt.payload;
+    // Saturating arithmetic throughout: times are bounded by `seconds`, but
+    // `now` and the maximum age come from the caller.
     if let Some(nbf) = seconds(claims, "nbf")?
-        && nbf > now + SKEW_SECONDS
+        && nbf > now.saturating_add(SKEW_SECONDS)
     {
         return Err((
             "credential_not_yet_valid",
-            format!("nbf is {} s ahead", nbf - now),
+            format!("nbf is {} s ahead", nbf.saturating_sub(now)),
         ));
     }
     if let Some(iat) = seconds(claims, "iat")?
-        && iat > now + SKEW_SECONDS
+        && iat > now.saturating_add(SKEW_SECONDS)
     {
         return Err((
             "credential_issued_in_future",
-            format!("iat is {} s ahead", iat - now),
+            format!("iat is {} s ahead", iat.saturating_sub(now)),
         ));
     }
     if let Some(exp) = seconds(claims, "exp")?
-        && exp <= now - SKEW_SECONDS
+        && exp <= now.saturating_sub(SKEW_SECONDS)
     {
-        return Err(("credential_expired", format!("expired {} s ago", now - exp)));
+        return Err((
+            "credential_expired",
+            format!("expired {} s ago", now.saturating_sub(exp)),
+        ));
     }
     if let Some(kb) = &presentation.key_binding {
         let iat = seconds(&kb.payload, "iat")
@@ -497,18 +589,24 @@ fn freshness(presentation: &Presentation, request: &Request<'_>) -> Result<(), S
                 )
             })?
             .ok_or(("kb_iat_invalid", "the key binding has no iat".to_owned()))?;
-        if iat > now + SKEW_SECONDS {
+        if iat > now.saturating_add(SKEW_SECONDS) {
             return Err((
                 "kb_iat_in_future",
-                format!("the key binding is dated {} s ahead", iat - now),
+                format!(
+                    "the key binding is dated {} s ahead",
+                    iat.saturating_sub(now)
+                ),
             ));
         }
-        if iat < now - request.max_age_seconds - SKEW_SECONDS {
+        let oldest = now
+            .saturating_sub(request.max_age_seconds)
+            .saturating_sub(SKEW_SECONDS);
+        if iat < oldest {
             return Err((
                 "kb_iat_too_old",
                 format!(
                     "the key binding is {} s old (at most {} s)",
-                    now - iat,
+                    now.saturating_sub(iat),
                     request.max_age_seconds
                 ),
             ));
@@ -551,6 +649,10 @@ fn issuer_auth(
         KeyLookupError::Retired { retired_at } => (
             "key_retired",
             format!("the key was retired at {retired_at}, before the credential was issued"),
+        ),
+        KeyLookupError::Revoked { revoked_at } => (
+            "key_revoked",
+            format!("the key was revoked at {revoked_at}; it verifies nothing"),
         ),
     })?;
     if matches!(profile, Profile::SdJwtVc) {
@@ -615,34 +717,40 @@ fn revocation(
             None,
             (
                 "status_index_out_of_range",
-                format!("{uri} has no entry {idx}"),
+                format!(
+                    "the list at {uri} (version {}) is shorter than the credential's index",
+                    list.version
+                ),
             ),
         ));
     };
     let used = StatusUsed {
         uri: uri.to_owned(),
-        idx,
         list_version: list.version,
         status,
     };
+    let version = list.version;
     match status {
         status_list::VALID => Ok(Some(used)),
         status_list::INVALID => Err((
             Some(used),
-            ("status_revoked", format!("entry {idx} of {uri} is revoked")),
+            (
+                "status_revoked",
+                format!("its entry in {uri} (version {version}) is revoked"),
+            ),
         )),
         status_list::SUSPENDED => Err((
             Some(used),
             (
                 "status_suspended",
-                format!("entry {idx} of {uri} is suspended"),
+                format!("its entry in {uri} (version {version}) is suspended"),
             ),
         )),
         other => Err((
             Some(used),
             (
                 "status_invalid",
-                format!("entry {idx} of {uri} has status {other}"),
+                format!("its entry in {uri} (version {version}) has status {other}"),
             ),
         )),
     }

@@ -8,7 +8,11 @@
 //! own.
 //!
 //! The record names claims, never their values: the presentation and the
-//! nonce are kept as SHA-256 digests, the disclosed claims as paths.
+//! nonce are kept as digests, the disclosed claims as paths. Nothing in it
+//! is the same for every presentation of one credential (which would let
+//! anyone reading the log follow one holder across lenders): the status
+//! entry's index is not kept, and the presentation's digest is keyed by the
+//! nonce (see [`presentation_digest`]).
 
 use std::fmt;
 
@@ -21,10 +25,6 @@ use crate::ids::StreamId;
 use crate::lender::LenderId;
 use crate::log::Timestamp;
 use crate::verification::{Outcome, StatusUsed, Step, StepResult};
-
-/// Longest `iss`, `kid` or `vct` the record keeps; a longer one is not a
-/// registered value and is recorded as absent.
-pub const MAX_RECORDED_TEXT: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -68,6 +68,22 @@ pub fn sha256_hex(text: &str) -> String {
     hex_lower(&Sha256::digest(text.as_bytes()))
 }
 
+/// What the record and the receipt call `presentation_sha256`: the hex
+/// HMAC-SHA256 of the presentation (ES256 signatures in their low-s form,
+/// [`crate::sd_jwt::canonical_text`]) keyed by the UTF-8 bytes of the nonce.
+///
+/// A plain SHA-256 of a presentation without a Key Binding JWT is the same
+/// at every lender it is shown to, so the log would link them; keyed by the
+/// nonce, which the lender knows and the log holds only as a digest, it is
+/// not, and the lender can still recompute it to check a receipt.
+pub fn presentation_digest(nonce: &str, presentation: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(nonce.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(crate::sd_jwt::canonical_text(presentation).as_bytes());
+    hex_lower(&mac.finalize().into_bytes())
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -77,6 +93,9 @@ fn hex_lower(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The reason of [`VerificationRecord::too_large`].
+pub const RECORD_TOO_LARGE: &str = "record_too_large";
 
 /// One verification as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -92,7 +111,8 @@ pub struct VerificationRecord {
     pub vct: Option<String>,
     /// Paths of the selectively disclosed claims; never their values.
     pub disclosed_claims: Vec<String>,
-    /// Hex SHA-256 of the presentation as received.
+    /// Hex HMAC-SHA256 of the presentation keyed by the nonce
+    /// ([`presentation_digest`]).
     pub presentation_sha256: String,
     /// Hex SHA-256 of the nonce.
     pub nonce_sha256: String,
@@ -120,10 +140,6 @@ pub struct Asked<'a> {
     pub at: Timestamp,
 }
 
-fn bounded(text: Option<&String>) -> Option<String> {
-    text.filter(|t| t.len() <= MAX_RECORDED_TEXT).cloned()
-}
-
 impl VerificationRecord {
     /// The record of `outcome`, under `id`.
     pub fn new(id: VerificationId, asked: &Asked<'_>, outcome: &Outcome) -> Self {
@@ -134,11 +150,11 @@ impl VerificationRecord {
             failed_step: outcome.failed_step,
             reason: outcome.reason.clone(),
             steps: outcome.steps.clone(),
-            issuer: bounded(outcome.issuer.as_ref()),
-            kid: bounded(outcome.kid.as_ref()),
-            vct: bounded(outcome.vct.as_ref()),
+            issuer: outcome.issuer.clone(),
+            kid: outcome.kid.clone(),
+            vct: outcome.vct.clone(),
             disclosed_claims: outcome.disclosed_paths.clone(),
-            presentation_sha256: sha256_hex(asked.presentation),
+            presentation_sha256: presentation_digest(asked.nonce, asked.presentation),
             nonce_sha256: sha256_hex(asked.nonce),
             audience: asked.audience.to_owned(),
             required_claims: asked.required_claims.clone(),
@@ -147,6 +163,34 @@ impl VerificationRecord {
             first_use: None,
             verified_at: asked.at,
         }
+    }
+
+    /// The record that stands in for one too large for the log (a
+    /// presentation with a great many long claim names): a rejection at
+    /// DECODE with a fixed reason and nothing taken from the presentation
+    /// but its digest, so the attempt is still recorded and its nonce spent.
+    pub fn too_large(self) -> Self {
+        Self {
+            verified: false,
+            failed_step: Some(Step::Decode),
+            reason: Some(RECORD_TOO_LARGE.to_owned()),
+            steps: vec![StepResult {
+                name: Step::Decode,
+                passed: false,
+                detail: "the record of this presentation would exceed the log's event size".into(),
+            }],
+            issuer: None,
+            kid: None,
+            vct: None,
+            disclosed_claims: Vec::new(),
+            status: None,
+            ..self
+        }
+    }
+
+    /// Whether this is the stand-in [`VerificationRecord::too_large`] made.
+    pub fn is_too_large_stand_in(&self) -> bool {
+        self.reason.as_deref() == Some(RECORD_TOO_LARGE)
     }
 
     pub fn into_event(self) -> VerificationEvent {
@@ -203,7 +247,7 @@ mod tests {
             reason: Some("claim_missing".into()),
             steps: Vec::new(),
             issuer: Some("did:example:issuer".into()),
-            kid: Some("x".repeat(MAX_RECORDED_TEXT + 1)),
+            kid: Some("kid-1".into()),
             vct: Some("https://credentials.example/identity".into()),
             status: None,
             claims: serde_json::from_str(r#"{"given_name":"Erika"}"#).ok(),
@@ -228,8 +272,8 @@ mod tests {
         let text = serde_json::to_string(&event.encode().data).expect("serializes");
         assert!(!text.contains("Erika"));
         assert!(!text.contains("abc~"));
-        assert!(text.contains(&sha256_hex("abc~")));
-        assert_eq!(record.kid, None, "an oversized kid is not kept");
+        assert!(!text.contains(&sha256_hex("abc~")), "no plain digest");
+        assert!(text.contains(&presentation_digest("n-1", "abc~")));
         assert_eq!(
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -237,5 +281,45 @@ mod tests {
         let decoded = VerificationEvent::decode("PresentationRejected", 1, &event.encode().data)
             .expect("decodes");
         assert_eq!(decoded, event);
+        let too_large = record.too_large();
+        assert_eq!(
+            (too_large.failed_step, too_large.reason.as_deref()),
+            (Some(Step::Decode), Some(RECORD_TOO_LARGE))
+        );
+        assert!(too_large.disclosed_claims.is_empty() && too_large.issuer.is_none());
+    }
+
+    #[test]
+    fn the_presentation_digest_is_keyed_by_the_nonce() {
+        let presentation = "eyJ.eyJ.c2ln~WyJ~";
+        let at_a = presentation_digest("nonce-of-lender-a", presentation);
+        let at_b = presentation_digest("nonce-of-lender-b", presentation);
+        assert_ne!(at_a, at_b, "one presentation shown to two lenders");
+        assert_eq!(at_a, presentation_digest("nonce-of-lender-a", presentation));
+        assert_ne!(at_a, sha256_hex(presentation));
+        // RFC 4231 test case 2: HMAC-SHA256 with key "Jefe".
+        assert_eq!(
+            presentation_digest("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn records_of_old_events_with_a_status_index_still_decode() {
+        let data = serde_json::json!({
+            "verification_id": "0190a0a0-0000-7000-8000-000000000001",
+            "lender_id": "0190a0a0-0000-7000-8000-000000000002",
+            "verified": true, "failed_step": null, "reason": null, "steps": [],
+            "issuer": null, "kid": null, "vct": null, "disclosed_claims": [],
+            "presentation_sha256": "00", "nonce_sha256": "00", "audience": "urn:a",
+            "required_claims": [], "require_holder_binding": true,
+            "status": {"uri": "https://issuer.example/list", "idx": 7, "list_version": 1, "status": 0},
+            "verified_at": "2026-01-01T00:00:00Z"
+        });
+        let event = VerificationEvent::decode("PresentationVerified", 1, &data).expect("decodes");
+        let status = event.record().status.clone().expect("a status");
+        assert_eq!((status.list_version, status.status), (1, 0));
+        let again = serde_json::to_string(&event.encode().data).unwrap();
+        assert!(!again.contains("idx"));
     }
 }

@@ -472,28 +472,10 @@ impl Projection for Issuers {
                 .await?;
             }
             IssuerEvent::IssuerKeyRetired { kid, retired_at } => {
-                let current = tx
-                    .fetch(
-                        "SELECT keys FROM issuers WHERE issuer_id = $1",
-                        &[Param::text(id.clone())],
-                        &[Kind::Text],
-                    )
-                    .await?;
-                let mut keys = keys_of(current.first().and_then(|r| r[0].as_text()));
-                for key in &mut keys {
-                    if key["kid"] == kid.as_str() {
-                        key["retired_at"] = retired_at.to_rfc3339().into();
-                    }
-                }
-                tx.execute(
-                    "UPDATE issuers SET keys = $1, position = $2 WHERE issuer_id = $3",
-                    &[
-                        Param::text(Value::from(keys).to_string()),
-                        position,
-                        Param::text(id),
-                    ],
-                )
-                .await?;
+                set_key_time(tx, id, kid.as_str(), "retired_at", &retired_at, position).await?;
+            }
+            IssuerEvent::IssuerKeyRevoked { kid, revoked_at } => {
+                set_key_time(tx, id, kid.as_str(), "revoked_at", &revoked_at, position).await?;
             }
             IssuerEvent::IssuerSuspended { .. } | IssuerEvent::IssuerReinstated { .. } => {
                 let suspended = matches!(
@@ -520,4 +502,42 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(Issuers),
         std::sync::Arc::new(crate::webhooks::WebhookDeliveries),
     ]
+}
+
+/// Sets `field` (`retired_at`, `revoked_at`) of one key in an issuer's row.
+async fn set_key_time(
+    tx: &mut ReadTx,
+    id: String,
+    kid: &str,
+    field: &str,
+    at: &proofline_domain::log::Timestamp,
+    position: Param,
+) -> Result<(), ReadError> {
+    let current = tx
+        .fetch(
+            "SELECT keys FROM issuers WHERE issuer_id = $1",
+            &[Param::text(id.clone())],
+            &[Kind::Text],
+        )
+        .await?;
+    let mut keys: Vec<Value> = current
+        .first()
+        .and_then(|r| r[0].as_text())
+        .and_then(|k| serde_json::from_str(k).ok())
+        .unwrap_or_default();
+    for key in &mut keys {
+        if key["kid"] == kid {
+            key[field] = at.to_rfc3339().into();
+        }
+    }
+    tx.execute(
+        "UPDATE issuers SET keys = $1, position = $2 WHERE issuer_id = $3",
+        &[
+            Param::text(Value::from(keys).to_string()),
+            position,
+            Param::text(id),
+        ],
+    )
+    .await?;
+    Ok(())
 }

@@ -142,6 +142,8 @@ pub struct IssuerKeyView {
     pub jwk: Jwk,
     pub added_at: String,
     pub retired_at: Option<String>,
+    /// When it was revoked: it verifies nothing since.
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -181,6 +183,7 @@ pub fn issuer_view(issuer: &Issuer) -> IssuerView {
                 jwk: k.jwk.clone(),
                 added_at: k.added_at.to_rfc3339(),
                 retired_at: k.retired_at.map(|t| t.to_rfc3339()),
+                revoked_at: k.revoked_at.map(|t| t.to_rfc3339()),
             })
             .collect(),
         credential_types: issuer
@@ -315,6 +318,54 @@ pub async fn retire_key(
     )
     .await?;
     Ok(answer(StatusCode::OK, render, done.position()))
+}
+
+/// Revoke an issuer's key: from now on it verifies nothing, whatever a
+/// credential's `iat` says (for a key that was stolen: a thief chooses the
+/// `iat`, so retiring it would not be enough).
+#[utoipa::path(
+    post, path = "/v1/issuers/{did}/keys/{kid}/revoke", tag = "issuers",
+    params(
+        ("did" = String, Path, description = "the issuer's DID"),
+        ("kid" = String, Path, description = "the key id, percent-encoded"),
+        ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer"),
+    ),
+    responses(
+        (status = 200, body = inline(Object)),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "revoked already"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    PathParam((did, kid)): PathParam<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let did = did_param(&did)?;
+    let kid = Kid::parse(&kid).map_err(|_| ApiError::new(ErrorCode::NotFound, "no such key"))?;
+    let render = json!({"did": did.as_str(), "kid": kid.as_str(), "revoked": true});
+    let idem = Idem::new(
+        &state,
+        &caller,
+        &headers,
+        &format!("POST /v1/issuers/{did}/keys/{}/revoke", kid.as_str()),
+        &Default::default(),
+    )?;
+    issuer_command(
+        &state,
+        &caller,
+        idem,
+        &did,
+        IssuerCommand::RevokeKey { kid },
+        StatusCode::OK,
+        render,
+    )
+    .await
 }
 
 /// Suspend an issuer: nothing it signed verifies until it is reinstated.

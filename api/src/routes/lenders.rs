@@ -10,7 +10,7 @@ use proofline_commands::lenders::{self, NewKey, Registered, Registration, Rotate
 use proofline_commands::webhooks;
 use proofline_domain::lender::{GracePeriod, LenderCommand, LenderId};
 use proofline_domain::principal::Role;
-use proofline_domain::values::{Audience, ContactEmail, KeyPrefix, Name, WebhookUrl};
+use proofline_domain::values::{Audience, Audiences, ContactEmail, KeyPrefix, Name, WebhookUrl};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,9 +33,43 @@ pub struct RegisterLender {
     /// Unique across lenders (compared in lowercase).
     #[schema(example = "risk@acme.example")]
     pub contact_email: String,
-    /// What key-binding JWTs must name as `aud`; default
-    /// `urn:proofline:lender:<lender_id>`.
+    /// The default audience Key Binding JWTs must name as `aud` (the first
+    /// of `audiences`); default `urn:proofline:lender:<lender_id>`.
     pub audience: Option<String>,
+    /// Every audience this lender may verify presentations for (1 to 16,
+    /// distinct); a verification naming any other is refused. When
+    /// `audience` is given too, it must be the first.
+    pub audiences: Option<Vec<String>>,
+}
+
+impl RegisterLender {
+    fn audiences(&self) -> Result<Option<Audiences>, ApiError> {
+        let listed = self
+            .audiences
+            .as_ref()
+            .map(|all| {
+                all.iter()
+                    .map(|a| Audience::parse(a))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let first = self.audience.as_deref().map(Audience::parse).transpose()?;
+        let audiences = match (first, listed) {
+            (None, None) => return Ok(None),
+            (Some(first), None) => vec![first],
+            (None, Some(listed)) => listed,
+            (Some(first), Some(listed)) => {
+                if listed.first() != Some(&first) {
+                    return Err(ApiError::new(
+                        ErrorCode::ValidationFailed,
+                        "audience must be the first of audiences",
+                    ));
+                }
+                listed
+            }
+        };
+        Ok(Some(Audiences::new(audiences)?))
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,7 +77,9 @@ pub struct LenderRegistered {
     pub lender_id: Uuid,
     /// Shown once; only its argon2id hash is kept.
     pub api_key: String,
+    /// The default audience: the first of `audiences`.
     pub audience: String,
+    pub audiences: Vec<String>,
     /// Position of the command's last event.
     pub position: u64,
 }
@@ -80,10 +116,17 @@ pub async fn register(
     let registration = Registration {
         name: Name::parse("name", &input.name)?,
         contact_email: ContactEmail::parse(&input.contact_email)?,
-        audience: input.audience.as_deref().map(Audience::parse).transpose()?,
+        audiences: input.audiences()?,
     };
     let key = NewKey::generate().await?;
-    let render = |r: &Registered| json!({"lender_id": r.lender_id.as_uuid(), "api_key": key.api_key.expose(), "audience": r.audience.as_str()});
+    let render = |r: &Registered| {
+        json!({
+            "lender_id": r.lender_id.as_uuid(),
+            "api_key": key.api_key.expose(),
+            "audience": r.audiences.first().as_str(),
+            "audiences": audience_texts(&r.audiences),
+        })
+    };
     let seal = idem.seal(StatusCode::CREATED, render);
     let context = caller.command_context();
     match lenders::register(state.store.as_ref(), &context, &registration, &key, &seal).await {
@@ -94,6 +137,10 @@ pub async fn register(
         )),
         Err(error) => idem.replay_after_failure(&state, error.into()).await,
     }
+}
+
+fn audience_texts(audiences: &Audiences) -> Vec<&str> {
+    audiences.as_slice().iter().map(Audience::as_str).collect()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -116,7 +163,10 @@ pub struct LenderView {
     pub lender_id: Uuid,
     pub name: String,
     pub contact_email: String,
+    /// The default audience: the first of `audiences`.
     pub audience: String,
+    /// Every audience this lender may verify presentations for.
+    pub audiences: Vec<String>,
     /// `active` or `deactivated`.
     pub status: String,
     pub keys: Vec<KeyView>,
@@ -163,7 +213,11 @@ pub async fn me(
         lender_id: lender.id.as_uuid(),
         name: lender.name.as_str().to_owned(),
         contact_email: lender.contact_email.as_str().to_owned(),
-        audience: lender.audience.as_str().to_owned(),
+        audience: lender.audiences.first().as_str().to_owned(),
+        audiences: audience_texts(&lender.audiences)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         status: if lender.active {
             "active"
         } else {

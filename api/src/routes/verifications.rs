@@ -34,8 +34,8 @@ pub struct VerifyPresentation {
     pub presentation: String,
     /// The nonce the lender gave the wallet; single use per lender.
     pub nonce: String,
-    /// What the Key Binding JWT must name as `aud`; default the lender's
-    /// registered audience.
+    /// What the Key Binding JWT must name as `aud`: one of the lender's
+    /// registered audiences (any other is 422); default its first.
     pub audience: Option<String>,
     /// Claims that must be disclosed, as dotted paths (`address.country`).
     pub required_claims: Option<Vec<String>>,

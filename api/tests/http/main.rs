@@ -4,10 +4,12 @@
 
 mod cases;
 mod events;
+mod hardening;
 mod registry;
 mod support;
 mod verifications;
 mod webhooks;
+mod world;
 
 macro_rules! http_suite {
     ($backend:ident, $open:path) => {
@@ -55,6 +57,12 @@ macro_rules! http_suite {
         http_suite!(@events $open;
             the_log_is_paged_and_tailed_for_auditors_only,
         );
+        http_suite!(@hardening $open;
+            a_lender_verifies_only_for_its_own_audiences,
+            oversized_presentations_are_recorded_rejections_that_spend_their_nonce,
+            a_revoked_issuer_key_verifies_nothing_and_lists_say_why,
+            status_lists_with_numbers_the_log_cannot_hold_are_refused_plainly,
+        );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
             deliveries_are_signed_and_survive_a_receiver_that_is_down,
@@ -63,6 +71,14 @@ macro_rules! http_suite {
             the_address_is_checked_again_at_each_delivery,
             a_removed_webhook_fails_its_pending_deliveries,
         );
+    };
+    (@hardening $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                crate::hardening::$case($open).await;
+            }
+        )*
     };
     (@events $open:path; $($case:ident),* $(,)?) => {
         $(

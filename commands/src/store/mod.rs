@@ -240,6 +240,11 @@ impl AppendRequest {
             if !event.data.is_object() {
                 return invalid("event data must be a JSON object".into());
             }
+            if let Some(number) = inexact_number(&event.data) {
+                return invalid(format!(
+                    "event data holds {number}: the log keeps only integers within ±(2^53 − 1), which every JSON reader reads back exactly"
+                ));
+            }
             let text = canonical_json(&event.data)
                 .map_err(|e| StoreError::InvalidAppend(format!("event data: {e}")))?;
             if text.len() > MAX_EVENT_DATA_BYTES {
@@ -274,6 +279,30 @@ impl AppendRequest {
             data,
             metadata,
         })
+    }
+}
+
+/// The largest integer JSON carries exactly (2^53 − 1): RFC 8785 writes
+/// numbers as IEEE 754 doubles, so a larger one would be stored as a float
+/// and no longer read back as the integer it was.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The first number in `value` that is not an integer within
+/// ±[`MAX_SAFE_INTEGER`] (docs/log-format.md: "All numbers in envelopes are
+/// integers below 2^53").
+fn inexact_number(value: &Value) -> Option<&serde_json::Number> {
+    match value {
+        Value::Number(n) => {
+            let exact = n
+                .as_u64()
+                .map(|u| u <= MAX_SAFE_INTEGER)
+                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER))
+                .unwrap_or(false);
+            (!exact).then_some(n)
+        }
+        Value::Array(items) => items.iter().find_map(inexact_number),
+        Value::Object(members) => members.values().find_map(inexact_number),
+        Value::Null | Value::Bool(_) | Value::String(_) => None,
     }
 }
 

@@ -654,6 +654,46 @@ pub async fn invalid_appends_are_refused(h: &impl Harness) {
     store.close().await;
 }
 
+/// docs/log-format.md promises integers within ±(2^53 − 1) only: anything
+/// else would be written as a float by RFC 8785 and read back as another
+/// number (or not at all), so the store refuses it, at any depth.
+pub async fn numbers_the_log_cannot_hold_exactly_are_refused(h: &impl Harness) {
+    let store = h.open().await;
+    let s = stream("numbers");
+    for data in [
+        json!({"exp": i64::MAX}),
+        json!({"exp": 9_007_199_254_740_992_u64}),
+        json!({"nested": {"list": [1, -9_007_199_254_740_992_i64]}}),
+        json!({"x": u64::MAX}),
+        json!({"x": 1.5}),
+        json!({"x": 1e300}),
+    ] {
+        let request = AppendRequest::new(
+            s.clone(),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Tested", 1, data.clone())],
+        );
+        assert!(
+            matches!(
+                store.append(request).await,
+                Err(StoreError::InvalidAppend(_))
+            ),
+            "{data}"
+        );
+    }
+    assert!(all_events(store.as_ref()).await.is_empty());
+    let edge = json!({"max": 9_007_199_254_740_991_u64, "min": -9_007_199_254_740_991_i64});
+    let request = AppendRequest::new(
+        s.clone(),
+        ExpectedVersion::Any,
+        vec![NewEvent::new("Tested", 1, edge.clone())],
+    );
+    store.append(request).await.unwrap();
+    let stored = all_events(store.as_ref()).await;
+    assert_eq!(stored[0].data, edge, "read back exactly");
+    store.close().await;
+}
+
 /// Two stores on one database are two writers, as two processes would be:
 /// the database-level writer lock (advisory lock on Postgres, BEGIN
 /// IMMEDIATE on SQLite) must keep positions gapless, the chain intact and

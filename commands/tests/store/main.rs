@@ -26,6 +26,7 @@ macro_rules! store_contract_suite {
                 secrets_are_written_with_their_append,
                 head_and_metadata,
                 invalid_appends_are_refused,
+                numbers_the_log_cannot_hold_exactly_are_refused,
                 two_writers_share_one_log,
                 multi_stream_appends_are_atomic,
                 checkpoints_are_signed_once_and_survive_restarts,

@@ -1,6 +1,7 @@
 //! The verifier, from outside: RFC 9901's own examples, a case for every
 //! reason code, and properties over random and mutated input.
 
+mod hardening;
 mod properties;
 mod reasons;
 mod rfc;

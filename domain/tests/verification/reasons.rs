@@ -324,8 +324,8 @@ fn revocation_reasons() {
         outcome
             .status
             .as_ref()
-            .map(|s| (s.idx, s.list_version, s.status)),
-        Some((3, 1, 0))
+            .map(|s| (s.uri.as_str(), s.list_version, s.status)),
+        Some((crate::support::LIST_URI, 1, 0))
     );
     world.publish_list(&[0, 0, 0, 1, 0]);
     assert_eq!(

@@ -1,0 +1,368 @@
+//! Cases from an outside security review: each proves one finding closed,
+//! on both backends.
+
+use std::future::Future;
+
+use proofline_api::ApiSettings;
+use proofline_domain::jose::testing::TestKey;
+use proofline_domain::sd_jwt::{Issuance, KeyBinding, present};
+use proofline_domain::status_list::TOKEN_TYPE;
+use proofline_domain::status_list::testing::lst;
+use serde_json::{Value, json};
+
+use crate::support::{Answer, TestApp};
+use crate::world::{VCT, World, fresh_nonce, jwk, now, world};
+
+/// A credential of `world`'s issuer with `payload` over the usual claims,
+/// concealing `names` (top level).
+fn issue_with(world: &World, changes: Value, names: &[String]) -> (String, Vec<String>) {
+    let mut payload = json!({
+        "iss": world.did, "iat": now() - 600, "exp": now() + 3600, "vct": VCT,
+        "given_name": "Erika", "cnf": {"jwk": jwk(&world.holder)},
+    });
+    for (name, value) in changes.as_object().unwrap() {
+        payload[name] = value.clone();
+    }
+    let mut n = 0u32;
+    let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), || {
+        n += 1;
+        format!("salt-{n}-{}", uuid::Uuid::now_v7().simple())
+    });
+    for name in names {
+        issuance.conceal(name).unwrap();
+    }
+    let key = TestKey::ed25519(1);
+    issuance.sign(
+        &json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": "key-1"}),
+        |input| key.sign_raw(input),
+    )
+}
+
+fn present_for(
+    world: &World,
+    issued: &str,
+    disclosures: &[String],
+    nonce: &str,
+    aud: &str,
+) -> String {
+    let header = json!({"alg": world.holder.alg(), "typ": "kb+jwt"});
+    let mut sign = |input: &[u8]| world.holder.sign_raw(input);
+    let chosen: Vec<&str> = disclosures.iter().map(String::as_str).collect();
+    present(
+        issued,
+        &chosen,
+        Some(KeyBinding {
+            header: &header,
+            sign: &mut sign,
+            nonce,
+            audience: aud,
+            iat: now() - 2,
+        }),
+    )
+}
+
+async fn verify_as(world: &World, key: &str, body: Value) -> Answer {
+    world.app.post("/v1/verifications", Some(key), &body).await
+}
+
+/// The verification events of the log whose nonce digest is `nonce`'s.
+async fn recorded_for(app: &TestApp, nonce: &str) -> Vec<Value> {
+    let digest = proofline_domain::verification_record::sha256_hex(nonce);
+    app.all_events()
+        .await
+        .into_iter()
+        .filter(|e| e.stream_id.category() == "verification" && e.data["nonce_sha256"] == digest)
+        .map(|e| e.data)
+        .collect()
+}
+
+pub async fn a_lender_verifies_only_for_its_own_audiences<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let (mine, second) = (
+        format!("https://verifier-{suffix}.example"),
+        format!("urn:lender:{suffix}:branch"),
+    );
+    let registered = world
+        .app
+        .post(
+            "/v1/lenders",
+            Some(&world.app.operator_key),
+            &json!({"name": "Two Audiences Ltd", "contact_email": format!("two-{suffix}@acme.example"), "audiences": [mine, second]}),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    assert_eq!(registered.body["audience"], mine.as_str());
+    assert_eq!(registered.body["audiences"], json!([mine, second]));
+    let key = registered.body["api_key"].as_str().unwrap().to_owned();
+    let me = world.app.get("/v1/lenders/me", Some(&key)).await;
+    assert_eq!(me.body["audiences"], json!([mine, second]), "{}", me.text);
+    // The first lender's own answer lists its one default audience.
+    let first = world
+        .app
+        .get("/v1/lenders/me", Some(&world.lender_key))
+        .await;
+    assert_eq!(first.body["audiences"], json!([world.audience]));
+
+    let (issued, disclosures) = issue_with(&world, json!({}), &[]);
+    // Its second audience, named: verified.
+    let nonce = fresh_nonce();
+    let presentation = present_for(&world, &issued, &disclosures, &nonce, &second);
+    let answer = verify_as(
+        &world,
+        &key,
+        json!({"presentation": presentation, "nonce": nonce, "audience": second}),
+    )
+    .await;
+    assert_eq!(answer.body["verified"], true, "{}", answer.text);
+    // Not named: its first, which the Key Binding JWT does not name.
+    let nonce = fresh_nonce();
+    let presentation = present_for(&world, &issued, &disclosures, &nonce, &second);
+    let answer = verify_as(
+        &world,
+        &key,
+        json!({"presentation": presentation, "nonce": nonce}),
+    )
+    .await;
+    assert_eq!(answer.body["reason"], "aud_mismatch", "{}", answer.text);
+    // Another lender's audience, named by a lender that has it not: 422,
+    // and nothing recorded, the nonce unspent.
+    let nonce = fresh_nonce();
+    let stolen = present_for(&world, &issued, &disclosures, &nonce, &world.audience);
+    let answer = verify_as(
+        &world,
+        &key,
+        json!({"presentation": stolen, "nonce": nonce, "audience": world.audience}),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (422, "VALIDATION_FAILED"),
+        "{}",
+        answer.text
+    );
+    assert!(answer.is_problem());
+    assert!(recorded_for(&world.app, &nonce).await.is_empty());
+    // The lender it was made for verifies it.
+    let answer = verify_as(
+        &world,
+        &world.lender_key,
+        json!({"presentation": stolen, "nonce": nonce}),
+    )
+    .await;
+    assert_eq!(answer.body["verified"], true, "{}", answer.text);
+
+    for bad in [
+        json!({"audiences": []}),
+        json!({"audiences": ["urn:x", "urn:x"]}),
+        json!({"audience": "urn:y", "audiences": ["urn:x", "urn:y"]}),
+        json!({"audiences": ["has space"]}),
+        json!({"audiences": (0..17).map(|i| format!("urn:{i}")).collect::<Vec<_>>()}),
+    ] {
+        let mut body = json!({"name": "Bad", "contact_email": format!("bad-{}@acme.example", uuid::Uuid::now_v7().simple())});
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let answer = world
+            .app
+            .post("/v1/lenders", Some(&world.app.operator_key), &body)
+            .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (422, "VALIDATION_FAILED"),
+            "{bad}: {}",
+            answer.text
+        );
+    }
+}
+
+pub async fn oversized_presentations_are_recorded_rejections_that_spend_their_nonce<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let wide = "\u{1}".repeat(11_000);
+    let long = "i".repeat(70_000);
+    for changes in [
+        json!({"iss": long}),
+        json!({"iss": wide}),
+        json!({"vct": wide}),
+    ] {
+        let (issued, disclosures) = issue_with(&world, changes.clone(), &[]);
+        let nonce = fresh_nonce();
+        let presentation = present_for(&world, &issued, &disclosures, &nonce, &world.audience);
+        let body = json!({"presentation": presentation, "nonce": nonce});
+        let answer = verify_as(&world, &world.lender_key, body.clone()).await;
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            &answer.text[..answer.text.len().min(300)]
+        );
+        assert_eq!(answer.body["verified"], false);
+        assert!(answer.text.len() < 8 * 1024, "the answer is bounded too");
+        assert_eq!(recorded_for(&world.app, &nonce).await.len(), 1, "recorded");
+        let again = verify_as(&world, &world.lender_key, body).await;
+        assert_eq!(again.body["reason"], "nonce_replayed", "the nonce is spent");
+    }
+
+    // A presentation whose record would still be too large after bounding:
+    // 300 claims with 250-byte names. Recorded all the same, at DECODE, with
+    // a reason of its own.
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("{i:03}{}", "n".repeat(247)))
+        .collect();
+    let mut changes = json!({});
+    for name in &names {
+        changes[name] = json!(1);
+    }
+    let (issued, disclosures) = issue_with(&world, changes, &names);
+    let nonce = fresh_nonce();
+    let presentation = present_for(&world, &issued, &disclosures, &nonce, &world.audience);
+    let body = json!({"presentation": presentation, "nonce": nonce});
+    let answer = verify_as(&world, &world.lender_key, body.clone()).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        &answer.text[..answer.text.len().min(300)]
+    );
+    assert_eq!(
+        (&answer.body["failed_step"], &answer.body["reason"]),
+        (&json!("DECODE"), &json!("record_too_large")),
+    );
+    assert_eq!(answer.body["disclosed_claims"], Value::Null);
+    let recorded = recorded_for(&world.app, &nonce).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["reason"], "record_too_large");
+    let again = verify_as(&world, &world.lender_key, body).await;
+    assert_eq!(again.body["reason"], "nonce_replayed");
+}
+
+pub async fn a_revoked_issuer_key_verifies_nothing_and_lists_say_why<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let path = format!("/v1/issuers/{}/keys/key-1/revoke", world.did);
+    let lender = world
+        .app
+        .post(&path, Some(&world.lender_key), &json!({}))
+        .await;
+    assert_eq!(lender.status, 403);
+    let revoked = world
+        .app
+        .post(&path, Some(&world.app.operator_key), &json!({}))
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert_eq!(revoked.body["revoked"], true);
+    assert!(revoked.body["position"].is_u64());
+    let again = world
+        .app
+        .post(&path, Some(&world.app.operator_key), &json!({}))
+        .await;
+    assert_eq!((again.status, again.code()), (409, "CONFLICT"));
+    let unknown = world
+        .app
+        .post(
+            &format!("/v1/issuers/{}/keys/key-9/revoke", world.did),
+            Some(&world.app.operator_key),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    // A credential dated long before (a thief picks its iat): refused.
+    let (issued, disclosures) = issue_with(&world, json!({"iat": now() - 86_400 * 365}), &[]);
+    let nonce = fresh_nonce();
+    let presentation = present_for(&world, &issued, &disclosures, &nonce, &world.audience);
+    let answer = verify_as(
+        &world,
+        &world.lender_key,
+        json!({"presentation": presentation, "nonce": nonce}),
+    )
+    .await;
+    assert_eq!(
+        (&answer.body["failed_step"], &answer.body["reason"]),
+        (&json!("ISSUER_AUTH"), &json!("key_revoked")),
+        "{}",
+        answer.text
+    );
+    let listed = world.app.get("/v1/issuers", Some(&world.lender_key)).await;
+    let issuer = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["did"] == world.did.as_str())
+        .unwrap()
+        .clone();
+    assert!(issuer["keys"][0]["revoked_at"].is_string(), "{issuer}");
+    assert!(issuer["keys"][1]["revoked_at"].is_null());
+    // A status list signed with the revoked key is refused.
+    let key = TestKey::ed25519(1);
+    let token = key.sign(
+        &json!({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": "key-1"}),
+        &json!({"iss": world.did, "sub": world.uri, "iat": now(), "status_list": {"bits": 1, "lst": lst(&[0], 1)}}),
+    );
+    let published = world
+        .app
+        .post(
+            "/v1/status-lists",
+            Some(&world.app.operator_key),
+            &json!({"uri": world.uri, "token": token}),
+        )
+        .await;
+    assert_eq!(published.status, 422, "{}", published.text);
+}
+
+pub async fn status_lists_with_numbers_the_log_cannot_hold_are_refused_plainly<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let world = world(open).await;
+    let key = TestKey::ed25519(1);
+    for (name, value) in [
+        ("exp", json!(i64::MAX)),
+        ("ttl", json!(u64::MAX)),
+        ("iat", json!(1e300)),
+    ] {
+        let mut payload = json!({"iss": world.did, "sub": world.uri, "iat": now(), "status_list": {"bits": 2, "lst": lst(&[0; 8], 2)}});
+        payload[name] = value;
+        let token = key.sign(
+            &json!({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": "key-1"}),
+            &payload,
+        );
+        let published = world
+            .app
+            .post(
+                "/v1/status-lists",
+                Some(&world.app.operator_key),
+                &json!({"uri": world.uri, "token": token}),
+            )
+            .await;
+        assert_eq!(
+            (published.status, published.code()),
+            (422, "VALIDATION_FAILED"),
+            "{name}: {}",
+            published.text
+        );
+        assert!(
+            published.body["detail"].as_str().unwrap().contains(name),
+            "{}",
+            published.text
+        );
+    }
+    // The list in place still answers: no verification is stuck on a 500.
+    let (issued, disclosures) = world.issue(&key, "key-1", now() - 600, 3);
+    let nonce = fresh_nonce();
+    let answer = world
+        .verify(&world.present(&issued, &disclosures, &nonce), &nonce)
+        .await;
+    assert_eq!(answer.body["verified"], true, "{}", answer.text);
+}
