@@ -83,16 +83,20 @@ pub enum LogCommand {
     },
     /// Check an exported file offline: every hash recomputed from the
     /// canonical bytes, positions gapless, every prev_hash linked. Exits 1
-    /// naming the first bad position and what happened there
+    /// naming the first bad position and what happened there; 3 when it
+    /// is intact but its checkpoints were checked only with keys it records
+    /// itself (no --public-key)
     Verify {
         /// The JSON Lines file
         file: PathBuf,
-        /// The service's Ed25519 public key (base64url, as
-        /// /v1/log/public-key shows it) to check checkpoints with; without
-        /// it, the keys the file itself records are used (base64url may
-        /// begin with '-')
+        /// A service Ed25519 public key (base64url, as /v1/log/public-key
+        /// shows it, fetched apart from the file) to check checkpoints
+        /// with; repeat it for earlier keys (`previous`): each checkpoint is
+        /// checked with the key of its kid. Without any, the keys the file
+        /// itself records are used and the result is integrity only: exit
+        /// status 3 (base64url may begin with '-')
         #[arg(long, allow_hyphen_values = true)]
-        public_key: Option<String>,
+        public_key: Vec<String>,
     },
 }
 

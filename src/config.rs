@@ -102,11 +102,24 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "webhook requests in flight per lender, 1 to 64 (default 4)",
     ),
     (
+        "PROOFLINE_CHECKPOINT_EVERY_SECONDS",
+        "sign a log checkpoint within this many seconds of any new event, 1 to 86400 (default 5)",
+    ),
+    (
+        "PROOFLINE_CHECKPOINT_EVERY_EVENTS",
+        "sign a log checkpoint after this many new events, 1 to 100000000 (default 1000)",
+    ),
+    (
         "PROOFLINE_CHECKPOINT_EVERY",
-        "sign a log checkpoint after this many events, or seconds with new events (default 300)",
+        "deprecated: both of the above at once, for each one not set",
     ),
     ("PROOFLINE_LOG_FORMAT", "text or json (default text)"),
 ];
+
+/// A signed checkpoint within this many seconds of any new event.
+pub const DEFAULT_CHECKPOINT_EVERY_SECONDS: u64 = 5;
+/// A signed checkpoint after this many new events.
+pub const DEFAULT_CHECKPOINT_EVERY_EVENTS: u64 = 1_000;
 
 /// A bad value, named by its variable. The value itself is only repeated
 /// when it is not a secret.
@@ -181,7 +194,13 @@ pub struct Config {
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
     pub webhook_per_lender: usize,
-    pub checkpoint_every: u64,
+    /// A checkpoint within this long of any new event.
+    pub checkpoint_every_seconds: u64,
+    /// A checkpoint after this many new events.
+    pub checkpoint_every_events: u64,
+    /// Set when the deprecated `PROOFLINE_CHECKPOINT_EVERY` was read, so the
+    /// service can say so at start.
+    pub deprecated_checkpoint_every: bool,
 }
 
 impl Config {
@@ -353,7 +372,21 @@ impl Config {
             Some(v) => seconds("PROOFLINE_WEBHOOK_TIMEOUT_SECONDS", v, 0.05..=120.0)?,
         };
         let webhook_per_lender = number("PROOFLINE_WEBHOOK_PER_LENDER", 4, 1..=64)? as usize;
-        let checkpoint_every = number("PROOFLINE_CHECKPOINT_EVERY", 300, 1..=86_400)?;
+        // `PROOFLINE_CHECKPOINT_EVERY` was both a count and seconds (300 by
+        // default, so a fresh install had no signed head for minutes); it
+        // stays as an alias for whichever of the two is not set.
+        let legacy =
+            number("PROOFLINE_CHECKPOINT_EVERY", 0, 1..=86_400).map(|n| (n > 0).then_some(n))?;
+        let checkpoint_every_seconds = number(
+            "PROOFLINE_CHECKPOINT_EVERY_SECONDS",
+            legacy.unwrap_or(DEFAULT_CHECKPOINT_EVERY_SECONDS),
+            1..=86_400,
+        )?;
+        let checkpoint_every_events = number(
+            "PROOFLINE_CHECKPOINT_EVERY_EVENTS",
+            legacy.unwrap_or(DEFAULT_CHECKPOINT_EVERY_EVENTS),
+            1..=100_000_000,
+        )?;
         let cors_allowed_origins = match get("PROOFLINE_CORS_ALLOWED_ORIGINS") {
             None => Vec::new(),
             Some(list) => list
@@ -414,7 +447,9 @@ impl Config {
             webhook_connect_timeout,
             webhook_timeout,
             webhook_per_lender,
-            checkpoint_every,
+            checkpoint_every_seconds,
+            checkpoint_every_events,
+            deprecated_checkpoint_every: legacy.is_some(),
         })
     }
 
@@ -493,6 +528,46 @@ mod tests {
         assert!(config.cors_allowed_origins.is_empty());
         assert!(config.nats_url.is_none());
         assert!(config.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn checkpoints_are_due_within_seconds_and_the_old_variable_is_an_alias() {
+        let fresh = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(
+            (
+                fresh.checkpoint_every_seconds,
+                fresh.checkpoint_every_events
+            ),
+            (5, 1_000)
+        );
+        assert!(!fresh.deprecated_checkpoint_every);
+        let old = Config::from_vars(&vars(&[("PROOFLINE_CHECKPOINT_EVERY", "300")])).unwrap();
+        assert_eq!(
+            (old.checkpoint_every_seconds, old.checkpoint_every_events),
+            (300, 300)
+        );
+        assert!(old.deprecated_checkpoint_every);
+        let mixed = Config::from_vars(&vars(&[
+            ("PROOFLINE_CHECKPOINT_EVERY", "300"),
+            ("PROOFLINE_CHECKPOINT_EVERY_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                mixed.checkpoint_every_seconds,
+                mixed.checkpoint_every_events
+            ),
+            (2, 300),
+            "the new names win"
+        );
+        for (name, value) in [
+            ("PROOFLINE_CHECKPOINT_EVERY_SECONDS", "0"),
+            ("PROOFLINE_CHECKPOINT_EVERY_EVENTS", "lots"),
+            ("PROOFLINE_CHECKPOINT_EVERY", "0"),
+        ] {
+            let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(error.variable, name);
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct Verified {
     pub checkpoints: u64,
     /// The newest checked checkpoint's position.
     pub last_checkpoint: Option<u64>,
+    /// Whether checkpoints were checked with keys the file itself records
+    /// (no key was given from outside it): that proves the file is intact,
+    /// not who signed it, since a rewritten file can carry its own
+    /// `ServiceKeyActivated`.
+    pub self_attested: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,14 +145,17 @@ fn appears_later(path: &Path, position: u64, after_line: usize) -> Result<bool, 
 /// event's `prev_hash`.
 ///
 /// Checkpoints (`LogCheckpointSigned`) are checked on the way: the
-/// signature with `public_key` when given (the key the server publishes at
-/// `/v1/log/public-key`, fetched apart from the file), else with the
-/// `ServiceKeyActivated` key of the file that has the checkpoint's `kid`;
-/// and the signed hash against the event at the signed position.
-pub fn verify_file(
-    path: &Path,
-    public_key: Option<&VerifyingKey>,
-) -> Result<Verified, LogFileError> {
+/// signature with the one of `trusted` whose kid the checkpoint names (the
+/// keys the server publishes at `/v1/log/public-key`, current and previous,
+/// fetched apart from the file); with no trusted key, with the
+/// `ServiceKeyActivated` key of the file that has that kid (then the result
+/// is only [`Verified::self_attested`]); and the signed hash against the
+/// event at the signed position.
+pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, LogFileError> {
+    let trusted: HashMap<String, VerifyingKey> = trusted
+        .iter()
+        .map(|key| (checkpoint::kid_of(key), *key))
+        .collect();
     let mut lines = envelopes(path)?;
     let mut next = || lines.next().transpose().map_err(io(path));
     let Some(mut current) = next()? else {
@@ -252,13 +260,23 @@ pub fn verify_file(
                 kid,
                 ..
             } = &event;
-            let key = public_key.or_else(|| keys.get(kid)).ok_or_else(|| {
-                at(
-                    Kind::BadSignature,
-                    envelope.position,
-                    format!("no key {kid} in the file, and no --public-key"),
-                )
-            })?;
+            let key = if trusted.is_empty() {
+                keys.get(kid).ok_or_else(|| {
+                    at(
+                        Kind::BadSignature,
+                        envelope.position,
+                        format!("no key {kid} in the file, and no --public-key"),
+                    )
+                })?
+            } else {
+                trusted.get(kid).ok_or_else(|| {
+                    at(
+                        Kind::BadSignature,
+                        envelope.position,
+                        format!("signed with key {kid}, which is none of the --public-key keys"),
+                    )
+                })?
+            };
             checkpoint::check(&event, key)
                 .map_err(|e| at(Kind::BadSignature, envelope.position, e.to_string()))?;
             if let Some(found) = hashes.get(position) {
@@ -296,6 +314,7 @@ pub fn verify_file(
                     last_hash: chain.last_hash(),
                     checkpoints,
                     last_checkpoint,
+                    self_attested: trusted.is_empty(),
                 });
             }
         }
@@ -418,7 +437,7 @@ pub async fn import_file(config: &crate::config::Config, path: &Path) -> anyhow:
 
     use crate::config::StoreLocation;
 
-    let verified = verify_file(path, None).context("the file does not verify; nothing imported")?;
+    let verified = verify_file(path, &[]).context("the file does not verify; nothing imported")?;
     anyhow::ensure!(
         verified.first_position == 1,
         "the file starts at position {}; import needs a whole log from position 1",

@@ -9,6 +9,9 @@ use tracing_subscriber::EnvFilter;
 /// Exit status for a configuration or usage error, as opposed to a failure
 /// at run time (1).
 const EXIT_CONFIG: u8 = 2;
+/// Exit status of `log verify` for a file that is intact but whose
+/// checkpoints only the file's own keys vouch for (no `--public-key`).
+const EXIT_SELF_ATTESTED: u8 = 3;
 
 fn main() -> ExitCode {
     proofline_projections::webhooks::client::install_crypto_provider();
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         config,
     ));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // `{:#}` keeps the whole cause chain on one line.
             eprintln!("error: {error:#}");
@@ -42,7 +45,48 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Log {
+            which: LogCommand::Verify { file, public_key },
+        } => verify_log(&file, &public_key),
+        other => run_command(other, config).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// `proofline log verify`: 0 when intact and signed by a key given from
+/// outside the file, 3 when intact but self-attested, 1 otherwise.
+fn verify_log(file: &std::path::Path, public_keys: &[String]) -> anyhow::Result<ExitCode> {
+    let keys = public_keys
+        .iter()
+        .map(|text| {
+            proofline_domain::checkpoint::public_key(text)
+                .context("--public-key: an Ed25519 public key in base64url (32 bytes)")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let verified = proofline::logfile::verify_file(file, &keys)?;
+    println!(
+        "ok: {} events, positions {} to {}, chain intact; last hash {}",
+        verified.events, verified.first_position, verified.last_position, verified.last_hash
+    );
+    match verified.last_checkpoint {
+        Some(position) => println!(
+            "{} signed checkpoints verified, the last at position {position}",
+            verified.checkpoints
+        ),
+        None => println!("no signed checkpoint in the file"),
+    }
+    if verified.self_attested {
+        println!(
+            "integrity only, signatures self-attested: the checkpoints were checked with keys the file itself records; \
+             give the service's keys with --public-key (from GET /v1/log/public-key, fetched apart from the file) to know who signed them"
+        );
+        return Ok(ExitCode::from(EXIT_SELF_ATTESTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => proofline::serve::run(config, args).await,
         Command::Migrate => {
@@ -100,30 +144,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     match which {
-        LogCommand::Verify { file, public_key } => {
-            let key = public_key
-                .map(|text| {
-                    proofline_domain::checkpoint::public_key(&text)
-                        .context("--public-key: an Ed25519 public key in base64url (32 bytes)")
-                })
-                .transpose()?;
-            let verified = proofline::logfile::verify_file(&file, key.as_ref())?;
-            println!(
-                "ok: {} events, positions {} to {}, chain intact; last hash {}",
-                verified.events,
-                verified.first_position,
-                verified.last_position,
-                verified.last_hash
-            );
-            match verified.last_checkpoint {
-                Some(position) => println!(
-                    "{} signed checkpoints verified, the last at position {position}",
-                    verified.checkpoints
-                ),
-                None => println!("no signed checkpoint in the file"),
-            }
-            Ok(())
-        }
+        LogCommand::Verify { file, public_key } => verify_log(&file, &public_key).map(|_| ()),
         LogCommand::Import { file } => {
             let imported = proofline::logfile::import_file(config, &file).await?;
             println!(

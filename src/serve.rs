@@ -32,6 +32,11 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Migrations::Apply
     };
+    if config.deprecated_checkpoint_every {
+        tracing::warn!(
+            "PROOFLINE_CHECKPOINT_EVERY is deprecated: use PROOFLINE_CHECKPOINT_EVERY_SECONDS and PROOFLINE_CHECKPOINT_EVERY_EVENTS"
+        );
+    }
     let store = app::open_store(&config, migrations).await?;
     tracing::info!(store = %config.describe_store(), ?role, "event store open");
 
@@ -205,7 +210,8 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         presentation_max_age: config.presentation_max_age,
         projector_max_lag: config.projector_max_lag,
         webhook_allowed_networks: config.webhook_allowed_networks.clone(),
-        checkpoint_every: config.checkpoint_every,
+        checkpoint_every_seconds: config.checkpoint_every_seconds,
+        checkpoint_every_events: config.checkpoint_every_events,
     }
 }
 

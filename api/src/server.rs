@@ -211,7 +211,11 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
         state.store.clone(),
         state.limits.clone(),
     );
-    let (key, every) = (state.service_key.clone(), state.settings.checkpoint_every);
+    let (key, every_events, every_seconds) = (
+        state.service_key.clone(),
+        state.settings.checkpoint_every_events,
+        state.settings.checkpoint_every_seconds,
+    );
     tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(60));
         let watch = async {
@@ -231,7 +235,8 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
         };
         let checkpoints = async {
-            let mut checkpointer = proofline_commands::checkpoints::Checkpointer::new(every);
+            let mut checkpointer =
+                proofline_commands::checkpoints::Checkpointer::new(every_events, every_seconds);
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;

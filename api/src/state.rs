@@ -34,9 +34,10 @@ pub struct ApiSettings {
     pub projector_max_lag: u64,
     /// Networks webhooks may reach despite the SSRF guard.
     pub webhook_allowed_networks: Vec<IpNet>,
-    /// A signed checkpoint after this many events, or this many seconds
-    /// with new events.
-    pub checkpoint_every: u64,
+    /// A signed checkpoint within this many seconds of any new event.
+    pub checkpoint_every_seconds: u64,
+    /// A signed checkpoint after this many new events.
+    pub checkpoint_every_events: u64,
 }
 
 impl Default for ApiSettings {
@@ -51,7 +52,8 @@ impl Default for ApiSettings {
             presentation_max_age: Duration::from_secs(300),
             projector_max_lag: 10_000,
             webhook_allowed_networks: Vec::new(),
-            checkpoint_every: 300,
+            checkpoint_every_seconds: 5,
+            checkpoint_every_events: 1_000,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Signing checkpoints of the log, and reading them back.
 //!
 //! The API process runs [`Checkpointer::tick`] every second: when at least
-//! `every` events were appended since the last checkpoint, or `every`
-//! seconds passed with something new, it signs the head. Several API
+//! `every_events` events were appended since the last checkpoint, or
+//! `every_seconds` passed with something new, it signs the head: a receipt
+//! is covered by a signed head within seconds. Several API
 //! processes may tick; the append expects the checkpoint stream's version,
 //! so only one of them records each checkpoint.
 
@@ -61,6 +62,16 @@ pub async fn read(
         .collect()
 }
 
+/// The newest recorded checkpoint, read in one lookup.
+pub async fn latest(store: &dyn EventStore) -> Result<Option<Recorded>, CommandError> {
+    store
+        .last_of_stream(&checkpoint::stream())
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
 /// Checkpoints covering positions after `after`, oldest first, at most
 /// `limit` (the stream is ordered by covered position).
 pub async fn covering_after(
@@ -90,17 +101,20 @@ pub async fn covering_after(
 
 /// Signs checkpoints as the log grows.
 pub struct Checkpointer {
-    every: u64,
+    every_events: u64,
+    every_seconds: u64,
     last: Option<Recorded>,
     /// The first tick: with no checkpoint yet, seconds count from here.
     started: Option<Timestamp>,
 }
 
 impl Checkpointer {
-    /// A checkpoint after `every` events, or `every` seconds with new ones.
-    pub fn new(every: u64) -> Self {
+    /// A checkpoint after `every_events` events, or `every_seconds` with
+    /// new ones.
+    pub fn new(every_events: u64, every_seconds: u64) -> Self {
         Self {
-            every: every.max(1),
+            every_events: every_events.max(1),
+            every_seconds: every_seconds.max(1),
             last: None,
             started: None,
         }
@@ -108,6 +122,10 @@ impl Checkpointer {
 
     /// Catches up with the recorded checkpoints.
     async fn refresh(&mut self, store: &dyn EventStore) -> Result<(), CommandError> {
+        if self.last.is_none() {
+            self.last = latest(store).await?;
+            return Ok(());
+        }
         loop {
             let after = self.last.as_ref().map_or(0, |l| l.stream_version);
             let page = read(store, after, 1_000).await?;
@@ -149,9 +167,10 @@ impl Checkpointer {
         if head.position <= recorded_at {
             return Ok(None);
         }
-        let events_due = head.position - covered >= self.every;
+        let events_due = head.position - covered >= self.every_events;
         let since = signed_at.unwrap_or(started);
-        let time_due = (now.as_datetime() - since.as_datetime()).num_seconds() >= self.every as i64;
+        let time_due = (now.as_datetime() - since.as_datetime()).num_seconds()
+            >= i64::try_from(self.every_seconds).unwrap_or(i64::MAX);
         if !events_due && !time_due {
             return Ok(None);
         }

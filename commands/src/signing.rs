@@ -11,7 +11,7 @@ use std::path::Path;
 use ed25519_dalek::ed25519::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::ed25519::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::keys::KeyError;
 use crate::secret_file;
@@ -44,8 +44,7 @@ impl ServiceKey {
 
     /// A short id of the public key: the first 16 hex characters of its SHA-256.
     pub fn kid(&self) -> String {
-        let digest = Sha256::digest(self.verifying_key().as_bytes());
-        hex::encode(&digest[..8])
+        proofline_domain::checkpoint::kid_of(&self.verifying_key())
     }
 
     pub fn sign(&self, message: &[u8]) -> Signature {

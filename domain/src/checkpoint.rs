@@ -91,6 +91,14 @@ pub enum CheckpointError {
     Malformed(String),
 }
 
+/// The key id of an Ed25519 public key, as the service writes it in
+/// checkpoints and receipts: the first 16 hex characters of its SHA-256.
+pub fn kid_of(key: &VerifyingKey) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    hex::encode(&digest[..8])
+}
+
 /// Parses an Ed25519 public key given as base64url (raw 32 bytes).
 pub fn public_key(text: &str) -> Option<VerifyingKey> {
     let bytes: [u8; 32] = b64url_decode(text.trim()).ok()?.try_into().ok()?;

@@ -6,6 +6,8 @@ use std::path::Path;
 use crate::support::{Running, proofline};
 
 /// Runs `log verify` with no database, no data directory and no network.
+/// `log verify` without a key: `(exited 0, output)`; a file that is intact
+/// exits 3 (self-attested), so `false` here.
 fn verify(file: &Path) -> (bool, String) {
     let output = proofline(Path::new("/nonexistent/proofline-data"))
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
@@ -68,13 +70,13 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
     let data = dir.path().join("data");
     let server = Running::start({
         let mut command = proofline(&data);
-        command.env("PROOFLINE_CHECKPOINT_EVERY", "5").arg("serve");
+        command.arg("serve");
         command
     });
     succeeds(proofline(&data).args(["demo", "--url", &server.base]));
 
-    // A checkpoint covers the demo's events (one is signed within a second
-    // once 5 events are new).
+    // With the defaults, a checkpoint covers the demo's events within
+    // seconds (PROOFLINE_CHECKPOINT_EVERY_SECONDS, 5).
     let operator = std::fs::read_to_string(data.join("operator.key")).unwrap();
     proofline_projections::webhooks::client::install_crypto_provider();
     let client = reqwest::Client::new();
@@ -151,15 +153,48 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
         "the API serves the envelopes as stored"
     );
 
-    let (ok, said) = verify(&exported);
-    assert!(ok, "{said}");
+    // Without a key from outside the file: intact, but only self-attested,
+    // with an exit status of its own.
+    let output = proofline(Path::new("/nonexistent/proofline-data"))
+        .args(["log", "verify"])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{said}");
     assert!(
         said.contains(&format!("ok: {} events", lines.len())),
         "{said}"
     );
     assert!(said.contains("signed checkpoints verified"), "{said}");
+    assert!(
+        said.contains("integrity only, signatures self-attested"),
+        "{said}"
+    );
     let (ok, said) = verify_with(&exported, &["--public-key", &public_key]);
     assert!(ok, "{said}");
+    assert!(!said.contains("self-attested"), "{said}");
+
+    // A rewritten export that brings its own key: a ServiceKeyActivated and
+    // a checkpoint signed by it, chained onto the real file. On its own
+    // word it holds together (exit 3, never 0); against the service's key
+    // its checkpoint is refused; with both keys given, each checkpoint is
+    // checked with the key of its kid.
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let forged_file = append_forged_checkpoint(dir.path(), &lines, &forger);
+    let (ok, said) = verify(&forged_file);
+    assert!(!ok && said.contains("self-attested"), "{said}");
+    let (ok, said) = verify_with(&forged_file, &["--public-key", &public_key]);
+    assert!(
+        !ok && said.contains("bad signature") && said.contains("none of the --public-key keys"),
+        "{said}"
+    );
+    let forger_public = proofline_domain::jose::b64url_encode(forger.verifying_key().as_bytes());
+    let (ok, said) = verify_with(
+        &forged_file,
+        &["--public-key", &public_key, "--public-key", &forger_public],
+    );
+    assert!(ok, "several keys, each by its kid: {said}");
     let stranger = proofline_domain::jose::b64url_encode(
         ed25519_dalek::SigningKey::from_bytes(&[9; 32])
             .verifying_key()
@@ -250,6 +285,76 @@ async fn an_export_verifies_offline_and_tampering_is_named() {
     let (ok, said) = verify_with(&tail, &["--public-key", &public_key]);
     assert!(ok, "{said}");
     assert!(said.contains("positions 5 to"), "{said}");
+}
+
+/// `lines` and two more events chained onto them: a ServiceKeyActivated of
+/// `forger`'s key and a checkpoint of the head signed with it.
+fn append_forged_checkpoint(
+    dir: &Path,
+    lines: &[String],
+    forger: &ed25519_dalek::SigningKey,
+) -> std::path::PathBuf {
+    use ed25519_dalek::Signer;
+    use proofline_domain::checkpoint::{Checkpoint, kid_of};
+    use proofline_domain::decider::EventSchema;
+    use proofline_domain::log::{Envelope, Timestamp};
+    let last: Envelope = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let kid = kid_of(&forger.verifying_key());
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let next = |previous: &Envelope,
+                stream: &str,
+                version: u64,
+                encoded: proofline_domain::decider::EncodedEvent| {
+        Envelope {
+            position: previous.position + 1,
+            event_id: uuid::Uuid::now_v7(),
+            stream_id: proofline_domain::ids::StreamId::parse(stream).unwrap(),
+            stream_version: version,
+            event_type: encoded.event_type,
+            schema_version: encoded.schema_version,
+            data: encoded.data,
+            metadata: Default::default(),
+            recorded_at: now,
+            prev_hash: previous.hash,
+            hash: previous.hash,
+        }
+        .seal()
+    };
+    let key_event = proofline_commands::service_keys::ServiceKeyEvent::ServiceKeyActivated {
+        kid: kid.clone(),
+        public_key: proofline_domain::jose::b64url_encode(forger.verifying_key().as_bytes()),
+        did: proofline_domain::did::Did::from_ed25519(&forger.verifying_key()),
+        activated_at: now,
+    };
+    let versions = |stream: &str| {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Envelope>(l).ok())
+            .filter(|e| e.stream_id.as_str() == stream)
+            .count() as u64
+    };
+    let activated = next(
+        &last,
+        "service-keys",
+        versions("service-keys") + 1,
+        key_event.encode(),
+    );
+    let checkpoint = Checkpoint {
+        position: activated.position,
+        hash: activated.hash,
+        signed_at: now,
+    };
+    let signature = forger.sign(checkpoint.signing_input(&kid).as_bytes());
+    let signed = next(
+        &activated,
+        "log-checkpoints",
+        versions("log-checkpoints") + 1,
+        checkpoint.event(&kid, &signature.to_bytes()).encode(),
+    );
+    let mut all = lines.to_vec();
+    all.push(serde_json::to_string(&activated).unwrap());
+    all.push(serde_json::to_string(&signed).unwrap());
+    write(dir, "forged-key.jsonl", &all)
 }
 
 /// The checksum lines of `proofline rebuild`, by model.

@@ -6,6 +6,8 @@ use proofline_commands::service_keys::{self, RecordedKey};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use proofline_domain::principal::Role;
+
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -119,28 +121,32 @@ fn checkpoint_view(recorded: &proofline_commands::checkpoints::Recorded) -> Chec
     }
 }
 
-/// The newest signed checkpoint of the log.
+/// The newest signed checkpoint of the log (auditor, operator).
 #[utoipa::path(
     get, path = "/v1/log/checkpoints/latest", tag = "log",
     responses(
         (status = 200, body = CheckpointView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "none signed yet"),
     ),
     security(("api_key" = []))
 )]
 pub async fn latest_checkpoint(
     State(state): State<AppState>,
-    _caller: crate::caller::Caller,
+    caller: crate::caller::Caller,
 ) -> Result<Json<CheckpointView>, ApiError> {
-    let all = proofline_commands::checkpoints::covering_after(state.store.as_ref(), 0, usize::MAX)
-        .await?;
-    all.last().map(|c| Json(checkpoint_view(c))).ok_or_else(|| {
-        ApiError::new(
-            crate::error::ErrorCode::NotFound,
-            "no checkpoint is signed yet",
-        )
-    })
+    caller.require(&[Role::Auditor, Role::Operator])?;
+    let latest = proofline_commands::checkpoints::latest(state.store.as_ref()).await?;
+    latest
+        .as_ref()
+        .map(|c| Json(checkpoint_view(c)))
+        .ok_or_else(|| {
+            ApiError::new(
+                crate::error::ErrorCode::NotFound,
+                "no checkpoint is signed yet",
+            )
+        })
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -157,23 +163,25 @@ pub struct CheckpointPage {
     pub checkpoints: Vec<CheckpointView>,
 }
 
-/// Signed checkpoints, oldest first.
+/// Signed checkpoints, oldest first (auditor, operator).
 #[utoipa::path(
     get, path = "/v1/log/checkpoints", tag = "log",
     params(CheckpointsQuery),
     responses(
         (status = 200, body = CheckpointPage),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn checkpoints(
     State(state): State<AppState>,
-    _caller: crate::caller::Caller,
+    caller: crate::caller::Caller,
     query: Result<axum::extract::Query<CheckpointsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CheckpointPage>, ApiError> {
     use crate::error::ErrorCode;
+    caller.require(&[Role::Auditor, Role::Operator])?;
     let axum::extract::Query(query) =
         query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);

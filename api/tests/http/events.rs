@@ -113,7 +113,12 @@ where
     let app = open(ApiSettings::default()).await;
     let auditor = auditor(&app).await;
     let (_, lender) = app.register_lender("events@acme.example").await;
-    for path in ["/v1/events", "/v1/events/stream"] {
+    for path in [
+        "/v1/events",
+        "/v1/events/stream",
+        "/v1/log/checkpoints",
+        "/v1/log/checkpoints/latest",
+    ] {
         let answer = app.get(path, Some(&lender)).await;
         assert_eq!((answer.status, answer.code()), (403, "FORBIDDEN"), "{path}");
         assert_eq!(app.get(path, None).await.status, 401, "{path}");

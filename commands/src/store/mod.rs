@@ -390,6 +390,10 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError>;
 
+    /// The last event of one stream (its highest version), if any: one
+    /// indexed lookup, whatever the stream's length.
+    async fn last_of_stream(&self, stream_id: &StreamId) -> Result<Option<Envelope>, StoreError>;
+
     /// Events with a position above `after`, in position order, at most
     /// `limit` (capped at [`MAX_READ_LIMIT`]).
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;

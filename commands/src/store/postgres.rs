@@ -584,6 +584,15 @@ impl EventStore for PgEventStore {
         rows.iter().map(envelope).collect()
     }
 
+    async fn last_of_stream(&self, stream_id: &StreamId) -> Result<Option<Envelope>, StoreError> {
+        let sql = select_envelope!("WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1");
+        let row = sqlx::query(sql)
+            .bind(stream_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(envelope).transpose()
+    }
+
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let sql = select_envelope!("WHERE position > $1 ORDER BY position LIMIT $2");
         let rows = sqlx::query(sql)

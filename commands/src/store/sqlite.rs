@@ -396,6 +396,15 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(envelope).collect()
     }
 
+    async fn last_of_stream(&self, stream_id: &StreamId) -> Result<Option<Envelope>, StoreError> {
+        let sql = select_envelope!("WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1");
+        let row = sqlx::query(sql)
+            .bind(stream_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(envelope).transpose()
+    }
+
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let rows = sqlx::query(select_envelope!(
             "WHERE position > ? ORDER BY position LIMIT ?"

@@ -865,7 +865,7 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
                 .unwrap();
         }
     };
-    let mut first = Checkpointer::new(10);
+    let mut first = Checkpointer::new(10, 10);
     assert_eq!(
         first.tick(store.as_ref(), &key, at(0)).await.unwrap(),
         None,
@@ -890,7 +890,7 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
     );
 
     // A restart: the next checkpointer knows the last one from the log.
-    let mut second = Checkpointer::new(10);
+    let mut second = Checkpointer::new(10, 10);
     append(2).await;
     assert_eq!(
         second.tick(store.as_ref(), &key, at(5)).await.unwrap(),
@@ -904,7 +904,7 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
 
     // Racing signers record one checkpoint.
     append(10).await;
-    let (mut one, mut two) = (Checkpointer::new(10), Checkpointer::new(10));
+    let (mut one, mut two) = (Checkpointer::new(10, 10), Checkpointer::new(10, 10));
     let (a, b) = tokio::join!(
         one.tick(store.as_ref(), &key, at(20)),
         two.tick(store.as_ref(), &key, at(20)),
