@@ -15,7 +15,7 @@ use proofline_commands::store::EventStore;
 use proofline_domain::log::Envelope;
 use proofline_projections::jetstream::JetStreamSubscription;
 use proofline_projections::read_side::{Subscribe, store_subscriptions};
-use proofline_projections::relay::{Relay, RelayOptions};
+use proofline_projections::relay::{Refusal, Relay, RelayOptions};
 use proofline_projections::subscription::{Subscription, SubscriptionError};
 use secrecy::ExposeSecret;
 use sqlx::Connection;
@@ -46,6 +46,8 @@ pub struct NatsBus {
     /// A benchmark's own stream, deleted on stop.
     scratch: bool,
     published: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Why this process's relay refuses to publish, while it does.
+    refusal: Option<Refusal>,
 }
 
 impl Bus {
@@ -69,15 +71,23 @@ impl Bus {
         }
     }
 
-    /// The readiness check of the bus: NATS connected (none without NATS).
+    /// The readiness check of the bus: NATS connected, and this process's
+    /// relay (if it relays) not refusing a stream that holds another log
+    /// (none without NATS).
     pub fn probe(&self) -> Option<proofline_api::Probe> {
         let Bus::Nats(nats) = self else {
             return None;
         };
-        let client = nats.client.clone();
+        let (client, refusal) = (nats.client.clone(), nats.refusal.clone());
         Some(Arc::new(move || {
-            let client = client.clone();
+            let (client, refusal) = (client.clone(), refusal.clone());
             Box::pin(async move {
+                if let Some(why) = refusal
+                    .as_ref()
+                    .and_then(|r| r.read().unwrap_or_else(|p| p.into_inner()).clone())
+                {
+                    return Err(why);
+                }
                 match client.connection_state() {
                     async_nats::connection::State::Connected => {
                         Ok(serde_json::json!({"status": "ok"}))
@@ -200,11 +210,12 @@ async fn start_with(
         .connect(url.as_str())
         .await
         .context("NATS_URL is not a usable NATS address")?;
-    let mut published = None;
+    let (mut published, mut refusal) = (None, None);
     let relay = if role.relays() {
         let (stop, stopped) = watch::channel(false);
         let relay = Relay::new(store, client.clone(), options.clone());
         published = Some(relay.published());
+        refusal = Some(relay.refusal());
         let lock_url = match &config.store {
             StoreLocation::Postgres { url, .. } => Some(url.expose_secret().to_owned()),
             StoreLocation::Embedded { .. } => None,
@@ -220,6 +231,7 @@ async fn start_with(
         relay,
         scratch: false,
         published,
+        refusal,
     })))
 }
 

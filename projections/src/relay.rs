@@ -13,7 +13,15 @@
 //! - on start and after any failure the relay asks the stream for its last
 //!   message and resumes after that message's `Proofline-Position` (or its
 //!   own saved position, if further), so a relay killed between a publish
-//!   and saving its position neither repeats nor skips.
+//!   and saving its position neither repeats nor skips;
+//! - before it trusts that position, it checks that the message is this
+//!   log's: the store's event at that position must have the message's
+//!   event id and hash. A stream holding another log (a restored or
+//!   imported store, a second environment on one NATS) would otherwise make
+//!   it skip every position up to the other log's end; instead it refuses
+//!   to relay, says why in its log and in `/health/ready`
+//!   ([`Relay::refusal`]), and checks again every
+//!   [`FOREIGN_RETRY`] in case an operator gave it an empty stream.
 //!
 //! Publishes are pipelined (a page is sent, then its acks awaited in
 //! order). NATS being down only delays the relay: it retries with backoff
@@ -40,7 +48,16 @@ pub enum RelayError {
     Store(#[from] proofline_commands::StoreError),
     #[error("the stream's last message has no Proofline-Position header")]
     Foreign,
+    /// The stream holds events of another log: relaying would skip or
+    /// interleave. Nothing is published until this is resolved.
+    #[error(
+        "stream {stream} holds another log's events: {detail}; refusing to relay (give this log a stream of its own, or an empty one: see README, \"A stream that holds another log\")"
+    )]
+    ForeignLog { stream: String, detail: String },
 }
+
+/// How often a relay that found another log's events checks again.
+pub const FOREIGN_RETRY: Duration = Duration::from_secs(10);
 
 fn bus(error: impl std::fmt::Display) -> RelayError {
     RelayError::Bus(error.to_string())
@@ -103,11 +120,23 @@ pub async fn ensure_stream(
     Ok(stream)
 }
 
-/// Where the stream ends: the last message's position and event id.
-async fn stream_end(stream: &mut stream::Stream) -> Result<(u64, Option<String>), RelayError> {
+/// The stream's last message, as far as the relay trusts it.
+struct StreamEnd {
+    position: u64,
+    event_id: Option<String>,
+    /// The `hash` member of the message's envelope.
+    hash: Option<String>,
+}
+
+/// Where the stream ends: the last message's position, event id and hash.
+async fn stream_end(stream: &mut stream::Stream) -> Result<StreamEnd, RelayError> {
     let last = stream.info().await.map_err(bus)?.state.last_sequence;
     if last == 0 {
-        return Ok((0, None));
+        return Ok(StreamEnd {
+            position: 0,
+            event_id: None,
+            hash: None,
+        });
     }
     let message = stream.get_raw_message(last).await.map_err(bus)?;
     let position = message
@@ -115,11 +144,44 @@ async fn stream_end(stream: &mut stream::Stream) -> Result<(u64, Option<String>)
         .get("Proofline-Position")
         .and_then(|v| v.as_str().parse::<u64>().ok())
         .ok_or(RelayError::Foreign)?;
-    let id = message
+    let event_id = message
         .headers
         .get("Nats-Msg-Id")
         .map(|v| v.as_str().to_owned());
-    Ok((position, id))
+    let hash = serde_json::from_slice::<serde_json::Value>(&message.payload)
+        .ok()
+        .and_then(|v| v.get("hash").and_then(|h| h.as_str()).map(str::to_owned));
+    Ok(StreamEnd {
+        position,
+        event_id,
+        hash,
+    })
+}
+
+/// Why the stream's end is not this log's event at that position, if it
+/// is not.
+async fn foreign(store: &dyn EventStore, end: &StreamEnd) -> Result<Option<String>, RelayError> {
+    if end.position == 0 {
+        return Ok(None);
+    }
+    let ours = store.read_all(end.position - 1, 1).await?;
+    let Some(ours) = ours.first().filter(|e| e.position == end.position) else {
+        let head = store.head().await?.map_or(0, |h| h.position);
+        return Ok(Some(format!(
+            "its last message is position {}, and this log ends at {head}",
+            end.position
+        )));
+    };
+    let (id, hash) = (ours.event_id.to_string(), ours.hash.to_hex());
+    if end.event_id.as_deref() != Some(id.as_str()) || end.hash.as_deref() != Some(hash.as_str()) {
+        return Ok(Some(format!(
+            "position {} is event {} (hash {}) there, and event {id} (hash {hash}) here",
+            end.position,
+            end.event_id.as_deref().unwrap_or("?"),
+            end.hash.as_deref().unwrap_or("?"),
+        )));
+    }
+    Ok(None)
 }
 
 pub struct Relay {
@@ -127,7 +189,11 @@ pub struct Relay {
     js: jetstream::Context,
     options: RelayOptions,
     published: Arc<AtomicU64>,
+    refusal: Refusal,
 }
+
+/// Why the relay refuses to publish, while it does.
+pub type Refusal = Arc<std::sync::RwLock<Option<String>>>;
 
 impl Relay {
     pub fn new(
@@ -140,7 +206,18 @@ impl Relay {
             js: jetstream::new(client),
             options,
             published: Arc::default(),
+            refusal: Arc::default(),
         }
+    }
+
+    /// Why the relay refuses to publish (the stream holds another log), or
+    /// `None`: for readiness checks.
+    pub fn refusal(&self) -> Refusal {
+        self.refusal.clone()
+    }
+
+    fn refuse(&self, why: Option<String>) {
+        *self.refusal.write().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     /// The name its position is saved under in the store.
@@ -167,6 +244,15 @@ impl Relay {
                 _ = &mut shutdown => return,
                 outcome = self.publish_until_error() => {
                     let error = match outcome { Ok(never) => match never {}, Err(e) => e };
+                    if let RelayError::ForeignLog { .. } = &error {
+                        tracing::error!(%error, retry_in = ?FOREIGN_RETRY, "relay: refusing to publish");
+                        self.refuse(Some(error.to_string()));
+                        tokio::select! {
+                            _ = &mut shutdown => return,
+                            _ = tokio::time::sleep(FOREIGN_RETRY) => {}
+                        }
+                        continue;
+                    }
                     tracing::warn!(%error, retry_in = ?backoff, "relay: publishing failed; retrying");
                 }
             }
@@ -183,7 +269,15 @@ impl Relay {
         let mut stream = ensure_stream(&self.js, &self.options).await?;
         let name = self.consumer_name();
         let saved = self.store.consumer_position(&name).await?;
-        let (on_stream, mut last_id) = stream_end(&mut stream).await?;
+        let end = stream_end(&mut stream).await?;
+        if let Some(detail) = foreign(self.store.as_ref(), &end).await? {
+            return Err(RelayError::ForeignLog {
+                stream: self.options.stream.clone(),
+                detail,
+            });
+        }
+        self.refuse(None);
+        let (on_stream, mut last_id) = (end.position, end.event_id);
         let mut position = saved.max(on_stream);
         if on_stream < saved {
             // The stream lost acknowledged messages (or is new): publish

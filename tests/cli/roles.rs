@@ -400,3 +400,69 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     .expect("a delivery by the other consumer within 30 s");
     assert!(holds(&follower.log()), "{}", follower.log());
 }
+
+/// A fresh install pointed at a NATS whose stream holds an earlier
+/// install's log: its relay refuses to publish, and says so in its log and
+/// in `/health/ready`, instead of skipping its events up to the other log's
+/// last position.
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_install_on_a_stream_of_another_log_is_not_ready_and_says_why() {
+    let nats = proofline_testkit::nats::NatsServer::start();
+    let serve = |data: &std::path::Path| {
+        let mut command = proofline(data);
+        command.env("NATS_URL", nats.url()).arg("serve");
+        command
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = Running::start(serve(&dir.path().join("earlier")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = get(&format!("{}/metrics", earlier.base))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let published = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("proofline_relay_position "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if published > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the earlier install relays"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, _) = earlier.terminate();
+    assert!(status.success());
+
+    let fresh = Running::start(serve(&dir.path().join("fresh")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let ready = get(&format!("{}/health/ready", fresh.base)).await;
+        if ready.status() == 503 {
+            let body: serde_json::Value = ready.json().await.unwrap();
+            if body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("another log")
+            {
+                break body;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fresh install is not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["code"], "UNAVAILABLE", "{body}");
+    let (status, log) = fresh.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("refusing to publish"), "{log}");
+    assert!(log.contains("PROOFLINE_EVENTS holds another log"), "{log}");
+}

@@ -310,11 +310,119 @@ async fn the_subscription_delivers_in_order_and_redelivers_what_was_not_acked() 
     task.await.unwrap();
 }
 
+/// A fresh store (a restore, an import, a second environment) pointed at a
+/// stream that holds another log's events: the relay refuses to publish
+/// and says why, instead of resuming after the other log's last position
+/// and skipping this log's events up to it. Given an empty stream (the
+/// way out README describes), it publishes this log from its first event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_another_log_is_refused_not_skipped() {
+    let first = world().await;
+    first.append(8).await;
+    let (stop, published, task) = first.relay().await;
+    until("the first log", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 8
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    // Another log on the same NATS and stream: longer and shorter ones.
+    for events in [12, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let pool = sqlite::connect_pool(&path).await.unwrap();
+        migrate::apply_sqlite(&pool).await.unwrap();
+        let store: Arc<dyn EventStore> =
+            Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+        let other = World {
+            store,
+            nats: NatsServer::start(),
+            options: first.options.clone(),
+            _dir: dir,
+        };
+        other.append(events).await;
+        let relay = Relay::new(
+            other.store.clone(),
+            first.client().await,
+            first.options.clone(),
+        );
+        let (published, refusal) = (relay.published(), relay.refusal());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async move {
+            let _ = stopped.await;
+        }));
+        until("the refusal", Duration::from_secs(30), async || {
+            refusal.read().unwrap().is_some()
+        })
+        .await;
+        let why = refusal.read().unwrap().clone().unwrap();
+        assert!(why.contains("another log"), "{why}");
+        assert!(why.contains("position 8"), "{why}");
+        assert_eq!(published.load(Ordering::Relaxed), 0, "nothing published");
+        assert_eq!(
+            first.stream_contents().await.len(),
+            8,
+            "the stream is untouched"
+        );
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+
+    // The way out: an empty stream. The relay publishes this log whole.
+    let js = jetstream::new(first.client().await);
+    js.delete_stream(&first.options.stream).await.unwrap();
+    let other = world().await;
+    let other = World {
+        options: first.options.clone(),
+        ..other
+    };
+    other.append(5).await;
+    let relay = Relay::new(
+        other.store.clone(),
+        first.client().await,
+        first.options.clone(),
+    );
+    let (published, refusal) = (relay.published(), relay.refusal());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    until("the new log", Duration::from_secs(30), async || {
+        published.load(Ordering::Relaxed) >= 5
+    })
+    .await;
+    assert!(refusal.read().unwrap().is_none());
+    let contents = first.stream_contents().await;
+    let log = other.store.read_all(0, 100).await.unwrap();
+    assert_eq!(
+        contents.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>(),
+        log,
+        "every event of this log, from position 1"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
 /// `deploy/nats/nats.conf`: the analyst reads the events and makes
 /// consumers of its own, and can do nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analyst_user_reads_and_does_nothing_else() {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/nats.conf");
+    // Every read model's consumer is denied to the analyst, every way.
+    let text = std::fs::read_to_string(&config).unwrap();
+    for model in proofline_projections::models::all() {
+        let consumer = format!("proofline-{}", model.name());
+        for denied in [
+            format!("$JS.API.CONSUMER.MSG.NEXT.PROOFLINE_EVENTS.{consumer}\""),
+            format!("$JS.ACK.PROOFLINE_EVENTS.{consumer}.>"),
+            format!("$JS.API.CONSUMER.CREATE.PROOFLINE_EVENTS.{consumer}\""),
+            format!("$JS.API.CONSUMER.CREATE.PROOFLINE_EVENTS.{consumer}.>"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.PROOFLINE_EVENTS.{consumer}\""),
+        ] {
+            assert!(text.contains(&denied), "nats.conf denies {denied}");
+        }
+    }
     let nats = NatsServer::start_with_config(
         &config,
         &[
@@ -437,6 +545,117 @@ async fn the_analyst_user_reads_and_does_nothing_else() {
         service_info_messages(&service).await,
         5,
         "the stream is intact"
+    );
+
+    // Nor settle the service's messages: a service consumer holds a message
+    // unacknowledged; the analyst's +ACK and +TERM on its reply subject are
+    // refused, so the message stays pending for the service.
+    let service_js = jetstream::new(service.clone());
+    let service_stream = service_js.get_stream("PROOFLINE_EVENTS").await.unwrap();
+    let theirs: jetstream::consumer::PullConsumer = service_stream
+        .get_or_create_consumer(
+            "proofline-daily_stats",
+            jetstream::consumer::pull::Config {
+                durable_name: Some("proofline-daily_stats".into()),
+                ack_wait: Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let pending = || async {
+        service_stream
+            .consumer_info("proofline-daily_stats")
+            .await
+            .unwrap()
+            .num_ack_pending
+    };
+    let before = pending().await;
+    let mut batch = theirs.fetch().max_messages(1).messages().await.unwrap();
+    let held = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+    let reply = held.reply.clone().expect("a reply subject to ack on");
+    assert!(
+        reply
+            .as_str()
+            .starts_with("$JS.ACK.PROOFLINE_EVENTS.proofline-daily_stats."),
+        "{reply}"
+    );
+    assert_eq!(pending().await, before + 1);
+    for verdict in ["+ACK", "+TERM"] {
+        analyst
+            .publish(reply.clone(), verdict.into())
+            .await
+            .unwrap();
+    }
+    analyst.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pending().await, before + 1, "the analyst settled nothing");
+    held.ack().await.unwrap();
+
+    // Nor create or change a consumer under a service consumer's name, by
+    // any of the API's subjects.
+    let config_before = service_stream
+        .consumer_info("proofline-verifications")
+        .await
+        .unwrap()
+        .config;
+    let request = |subject: String, durable: &str| {
+        let body = json!({
+            "stream_name": "PROOFLINE_EVENTS",
+            "config": {
+                "durable_name": durable,
+                "name": durable,
+                "deliver_policy": "new",
+                "ack_policy": "none",
+                "description": "taken over",
+            },
+        });
+        let analyst = analyst.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(3),
+                analyst.request(subject, body.to_string().into()),
+            )
+            .await
+        }
+    };
+    let mut attempts = Vec::new();
+    for name in ["proofline-verifications", "proofline-webhook_deliveries"] {
+        for subject in [
+            format!("$JS.API.CONSUMER.CREATE.PROOFLINE_EVENTS.{name}"),
+            format!("$JS.API.CONSUMER.CREATE.PROOFLINE_EVENTS.{name}.proofline.events.>"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.PROOFLINE_EVENTS.{name}"),
+            "$JS.API.CONSUMER.CREATE.PROOFLINE_EVENTS".to_owned(),
+            format!("$JS.API.CONSUMER.DELETE.PROOFLINE_EVENTS.{name}"),
+        ] {
+            let attempt = request(subject.clone(), name);
+            attempts.push(async move { (subject, attempt.await) });
+        }
+    }
+    for (subject, answer) in futures::future::join_all(attempts).await {
+        // Refused: no answer (a permission violation), or an error.
+        if let Ok(Ok(message)) = answer {
+            let body: serde_json::Value =
+                serde_json::from_slice(&message.payload).unwrap_or_default();
+            assert!(body.get("error").is_some(), "{subject}: {body}");
+        }
+    }
+    let config_after = service_stream
+        .consumer_info("proofline-verifications")
+        .await
+        .unwrap()
+        .config;
+    assert_eq!(config_after.description, config_before.description);
+    assert_eq!(config_after.deliver_policy, config_before.deliver_policy);
+    assert_eq!(config_after.ack_policy, config_before.ack_policy);
+    let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(service_stream.consumer_names())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !names.contains(&"proofline-webhook_deliveries".to_owned()),
+        "the analyst created no consumer under a service name: {names:?}"
     );
     let _ = stop.send(());
     task.await.unwrap();
