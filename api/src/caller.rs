@@ -9,8 +9,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use ipnet::IpNet;
-use proofline_commands::auth::Authenticated;
+use proofline_commands::auth::{AuthError, Authenticated};
 use proofline_commands::handler::CommandContext;
+use proofline_domain::api_key::ApiKey;
+use proofline_domain::auditor::AuditorId;
 use proofline_domain::lender::LenderId;
 use proofline_domain::log::{Metadata, Timestamp};
 use proofline_domain::principal::{Principal, Role};
@@ -50,6 +52,17 @@ impl Caller {
     pub fn lender(&self) -> Result<LenderId, ApiError> {
         match self.principal() {
             Principal::Lender(id) => Ok(id),
+            other => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("the {} role may not use this route", other.role()),
+            )),
+        }
+    }
+
+    /// The calling auditor, or 403.
+    pub fn auditor(&self) -> Result<AuditorId, ApiError> {
+        match self.principal() {
+            Principal::Auditor(id) => Ok(id),
             other => Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!("the {} role may not use this route", other.role()),
@@ -123,24 +136,37 @@ impl FromRequestParts<AppState> for Caller {
         );
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         let now = Timestamp::from_datetime(Utc::now());
-        let failure = |error: ApiError| state.limits.record_failure(address, error);
 
         let Some(key) = presented_key(&parts.headers) else {
-            return Err(failure(ApiError::new(
+            state.limits.reserve(address, None)?.failed();
+            return Err(ApiError::new(
                 ErrorCode::BadCredentials,
                 "send your API key as Authorization: Bearer <key>",
-            )));
+            ));
         };
         let authenticated = match state.auth.cached(key, now) {
             Some(hit) => hit,
             None => {
-                state.limits.check_blocked(address)?;
+                // A key that checked out before is not held back by the
+                // failure budgets; any other attempt reserves its share of
+                // them before argon2 runs.
+                let reservation = if state.auth.known(key, now) {
+                    None
+                } else {
+                    let prefix = ApiKey::parse(key).ok().map(|k| k.prefix().to_owned());
+                    Some(state.limits.reserve(address, prefix.as_deref())?)
+                };
                 match state.auth.authenticate(key, now).await {
                     Ok(authenticated) => authenticated,
-                    Err(proofline_commands::auth::AuthError::Unavailable(cause)) => {
-                        return Err(ApiError::from(cause));
+                    Err(error @ (AuthError::Unavailable(_) | AuthError::Busy)) => {
+                        return Err(error.into());
                     }
-                    Err(error) => return Err(failure(error.into())),
+                    Err(error) => {
+                        if let Some(reservation) = reservation {
+                            reservation.failed();
+                        }
+                        return Err(error.into());
+                    }
                 }
             }
         };

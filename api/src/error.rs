@@ -269,6 +269,9 @@ impl From<AuthError> for ApiError {
                 // Which of unknown, wrong, expired or deactivated is not told.
                 ApiError::new(ErrorCode::BadCredentials, "the API key is not valid")
             }
+            AuthError::Busy => {
+                ApiError::new(ErrorCode::Unavailable, error.to_string()).with_retry_after(1)
+            }
         }
     }
 }

@@ -1,14 +1,23 @@
-//! Rate limits: failed authentications per client address, and requests per
-//! API key. Both answer 429 `RATE_LIMITED` with `Retry-After`.
+//! Rate limits: failed authentications per client address and per key
+//! prefix, and requests per API key. All answer 429 `RATE_LIMITED` with
+//! `Retry-After`.
 //!
-//! An address that is over its failure budget is refused before any argon2
-//! verification runs, so guessing keys costs the guesser, not our CPU; a
-//! caller whose key is already cached is not held back by it (a shared NAT).
+//! The failure budgets are charged before any argon2 verification runs: an
+//! attempt with a key that is not cached takes a [`Reservation`] on its
+//! address's and its prefix's budget first (refused when they are spent,
+//! counting the attempts already in flight), and the reservation becomes a
+//! charge only if the key turns out wrong. So a flood of wrong secrets for a
+//! public prefix costs at most the budget in argon2 work, however many
+//! arrive at once, and a success costs nothing. IPv6 addresses count by
+//! their /64, which one client usually holds whole. A caller whose key is
+//! already known as valid is never held back by these budgets (a shared
+//! NAT, a proxy).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -17,10 +26,104 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::ApiSettings;
 
+/// Where failures are counted: a client address (IPv6 by its /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressKey(IpAddr);
+
+impl AddressKey {
+    pub fn of(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(_) => Self(address),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let s = v6.segments();
+                    Self(IpAddr::V6(Ipv6Addr::new(
+                        s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                    )))
+                }
+            },
+        }
+    }
+}
+
+/// A token bucket that counts attempts in flight against what is left.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    in_flight: u32,
+    refilled: Instant,
+}
+
+/// Failure budgets per key `K`: `burst` failures, refilled at `per_minute`.
+struct Budgets<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
+    burst: f64,
+    per_second: f64,
+}
+
+impl<K: Eq + Hash + Clone> Budgets<K> {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = f64::from(per_minute.max(1));
+        Self {
+            buckets: Mutex::default(),
+            burst: per_minute,
+            per_second: per_minute / 60.0,
+        }
+    }
+
+    /// Takes one attempt from `key`'s budget, or says how long until one
+    /// is free.
+    fn reserve(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            in_flight: 0,
+            refilled: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        bucket.refilled = now;
+        let free = bucket.tokens - f64::from(bucket.in_flight);
+        if free < 1.0 {
+            let missing = 1.0 - free;
+            return Err(Duration::from_secs_f64(missing / self.per_second));
+        }
+        bucket.in_flight += 1;
+        Ok(())
+    }
+
+    /// Ends an attempt reserved on `key`; a failure spends its token.
+    fn settle(&self, key: &K, failed: bool) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            bucket.in_flight = bucket.in_flight.saturating_sub(1);
+            if failed {
+                bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+            }
+        }
+    }
+
+    /// Forgets buckets that are full and idle.
+    fn forget_idle(&self, now: Instant) {
+        let full_after = Duration::from_secs_f64(self.burst / self.per_second);
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| {
+                b.in_flight > 0 || now.saturating_duration_since(b.refilled) < full_after
+            });
+    }
+
+    fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
 pub struct Limits {
-    failed_auth: DefaultKeyedRateLimiter<IpAddr>,
+    by_address: Budgets<AddressKey>,
+    by_prefix: Budgets<String>,
     per_key: Option<DefaultKeyedRateLimiter<String>>,
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
@@ -28,9 +131,33 @@ fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
 }
 
+/// One authentication attempt's hold on the failure budgets. Dropped
+/// without [`Reservation::failed`], it costs nothing.
+pub struct Reservation {
+    limits: Arc<Limits>,
+    address: AddressKey,
+    prefix: Option<String>,
+    failed: bool,
+}
+
+impl Reservation {
+    /// The attempt failed: its tokens are spent.
+    pub fn failed(mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.limits.by_address.settle(&self.address, self.failed);
+        if let Some(prefix) = &self.prefix {
+            self.limits.by_prefix.settle(prefix, self.failed);
+        }
+    }
+}
+
 impl Limits {
     pub fn new(settings: &ApiSettings) -> Self {
-        let failures = nonzero(settings.failed_auth_per_minute);
         let per_key = (settings.requests_per_key_per_second > 0).then(|| {
             let rate = nonzero(settings.requests_per_key_per_second);
             RateLimiter::keyed(
@@ -38,41 +165,38 @@ impl Limits {
             )
         });
         Self {
-            failed_auth: RateLimiter::keyed(Quota::per_minute(failures).allow_burst(failures)),
+            by_address: Budgets::new(settings.failed_auth_per_minute),
+            by_prefix: Budgets::new(settings.failed_auth_per_minute),
             per_key,
-            blocked: Mutex::default(),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Refuses an address that used up its failure budget (without spending
-    /// more of it).
-    pub fn check_blocked(&self, address: IpAddr) -> Result<(), ApiError> {
-        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
-        match blocked.get(&address) {
-            Some(until) if *until > Instant::now() => Err(rate_limited(*until - Instant::now())),
-            Some(_) => {
-                blocked.remove(&address);
-                Ok(())
-            }
-            None => Ok(()),
+    /// Reserves one failure of `address`'s budget and of `prefix`'s (the
+    /// presented key's public prefix, when it has one) before the key is
+    /// checked; 429 when either is spent.
+    pub fn reserve(
+        self: &Arc<Self>,
+        address: IpAddr,
+        prefix: Option<&str>,
+    ) -> Result<Reservation, ApiError> {
+        let now = Instant::now();
+        let address = AddressKey::of(address);
+        self.by_address
+            .reserve(&address, now)
+            .map_err(rate_limited)?;
+        if let Some(prefix) = prefix
+            && let Err(wait) = self.by_prefix.reserve(&prefix.to_owned(), now)
+        {
+            self.by_address.settle(&address, false);
+            return Err(rate_limited(wait));
         }
-    }
-
-    /// Counts a failed authentication; the answer to it is a 401, or a 429
-    /// once the address is over its budget.
-    pub fn record_failure(&self, address: IpAddr, failure: ApiError) -> ApiError {
-        match self.failed_auth.check_key(&address) {
-            Ok(()) => failure,
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                self.blocked
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(address, Instant::now() + wait);
-                rate_limited(wait)
-            }
-        }
+        Ok(Reservation {
+            limits: self.clone(),
+            address,
+            prefix: prefix.map(str::to_owned),
+            failed: false,
+        })
     }
 
     /// Spends one request of a key's budget.
@@ -85,17 +209,20 @@ impl Limits {
             .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
     }
 
-    /// Forgets addresses and keys that have been quiet; called periodically.
+    /// Forgets addresses, prefixes and keys that have been quiet; called
+    /// periodically.
     pub fn forget_idle(&self) {
-        self.failed_auth.retain_recent();
+        let now = Instant::now();
+        self.by_address.forget_idle(now);
+        self.by_prefix.forget_idle(now);
         if let Some(per_key) = &self.per_key {
             per_key.retain_recent();
         }
-        let now = Instant::now();
-        self.blocked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, until| *until > now);
+    }
+
+    /// How many addresses and prefixes have a budget in use (for tests).
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.by_address.len(), self.by_prefix.len())
     }
 }
 
@@ -104,35 +231,95 @@ fn rate_limited(wait: Duration) -> ApiError {
         ErrorCode::RateLimited,
         "too many requests; retry after the time in Retry-After",
     )
-    .with_retry_after(wait.as_secs_f64().ceil() as u64)
+    .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
+
+    fn limits(per_minute: u32) -> Arc<Limits> {
+        Arc::new(Limits::new(&ApiSettings {
+            failed_auth_per_minute: per_minute,
+            ..ApiSettings::default()
+        }))
+    }
 
     #[test]
-    fn failures_beyond_the_budget_become_429_and_block_the_address() {
-        let limits = Limits::new(&ApiSettings {
-            failed_auth_per_minute: 3,
-            ..ApiSettings::default()
-        });
+    fn failures_beyond_the_budget_are_refused_before_they_are_checked() {
+        let limits = limits(3);
         let address: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        let unauthorized = || ApiError::new(ErrorCode::BadCredentials, "no");
         for _ in 0..3 {
-            assert_eq!(
-                limits.record_failure(address, unauthorized()).status(),
-                StatusCode::UNAUTHORIZED
-            );
+            limits.reserve(address, None).unwrap().failed();
         }
-        let refused = limits.record_failure(address, unauthorized());
+        let refused = limits.reserve(address, None).err().unwrap();
         assert_eq!(refused.code(), ErrorCode::RateLimited);
-        assert!(limits.check_blocked(address).is_err());
         assert!(
-            limits.check_blocked(other).is_ok(),
+            limits.reserve(other, None).is_ok(),
             "other addresses are not affected"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_budget_and_successes_cost_nothing() {
+        let limits = limits(3);
+        let address: IpAddr = "192.0.2.7".parse().unwrap();
+        // Three at once hold the whole budget: a fourth is refused before
+        // any of them is checked.
+        let held: Vec<_> = (0..3)
+            .map(|_| limits.reserve(address, None).unwrap())
+            .collect();
+        assert!(limits.reserve(address, None).is_err());
+        // They succeed: nothing is spent.
+        drop(held);
+        for _ in 0..10 {
+            assert!(limits.reserve(address, None).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_prefix_has_a_budget_across_addresses() {
+        let limits = limits(2);
+        for n in 0..2u8 {
+            let address = IpAddr::from([198, 51, 100, n]);
+            limits
+                .reserve(address, Some("0123456789abcdef"))
+                .unwrap()
+                .failed();
+        }
+        let elsewhere = IpAddr::from([203, 0, 113, 9]);
+        assert!(limits.reserve(elsewhere, Some("0123456789abcdef")).is_err());
+        assert!(limits.reserve(elsewhere, Some("fedcba9876543210")).is_ok());
+        // A refusal by the prefix gives the address its reservation back.
+        for _ in 0..5 {
+            assert!(limits.reserve(elsewhere, Some("0123456789abcdef")).is_err());
+        }
+        assert!(limits.reserve(elsewhere, None).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let limits = limits(2);
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"] {
+            limits
+                .reserve(host.parse().unwrap(), None)
+                .unwrap()
+                .failed();
+        }
+        assert!(
+            limits
+                .reserve("2001:db8:1:2::77".parse().unwrap(), None)
+                .is_err()
+        );
+        assert!(
+            limits
+                .reserve("2001:db8:1:3::1".parse().unwrap(), None)
+                .is_ok()
+        );
+        assert_eq!(
+            AddressKey::of("::ffff:192.0.2.1".parse().unwrap()),
+            AddressKey::of("192.0.2.1".parse().unwrap())
         );
     }
 

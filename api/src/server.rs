@@ -73,6 +73,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::lenders::deactivate))
         .routes(routes!(routes::lenders::reactivate))
         .routes(routes!(routes::auditors::register))
+        .routes(routes!(routes::auditors::rotate))
+        .routes(routes!(routes::auditors::revoke))
         .routes(routes!(routes::issuers::register, routes::issuers::list))
         .routes(routes!(routes::issuers::add_key))
         .routes(routes!(routes::issuers::retire_key))

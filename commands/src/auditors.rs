@@ -1,11 +1,12 @@
-//! The auditor commands.
+//! The auditor commands: register, rotate its key, revoke the previous one.
 
-use proofline_domain::auditor::{AuditorCommand, AuditorDecider, AuditorId};
-use proofline_domain::values::Name;
+use proofline_domain::auditor::{AuditorCommand, AuditorDecider, AuditorEvent, AuditorId};
+use proofline_domain::key_ring::GracePeriod;
+use proofline_domain::values::{KeyPrefix, Name};
 use uuid::Uuid;
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
-use crate::lenders::{NewKey, Seal};
+use crate::lenders::{NewKey, Rotated, Seal};
 use crate::store::EventStore;
 
 #[derive(Debug, Clone)]
@@ -41,5 +42,62 @@ pub async fn register(
             })
         },
     )
+    .await
+}
+
+/// Rotates the auditor's key (asked with its current key `using`); the old
+/// key keeps working for `grace`.
+pub async fn rotate_key(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    auditor_id: AuditorId,
+    using: KeyPrefix,
+    grace: GracePeriod,
+    key: &NewKey,
+    seal: Seal<'_, Rotated>,
+) -> Result<Done<Rotated>, CommandError> {
+    let command = AuditorCommand::RotateKey {
+        new_prefix: key.prefix(),
+        grace,
+        using,
+    };
+    handler::execute::<AuditorDecider, Rotated>(store, &auditor_id.stream_id(), context, |state| {
+        let events = handler::decide::<AuditorDecider>(&command, state, context.now)?;
+        let previous_key_valid_until = events
+            .iter()
+            .find_map(|e| match e {
+                AuditorEvent::ApiKeyRotated {
+                    previous_valid_until,
+                    ..
+                } => Some(*previous_valid_until),
+                _ => None,
+            })
+            .unwrap_or(context.now);
+        let value = Rotated {
+            previous_key_valid_until,
+        };
+        let mut secrets = vec![key.secret.clone()];
+        secrets.extend(seal(&value)?);
+        Ok(Decision {
+            secrets,
+            ..Decision::events(events, value)
+        })
+    })
+    .await
+}
+
+/// Ends the auditor's previous key now (asked with its current key).
+pub async fn revoke_key(
+    store: &dyn EventStore,
+    context: &CommandContext,
+    auditor_id: AuditorId,
+    prefix: KeyPrefix,
+    using: KeyPrefix,
+) -> Result<Done<()>, CommandError> {
+    let command = AuditorCommand::RevokeKey { prefix, using };
+    handler::execute::<AuditorDecider, ()>(store, &auditor_id.stream_id(), context, |state| {
+        let events = handler::decide::<AuditorDecider>(&command, state, context.now)?;
+        Ok(Decision::events(events, ()))
+    })
     .await
 }

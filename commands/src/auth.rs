@@ -12,9 +12,18 @@
 //! [`Authenticator::invalidate_stream`], and [`watch_invalidations`] does it
 //! for commands of other processes, from the log), and after a time to live
 //! that bounds how stale it can be if that watch ever falls behind.
+//!
+//! Two races are closed: an invalidation that lands between reading the
+//! owner's aggregate and caching the answer (each principal's stream has a
+//! generation, bumped by every invalidation; an answer is cached only if
+//! the generation it was read under is still current), and changes made
+//! while the watch was down (it resumes from the last position it saw, not
+//! from the head). Argon2 work is bounded twice: a few verifications at
+//! once (one per core), and a queue of at most `max_queue` waiting behind
+//! them, past which a caller is told to come back ([`AuthError::Busy`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +46,8 @@ use crate::store::{EventStore, StoreError};
 
 /// The longest an entry lives without being confirmed by the log.
 const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Argon2 verifications that may wait for a core, by default.
+pub const DEFAULT_MAX_QUEUE: usize = 64;
 /// Event types after which a principal's cached keys are dropped.
 const KEY_EVENTS: &[&str] = &[
     "ApiKeyRotated",
@@ -67,6 +78,9 @@ pub enum AuthError {
     Inactive,
     #[error("cannot check credentials now")]
     Unavailable(#[source] StoreError),
+    /// Too many key checks are waiting already; retry shortly.
+    #[error("too many API keys are being checked; retry shortly")]
+    Busy,
 }
 
 impl From<StoreError> for AuthError {
@@ -94,28 +108,113 @@ struct Entry {
 struct Cache {
     entries: HashMap<[u8; 32], Entry>,
     by_stream: HashMap<StreamId, Vec<[u8; 32]>>,
+    /// Bumped by every invalidation of a stream.
+    generations: HashMap<StreamId, u64>,
+}
+
+impl Cache {
+    fn generation(&self, stream: &StreamId) -> u64 {
+        self.generations.get(stream).copied().unwrap_or(0)
+    }
+}
+
+type Gates = Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>;
+
+/// A caller's place in the single flight of one key: removes the key's gate
+/// when the last caller leaves, even a caller whose request was cancelled.
+struct Turn<'a> {
+    gates: &'a Gates,
+    digest: [u8; 32],
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and ours: nobody else waits on this gate.
+        if let Some(current) = gates.get(&self.digest)
+            && Arc::ptr_eq(current, &self.gate)
+            && Arc::strong_count(&self.gate) <= 2
+        {
+            gates.remove(&self.digest);
+        }
+    }
+}
+
+/// A place in the argon2 queue, given back on drop.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Authenticator {
     store: Arc<dyn EventStore>,
     cache: RwLock<Cache>,
-    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    inflight: Gates,
     hashing: Semaphore,
+    /// Verifications running or waiting for a core.
+    queued: AtomicUsize,
+    max_queue: usize,
     verifications: AtomicU64,
     ttl: Duration,
+    /// The last log position [`watch_invalidations`] handled (or the head
+    /// when this was made): where a restarted watch resumes.
+    watched: AtomicU64,
 }
 
 impl Authenticator {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let head = *store.watch_head().borrow();
         Self {
             store,
             cache: RwLock::default(),
             inflight: Mutex::default(),
             hashing: Semaphore::new(cores),
+            queued: AtomicUsize::new(0),
+            max_queue: DEFAULT_MAX_QUEUE,
             verifications: AtomicU64::new(0),
             ttl: DEFAULT_TTL,
+            watched: AtomicU64::new(head),
         }
+    }
+
+    /// At most `max_queue` verifications wait for a core; more are
+    /// [`AuthError::Busy`].
+    pub fn with_max_queue(mut self, max_queue: usize) -> Self {
+        self.max_queue = max_queue.max(1);
+        self
+    }
+
+    /// Entries live at most `ttl` without the log confirming them.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Whether this key checked out before and nothing has invalidated it
+    /// since (its entry may be past its time to live, which only means it is
+    /// checked again): such a caller is never held back by the failed-auth
+    /// limits.
+    pub fn known(&self, presented: &str, now: Timestamp) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entries
+            .get(&digest)
+            .is_some_and(|entry| entry.valid_until.is_none_or(|until| until > now))
+    }
+
+    /// Single-flight gates currently held (for tests: none once every
+    /// request has ended, even cancelled ones).
+    pub fn gates_in_use(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// How many argon2 verifications ran: the expensive path.
@@ -149,22 +248,19 @@ impl Authenticator {
         let key = ApiKey::parse(presented).map_err(|_| AuthError::Malformed)?;
         // One verification per key at a time: concurrent first requests with
         // the same key wait for the first one's answer instead of hashing too.
-        let gate = {
+        let turn = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight.entry(digest).or_default().clone()
-        };
-        let result = {
-            let _turn = gate.lock().await;
-            match self.lookup(&digest, now) {
-                Some(hit) => Ok(hit),
-                None => self.verify(&key, digest, now).await,
+            Turn {
+                gates: &self.inflight,
+                digest,
+                gate: inflight.entry(digest).or_default().clone(),
             }
         };
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&digest);
-        result
+        let _held = turn.gate.lock().await;
+        match self.lookup(&digest, now) {
+            Some(hit) => Ok(hit),
+            None => self.verify(&key, digest, now).await,
+        }
     }
 
     async fn verify(
@@ -178,6 +274,11 @@ impl Authenticator {
             return Err(AuthError::Invalid);
         };
         let matches = {
+            if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(AuthError::Busy);
+            }
+            let _queued = Queued(&self.queued);
             let _permit = self
                 .hashing
                 .acquire()
@@ -193,6 +294,13 @@ impl Authenticator {
             return Err(AuthError::Invalid);
         }
         let principal = Principal::from_stream(&record.stream_id).ok_or(AuthError::Invalid)?;
+        // The generation the owner's state is read under: if an
+        // invalidation lands before the answer is cached, it is not cached.
+        let generation = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation(&record.stream_id);
         let valid_until = self
             .key_state(&principal, &record.stream_id, key.prefix(), now)
             .await?;
@@ -200,7 +308,30 @@ impl Authenticator {
             principal,
             key_prefix: KeyPrefix::from(key),
         });
+        self.remember(
+            digest,
+            &record.stream_id,
+            generation,
+            &authenticated,
+            valid_until,
+        );
+        Ok(authenticated)
+    }
+
+    /// Caches an answer read under `generation` of its owner's stream,
+    /// unless an invalidation bumped it since.
+    fn remember(
+        &self,
+        digest: [u8; 32],
+        stream: &StreamId,
+        generation: u64,
+        authenticated: &Arc<Authenticated>,
+        valid_until: Option<Timestamp>,
+    ) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.generation(stream) != generation {
+            return;
+        }
         cache.entries.insert(
             digest,
             Entry {
@@ -209,11 +340,10 @@ impl Authenticator {
                 cached_at: Instant::now(),
             },
         );
-        let digests = cache.by_stream.entry(record.stream_id).or_default();
+        let digests = cache.by_stream.entry(stream.clone()).or_default();
         if !digests.contains(&digest) {
             digests.push(digest);
         }
-        Ok(authenticated)
     }
 
     /// Whether the owner's aggregate accepts this key now, and until when.
@@ -235,9 +365,13 @@ impl Authenticator {
                 }
             }
             Principal::Auditor(_) => {
-                match handler::load::<AuditorDecider>(store, stream).await?.state {
-                    Some(auditor) if auditor.key_is_valid(prefix) => Ok(None),
-                    _ => Err(AuthError::Invalid),
+                match handler::load::<AuditorDecider>(store, stream)
+                    .await?
+                    .state
+                    .and_then(|auditor| auditor.key_validity(prefix, now))
+                {
+                    Some(until) => Ok(until),
+                    None => Err(AuthError::Invalid),
                 }
             }
             Principal::Lender(_) => {
@@ -256,6 +390,7 @@ impl Authenticator {
     /// Drops every cached key of a principal's stream.
     pub fn invalidate_stream(&self, stream: &StreamId) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        *cache.generations.entry(stream.clone()).or_default() += 1;
         if let Some(digests) = cache.by_stream.remove(stream) {
             for digest in digests {
                 cache.entries.remove(&digest);
@@ -273,19 +408,56 @@ impl Authenticator {
     }
 }
 
-/// Follows the log from its current head and drops cached keys of every
-/// principal whose keys or status change, whichever process made the change.
-/// Runs until the store fails; the caller restarts or logs it.
+/// Follows the log and drops cached keys of every principal whose keys or
+/// status change, whichever process made the change. It starts where the
+/// last watch of this authenticator stopped (or at the head when the
+/// authenticator was made), so nothing that happened while it was down is
+/// missed. Runs until the store fails; the caller restarts it.
 pub async fn watch_invalidations(
     authenticator: Arc<Authenticator>,
     store: Arc<dyn EventStore>,
 ) -> Result<(), StoreError> {
-    let head = store.head().await?.map_or(0, |h| h.position);
-    let mut tail = Tail::new(store, head);
+    let from = authenticator.watched.load(Ordering::Acquire);
+    let mut tail = Tail::new(store, from);
     loop {
         let event = tail.next().await?;
         if KEY_EVENTS.contains(&event.event_type.as_str()) {
             authenticator.invalidate_stream(&event.stream_id);
         }
+        authenticator
+            .watched
+            .fetch_max(event.position, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{self, SqliteEventStore};
+
+    #[tokio::test]
+    async fn an_answer_read_before_an_invalidation_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let pool = sqlite::connect_pool(&path).await.unwrap();
+        crate::migrate::apply_sqlite(&pool).await.unwrap();
+        let store: Arc<dyn EventStore> =
+            Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+        let auth = Authenticator::new(store);
+        let stream = StreamId::parse("lender-0190a0a0-0000-7000-8000-000000000001").unwrap();
+        let authenticated = Arc::new(Authenticated {
+            principal: Principal::from_stream(&stream).unwrap(),
+            key_prefix: KeyPrefix::parse("0123456789abcdef").unwrap(),
+        });
+        // Read under generation 0; a rotation invalidates before the answer
+        // is stored: it must not be stored.
+        let generation = auth.cache.read().unwrap().generation(&stream);
+        auth.invalidate_stream(&stream);
+        auth.remember([1; 32], &stream, generation, &authenticated, None);
+        assert_eq!(auth.cached_keys(), 0);
+        // Read under the current generation, it is.
+        let generation = auth.cache.read().unwrap().generation(&stream);
+        auth.remember([1; 32], &stream, generation, &authenticated, None);
+        assert_eq!(auth.cached_keys(), 1);
     }
 }

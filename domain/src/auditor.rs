@@ -1,4 +1,6 @@
-//! The Auditor aggregate: a principal that reads and verifies the log.
+//! The Auditor aggregate: a principal that reads and verifies the log. Its
+//! API key rotates with a grace and its previous key is revoked by the same
+//! rules as a lender's ([`crate::key_ring`]).
 
 use std::fmt;
 
@@ -7,6 +9,7 @@ use uuid::Uuid;
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::StreamId;
+use crate::key_ring::{GracePeriod, KeyRing, KeyRingError};
 use crate::log::Timestamp;
 use crate::values::{KeyPrefix, Name};
 
@@ -50,6 +53,15 @@ pub enum AuditorCommand {
         name: Name,
         key_prefix: KeyPrefix,
     },
+    RotateKey {
+        new_prefix: KeyPrefix,
+        grace: GracePeriod,
+        using: KeyPrefix,
+    },
+    RevokeKey {
+        prefix: KeyPrefix,
+        using: KeyPrefix,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -61,6 +73,19 @@ pub enum AuditorEvent {
         key_prefix: KeyPrefix,
         issued_at: Timestamp,
     },
+    ApiKeyRotated {
+        new_prefix: KeyPrefix,
+        issued_at: Timestamp,
+        previous_prefix: KeyPrefix,
+        previous_valid_until: Timestamp,
+        /// The key that was still in its grace and is replaced now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropped_prefix: Option<KeyPrefix>,
+    },
+    ApiKeyRevoked {
+        key_prefix: KeyPrefix,
+        revoked_at: Timestamp,
+    },
 }
 
 impl EventSchema for AuditorEvent {}
@@ -69,12 +94,14 @@ impl EventSchema for AuditorEvent {}
 pub struct Auditor {
     pub id: AuditorId,
     pub name: Name,
-    pub key_prefix: KeyPrefix,
+    pub keys: KeyRing,
 }
 
 impl Auditor {
-    pub fn key_is_valid(&self, prefix: &str) -> bool {
-        self.key_prefix.as_str() == prefix
+    /// `Some(until)` when `prefix` authenticates at `now` (see
+    /// [`KeyRing::validity`]).
+    pub fn key_validity(&self, prefix: &str, now: Timestamp) -> Option<Option<Timestamp>> {
+        self.keys.validity(prefix, now)
     }
 }
 
@@ -82,11 +109,23 @@ impl Auditor {
 pub enum AuditorError {
     #[error("the auditor is already registered")]
     AlreadyRegistered,
+    #[error("no such auditor")]
+    NotFound,
+    #[error(transparent)]
+    Keys(#[from] KeyRingError),
 }
 
 impl Rejection for AuditorError {
     fn kind(&self) -> RejectionKind {
-        RejectionKind::Conflict
+        match self {
+            AuditorError::AlreadyRegistered
+            | AuditorError::Keys(KeyRingError::CannotRevokeCurrentKey) => RejectionKind::Conflict,
+            AuditorError::NotFound | AuditorError::Keys(KeyRingError::KeyNotFound) => {
+                RejectionKind::NotFound
+            }
+            AuditorError::Keys(KeyRingError::NotCurrentKey) => RejectionKind::Forbidden,
+            AuditorError::Keys(KeyRingError::GraceTooLong { .. }) => RejectionKind::Invalid,
+        }
     }
 }
 
@@ -118,21 +157,72 @@ impl Decider for AuditorDecider {
                 issued_at: now,
             }]),
             (AuditorCommand::Register { .. }, Some(_)) => Err(AuditorError::AlreadyRegistered),
+            (_, None) => Err(AuditorError::NotFound),
+            (
+                AuditorCommand::RotateKey {
+                    new_prefix,
+                    grace,
+                    using,
+                },
+                Some(auditor),
+            ) => {
+                let rotation = auditor.keys.rotate(using, *grace, now)?;
+                Ok(vec![AuditorEvent::ApiKeyRotated {
+                    new_prefix: new_prefix.clone(),
+                    issued_at: now,
+                    previous_prefix: rotation.previous_prefix,
+                    previous_valid_until: rotation.previous_valid_until,
+                    dropped_prefix: rotation.dropped_prefix,
+                }])
+            }
+            (AuditorCommand::RevokeKey { prefix, using }, Some(auditor)) => {
+                auditor.keys.revoke(prefix, using, now)?;
+                Ok(vec![AuditorEvent::ApiKeyRevoked {
+                    key_prefix: prefix.clone(),
+                    revoked_at: now,
+                }])
+            }
         }
     }
 
     fn evolve(state: Option<Auditor>, event: &AuditorEvent) -> Option<Auditor> {
-        match event {
-            AuditorEvent::AuditorRegistered {
-                auditor_id,
-                name,
-                key_prefix,
-                ..
-            } => Some(state.unwrap_or(Auditor {
-                id: *auditor_id,
-                name: name.clone(),
-                key_prefix: key_prefix.clone(),
-            })),
+        match (state, event) {
+            (
+                None,
+                AuditorEvent::AuditorRegistered {
+                    auditor_id,
+                    name,
+                    key_prefix,
+                    issued_at,
+                },
+            ) => {
+                let mut keys = KeyRing::default();
+                keys.issued(key_prefix, *issued_at);
+                Some(Auditor {
+                    id: *auditor_id,
+                    name: name.clone(),
+                    keys,
+                })
+            }
+            (Some(mut auditor), event) => {
+                match event {
+                    AuditorEvent::AuditorRegistered { .. } => {}
+                    AuditorEvent::ApiKeyRotated {
+                        new_prefix,
+                        issued_at,
+                        previous_valid_until,
+                        ..
+                    } => auditor
+                        .keys
+                        .rotated(new_prefix, *issued_at, *previous_valid_until),
+                    AuditorEvent::ApiKeyRevoked { key_prefix, .. } => {
+                        auditor.keys.revoked(key_prefix)
+                    }
+                }
+                Some(auditor)
+            }
+            // An event before registration cannot have been decided.
+            (None, _) => None,
         }
     }
 }
@@ -155,17 +245,86 @@ mod tests {
         Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000, 0).unwrap())
     }
 
+    fn prefix(n: u8) -> KeyPrefix {
+        KeyPrefix::parse(&format!("00000000000000{n:02x}")).unwrap()
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000 + seconds, 0).unwrap())
+    }
+
     #[test]
     fn register_is_accepted_once() {
         let events = given::<AuditorDecider>(&[])
             .when(register(), now())
             .unwrap();
         let auditor = AuditorDecider::fold(&events).unwrap();
-        assert!(auditor.key_is_valid("00000000000000aa"));
-        assert!(!auditor.key_is_valid("00000000000000ab"));
+        assert_eq!(auditor.key_validity("00000000000000aa", now()), Some(None));
+        assert_eq!(auditor.key_validity("00000000000000ab", now()), None);
         assert_eq!(
             given::<AuditorDecider>(&events).when(register(), now()),
             Err(AuditorError::AlreadyRegistered)
         );
+    }
+
+    #[test]
+    fn an_auditor_rotates_with_a_grace_and_revokes_the_previous_key() {
+        let mut events = given::<AuditorDecider>(&[])
+            .when(register(), at(0))
+            .unwrap();
+        let rotate = |new: u8, grace: u64, using: u8| AuditorCommand::RotateKey {
+            new_prefix: prefix(new),
+            grace: GracePeriod::seconds(grace).unwrap(),
+            using: prefix(using),
+        };
+        events.extend(
+            given::<AuditorDecider>(&events)
+                .when(rotate(0xb1, 3600, 0xaa), at(10))
+                .unwrap(),
+        );
+        let auditor = AuditorDecider::fold(&events).unwrap();
+        assert_eq!(auditor.key_validity("00000000000000b1", at(11)), Some(None));
+        assert_eq!(
+            auditor.key_validity("00000000000000aa", at(11)),
+            Some(Some(at(3610))),
+            "the old key in its grace"
+        );
+        assert_eq!(auditor.key_validity("00000000000000aa", at(3610)), None);
+        // Only the current key rotates or revokes; the current one is not
+        // revoked.
+        assert_eq!(
+            given::<AuditorDecider>(&events).when(rotate(0xb2, 60, 0xaa), at(12)),
+            Err(AuditorError::Keys(KeyRingError::NotCurrentKey))
+        );
+        let revoke = |key: u8, using: u8| AuditorCommand::RevokeKey {
+            prefix: prefix(key),
+            using: prefix(using),
+        };
+        assert_eq!(
+            given::<AuditorDecider>(&events).when(revoke(0xb1, 0xb1), at(12)),
+            Err(AuditorError::Keys(KeyRingError::CannotRevokeCurrentKey))
+        );
+        events.extend(
+            given::<AuditorDecider>(&events)
+                .when(revoke(0xaa, 0xb1), at(13))
+                .unwrap(),
+        );
+        let auditor = AuditorDecider::fold(&events).unwrap();
+        assert_eq!(auditor.key_validity("00000000000000aa", at(14)), None);
+        assert_eq!(
+            given::<AuditorDecider>(&events).when(revoke(0xaa, 0xb1), at(15)),
+            Err(AuditorError::Keys(KeyRingError::KeyNotFound))
+        );
+        assert_eq!(
+            given::<AuditorDecider>(&[]).when(rotate(1, 0, 2), at(0)),
+            Err(AuditorError::NotFound)
+        );
+        for event in &events {
+            let encoded = event.encode();
+            assert_eq!(
+                &AuditorEvent::decode(&encoded.event_type, 1, &encoded.data).unwrap(),
+                event
+            );
+        }
     }
 }

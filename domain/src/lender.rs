@@ -17,19 +17,15 @@
 
 use std::fmt;
 
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::StreamId;
+pub use crate::key_ring::{DEFAULT_GRACE_SECONDS, GracePeriod, MAX_GRACE_SECONDS};
+use crate::key_ring::{KeyRing, KeyRingError};
 use crate::log::Timestamp;
 use crate::values::{Audience, Audiences, ContactEmail, KeyPrefix, Name, WebhookUrl};
-
-/// The longest grace a rotated key keeps.
-pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
-/// The grace when the lender names none.
-pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -64,31 +60,6 @@ impl fmt::Display for LenderId {
 /// The audience given to a lender that names none.
 pub fn default_audience(id: LenderId) -> Audience {
     Audience::parse(&format!("urn:proofline:lender:{id}")).expect("a valid audience")
-}
-
-/// A grace period: 0 to 7 days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GracePeriod(u64);
-
-impl GracePeriod {
-    pub fn seconds(seconds: u64) -> Result<Self, LenderError> {
-        if seconds > MAX_GRACE_SECONDS {
-            return Err(LenderError::GraceTooLong {
-                max_seconds: MAX_GRACE_SECONDS,
-            });
-        }
-        Ok(Self(seconds))
-    }
-
-    pub fn as_seconds(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Default for GracePeriod {
-    fn default() -> Self {
-        Self(DEFAULT_GRACE_SECONDS)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,19 +148,6 @@ pub enum ReservationEvent {
 impl EventSchema for ReservationEvent {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    pub prefix: KeyPrefix,
-    pub issued_at: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreviousKey {
-    pub prefix: KeyPrefix,
-    pub issued_at: Timestamp,
-    pub valid_until: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lender {
     pub id: LenderId,
     pub name: Name,
@@ -198,9 +156,9 @@ pub struct Lender {
     /// no lender can verify a presentation made for another.
     pub audiences: Audiences,
     pub active: bool,
-    /// Set by the `ApiKeyIssued` that always follows registration.
-    pub current_key: Option<Key>,
-    pub previous_key: Option<PreviousKey>,
+    /// The current key (set by the `ApiKeyIssued` that always follows
+    /// registration) and a previous one in its grace.
+    pub keys: KeyRing,
     pub webhook: Option<WebhookUrl>,
 }
 
@@ -229,30 +187,13 @@ pub enum KeyValidity {
 }
 
 impl Lender {
-    fn is_current(&self, prefix: &KeyPrefix) -> bool {
-        self.current_key
-            .as_ref()
-            .is_some_and(|k| k.prefix == *prefix)
-    }
-
     pub fn key_validity(&self, prefix: &str, now: Timestamp) -> KeyValidity {
         if !self.active {
             return KeyValidity::Inactive;
         }
-        if self
-            .current_key
-            .as_ref()
-            .is_some_and(|k| k.prefix.as_str() == prefix)
-        {
-            return KeyValidity::Valid { until: None };
-        }
-        match &self.previous_key {
-            Some(previous) if previous.prefix.as_str() == prefix && previous.valid_until > now => {
-                KeyValidity::Valid {
-                    until: Some(previous.valid_until),
-                }
-            }
-            _ => KeyValidity::Invalid,
+        match self.keys.validity(prefix, now) {
+            Some(until) => KeyValidity::Valid { until },
+            None => KeyValidity::Invalid,
         }
     }
 }
@@ -279,6 +220,17 @@ pub enum LenderError {
     KeyNotFound,
     #[error("no webhook is configured")]
     NoWebhook,
+}
+
+impl From<KeyRingError> for LenderError {
+    fn from(error: KeyRingError) -> Self {
+        match error {
+            KeyRingError::NotCurrentKey => LenderError::NotCurrentKey,
+            KeyRingError::GraceTooLong { max_seconds } => LenderError::GraceTooLong { max_seconds },
+            KeyRingError::CannotRevokeCurrentKey => LenderError::CannotRevokeCurrentKey,
+            KeyRingError::KeyNotFound => LenderError::KeyNotFound,
+        }
+    }
 }
 
 impl Rejection for LenderError {
@@ -352,45 +304,21 @@ impl Decider for LenderDecider {
                 if !lender.active {
                     return Err(LenderError::Deactivated);
                 }
-                let Some(current) = lender
-                    .current_key
-                    .as_ref()
-                    .filter(|_| lender.is_current(using))
-                else {
-                    return Err(LenderError::NotCurrentKey);
-                };
-                let grace =
-                    Duration::seconds(i64::try_from(grace.as_seconds()).unwrap_or(i64::MAX));
-                let valid_until = Timestamp::from_datetime(now.as_datetime() + grace);
-                let dropped_prefix = lender
-                    .previous_key
-                    .as_ref()
-                    .filter(|p| p.valid_until > now)
-                    .map(|p| p.prefix.clone());
+                let rotation = lender.keys.rotate(using, *grace, now)?;
                 Ok(vec![LenderEvent::ApiKeyRotated {
                     new_prefix: new_prefix.clone(),
                     issued_at: now,
-                    previous_prefix: current.prefix.clone(),
-                    previous_valid_until: valid_until,
-                    dropped_prefix,
+                    previous_prefix: rotation.previous_prefix,
+                    previous_valid_until: rotation.previous_valid_until,
+                    dropped_prefix: rotation.dropped_prefix,
                 }])
             }
             LenderCommand::RevokeKey { prefix, using } => {
-                if !lender.is_current(using) {
-                    return Err(LenderError::NotCurrentKey);
-                }
-                if lender.is_current(prefix) {
-                    return Err(LenderError::CannotRevokeCurrentKey);
-                }
-                match &lender.previous_key {
-                    Some(previous) if previous.prefix == *prefix && previous.valid_until > now => {
-                        Ok(vec![LenderEvent::ApiKeyRevoked {
-                            key_prefix: prefix.clone(),
-                            revoked_at: now,
-                        }])
-                    }
-                    _ => Err(LenderError::KeyNotFound),
-                }
+                lender.keys.revoke(prefix, using, now)?;
+                Ok(vec![LenderEvent::ApiKeyRevoked {
+                    key_prefix: prefix.clone(),
+                    revoked_at: now,
+                }])
             }
             LenderCommand::Deactivate => {
                 if !lender.active {
@@ -446,8 +374,7 @@ impl Decider for LenderDecider {
                 audiences: Audiences::new(audiences.clone())
                     .unwrap_or_else(|_| Audiences::single(audience.clone())),
                 active: true,
-                current_key: None,
-                previous_key: None,
+                keys: KeyRing::default(),
                 webhook: None,
             }),
             (LenderState::Registered(mut lender), event) => {
@@ -456,36 +383,17 @@ impl Decider for LenderDecider {
                     LenderEvent::ApiKeyIssued {
                         key_prefix,
                         issued_at,
-                    } => {
-                        lender.current_key = Some(Key {
-                            prefix: key_prefix.clone(),
-                            issued_at: *issued_at,
-                        });
-                    }
+                    } => lender.keys.issued(key_prefix, *issued_at),
                     LenderEvent::ApiKeyRotated {
                         new_prefix,
                         issued_at,
                         previous_valid_until,
                         ..
-                    } => {
-                        let previous = lender.current_key.replace(Key {
-                            prefix: new_prefix.clone(),
-                            issued_at: *issued_at,
-                        });
-                        lender.previous_key = previous.map(|p| PreviousKey {
-                            prefix: p.prefix,
-                            issued_at: p.issued_at,
-                            valid_until: *previous_valid_until,
-                        });
-                    }
+                    } => lender
+                        .keys
+                        .rotated(new_prefix, *issued_at, *previous_valid_until),
                     LenderEvent::ApiKeyRevoked { key_prefix, .. } => {
-                        if lender
-                            .previous_key
-                            .as_ref()
-                            .is_some_and(|p| p.prefix == *key_prefix)
-                        {
-                            lender.previous_key = None;
-                        }
+                        lender.keys.revoked(key_prefix)
                     }
                     LenderEvent::LenderDeactivated { .. } => lender.active = false,
                     LenderEvent::LenderReactivated { .. } => lender.active = true,
@@ -634,7 +542,7 @@ mod tests {
                 .unwrap(),
         );
         let l = lender(&events);
-        assert_eq!(l.current_key.as_ref().unwrap().prefix, prefix(2));
+        assert_eq!(l.keys.current.as_ref().unwrap().prefix, prefix(2));
         assert_eq!(
             l.key_validity(prefix(2).as_str(), t(100)),
             KeyValidity::Valid { until: None }
@@ -666,7 +574,7 @@ mod tests {
         );
         assert_eq!(
             GracePeriod::seconds(MAX_GRACE_SECONDS + 1),
-            Err(LenderError::GraceTooLong {
+            Err(crate::key_ring::KeyRingError::GraceTooLong {
                 max_seconds: MAX_GRACE_SECONDS
             })
         );

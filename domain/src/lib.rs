@@ -16,7 +16,9 @@
 //! - [`checkpoint`]: signed checkpoints of the log, and their check.
 //! - [`decider`]: the `Decider` shape of every aggregate, rejection kinds,
 //!   and how events are encoded for the log.
-//! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates.
+//! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates;
+//!   [`key_ring`]: the API key rules lenders and auditors share (rotation
+//!   with a grace, revocation of the previous key).
 //! - [`issuer`]: the trust registry's issuers and their keys.
 //! - [`status_list`]: Token Status List tokens, their checks and the
 //!   StatusList aggregate.
@@ -41,6 +43,7 @@ pub mod did;
 pub mod ids;
 pub mod issuer;
 pub mod jose;
+pub mod key_ring;
 pub mod lender;
 pub mod log;
 pub mod operator;

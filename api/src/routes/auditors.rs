@@ -1,4 +1,5 @@
-//! `/v1/auditors`: registration by the operator.
+//! `/v1/auditors`: registration by the operator; an auditor's own key
+//! rotation and revocation.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,9 +15,10 @@ use uuid::Uuid;
 
 use crate::caller::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::Body;
+use crate::extract::{Body, PathParam};
 use crate::idempotency::{Idem, answer};
 use crate::json;
+use crate::routes::api_keys::{self, KeyOwner, KeyRotated, RotateKey};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,4 +76,51 @@ pub async fn register(
         )),
         Err(error) => idem.replay_after_failure(&state, error.into()).await,
     }
+}
+
+/// Rotate the calling auditor's API key; the current key keeps working for
+/// the grace period (as a lender's does). Only the current key may rotate.
+#[utoipa::path(
+    post, path = "/v1/auditors/me/api-keys/rotate", tag = "auditors",
+    request_body(content = RotateKey, description = "optional"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
+    responses(
+        (status = 201, body = KeyRotated),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an auditor, or not its current key"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let auditor = caller.auditor()?;
+    api_keys::rotate(&state, &caller, &headers, &body, KeyOwner::Auditor(auditor)).await
+}
+
+/// Revoke the calling auditor's previous key now, ending its grace.
+#[utoipa::path(
+    delete, path = "/v1/auditors/me/api-keys/{prefix}", tag = "auditors",
+    params(("prefix" = String, Path, description = "the key's public prefix")),
+    responses(
+        (status = 200, description = "revoked", body = inline(serde_json::Value)),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such key in its grace"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "it is the current key"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(prefix): PathParam<String>,
+) -> Result<Response, ApiError> {
+    let auditor = caller.auditor()?;
+    api_keys::revoke(&state, &caller, &prefix, KeyOwner::Auditor(auditor)).await
 }

@@ -6,11 +6,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use proofline_commands::lenders::{self, NewKey, Registered, Registration, Rotated};
+use proofline_commands::lenders::{self, NewKey, Registered, Registration};
 use proofline_commands::webhooks;
-use proofline_domain::lender::{GracePeriod, LenderCommand, LenderId};
+use proofline_domain::lender::{LenderCommand, LenderId};
 use proofline_domain::principal::Role;
-use proofline_domain::values::{Audience, Audiences, ContactEmail, KeyPrefix, Name, WebhookUrl};
+use proofline_domain::values::{Audience, Audiences, ContactEmail, Name, WebhookUrl};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,6 +22,7 @@ use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Body, PathParam};
 use crate::idempotency::{Idem, answer};
 use crate::json;
+use crate::routes::api_keys::{self, KeyOwner, KeyRotated, RotateKey};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -193,7 +194,7 @@ pub async fn me(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such lender"))?;
     let mut keys = Vec::new();
-    if let Some(current) = &lender.current_key {
+    if let Some(current) = &lender.keys.current {
         keys.push(KeyView {
             prefix: current.prefix.to_string(),
             created_at: current.issued_at.to_rfc3339(),
@@ -201,7 +202,7 @@ pub async fn me(
             current: true,
         });
     }
-    if let Some(previous) = lender.previous_key.as_ref().filter(|p| p.valid_until > now) {
+    if let Some(previous) = lender.keys.in_grace(now) {
         keys.push(KeyView {
             prefix: previous.prefix.to_string(),
             created_at: previous.issued_at.to_rfc3339(),
@@ -314,22 +315,6 @@ pub async fn delete_webhook(
     ))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKey {
-    /// How long the current key keeps working: 0 to 604800 (7 days),
-    /// default 86400.
-    pub grace_period_seconds: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyRotated {
-    /// Shown once.
-    pub api_key: String,
-    pub previous_key_valid_until: String,
-    pub position: u64,
-}
-
 /// Rotate the calling lender's API key; the current key keeps working for
 /// the grace period. Only the current key may rotate.
 #[utoipa::path(
@@ -353,46 +338,14 @@ pub async fn rotate(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let lender_id = caller.lender()?;
-    let idem = Idem::new(
+    api_keys::rotate(
         &state,
         &caller,
         &headers,
-        "POST /v1/lenders/me/api-keys/rotate",
         &body,
-    )?;
-    if let Some(replayed) = idem.replay(&state).await? {
-        return Ok(replayed);
-    }
-    let input: RotateKey = json::parse(&headers, &body)?;
-    let grace = match input.grace_period_seconds {
-        Some(seconds) => GracePeriod::seconds(seconds)
-            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?,
-        None => GracePeriod::default(),
-    };
-    let key = NewKey::generate().await?;
-    let render = |r: &Rotated| json!({"api_key": key.api_key.expose(), "previous_key_valid_until": r.previous_key_valid_until.to_rfc3339()});
-    let seal = idem.seal(StatusCode::CREATED, render);
-    let context = caller.command_context();
-    let using = caller.authenticated.key_prefix.clone();
-    let result = lenders::rotate_key(
-        state.store.as_ref(),
-        &context,
-        lender_id,
-        using,
-        grace,
-        &key,
-        &seal,
+        KeyOwner::Lender(lender_id),
     )
-    .await;
-    state.auth.invalidate_stream(&lender_id.stream_id());
-    match result {
-        Ok(done) => Ok(answer(
-            StatusCode::CREATED,
-            render(&done.value),
-            done.position(),
-        )),
-        Err(error) => idem.replay_after_failure(&state, error.into()).await,
-    }
+    .await
 }
 
 /// Revoke the calling lender's previous key now, ending its grace. The
@@ -415,28 +368,7 @@ pub async fn revoke(
     PathParam(prefix): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let lender_id = caller.lender()?;
-    let prefix = KeyPrefix::parse(&prefix)
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such key in its grace period"))?;
-    let command = LenderCommand::RevokeKey {
-        prefix: prefix.clone(),
-        using: caller.authenticated.key_prefix.clone(),
-    };
-    let context = caller.command_context();
-    let result = lenders::run(
-        state.store.as_ref(),
-        &context,
-        lender_id,
-        command,
-        &lenders::no_seal,
-    )
-    .await;
-    state.auth.invalidate_stream(&lender_id.stream_id());
-    let done = result?;
-    Ok(answer(
-        StatusCode::OK,
-        json!({"prefix": prefix.as_str(), "revoked": true}),
-        done.position(),
-    ))
+    api_keys::revoke(&state, &caller, &prefix, KeyOwner::Lender(lender_id)).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

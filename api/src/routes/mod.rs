@@ -1,5 +1,6 @@
 //! The routes of the HTTP contract, grouped by resource.
 
+pub mod api_keys;
 pub mod auditors;
 pub mod events;
 pub mod issuers;

@@ -366,3 +366,131 @@ where
         .await;
     assert_eq!(answer.body["verified"], true, "{}", answer.text);
 }
+
+pub async fn a_flood_of_wrong_secrets_costs_at_most_the_failure_budget<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings {
+        failed_auth_per_minute: 10,
+        ..ApiSettings::default()
+    })
+    .await;
+    let (_, key) = app
+        .register_lender(&format!(
+            "flood-{}@acme.example",
+            uuid::Uuid::now_v7().simple()
+        ))
+        .await;
+    assert_eq!(
+        app.get("/v1/lenders/me", Some(&key)).await.status,
+        200,
+        "cached"
+    );
+    let before = app.state.auth.argon2_verifications();
+    // The prefix is public (it is in the log); 100 wrong secrets at once.
+    let (head, _) = key.split_at(3 + 16 + 1);
+    let attempts = (0..100).map(|n| {
+        let forged = format!("{head}{n:043}");
+        let app = &app;
+        async move { app.get("/v1/lenders/me", Some(&forged)).await.status }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 429 | 503)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let spent = app.state.auth.argon2_verifications() - before;
+    assert!(
+        spent <= 10,
+        "{spent} argon2 verifications for a budget of 10"
+    );
+    // The lender's own key, known as valid, is not held back.
+    assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
+}
+
+pub async fn auditors_rotate_and_revoke_their_keys_like_lenders<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings::default()).await;
+    let registered = app
+        .post(
+            "/v1/auditors",
+            Some(&app.operator_key),
+            &json!({"name": "Ledger Audit"}),
+        )
+        .await;
+    let old = registered.body["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/v1/events?limit=1", Some(&old)).await.status, 200);
+    let rotated = app
+        .post(
+            "/v1/auditors/me/api-keys/rotate",
+            Some(&old),
+            &json!({"grace_period_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let new = rotated.body["api_key"].as_str().unwrap().to_owned();
+    assert!(rotated.body["previous_key_valid_until"].is_string());
+    for key in [&old, &new] {
+        assert_eq!(
+            app.get("/v1/events?limit=1", Some(key)).await.status,
+            200,
+            "in its grace"
+        );
+    }
+    // Only the current key rotates or revokes; the current one is not revoked.
+    let by_old = app
+        .post("/v1/auditors/me/api-keys/rotate", Some(&old), &json!({}))
+        .await;
+    assert_eq!(by_old.status, 403, "{}", by_old.text);
+    let prefix = |k: &str| k.split('_').nth(1).unwrap().to_owned();
+    let current = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/auditors/me/api-keys/{}", prefix(&new)),
+            Some(&new),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(current.status, 409, "{}", current.text);
+    let revoked = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/auditors/me/api-keys/{}", prefix(&old)),
+            Some(&new),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert_eq!(
+        app.get("/v1/events?limit=1", Some(&old)).await.status,
+        401,
+        "revoked at once"
+    );
+    assert_eq!(app.get("/v1/events?limit=1", Some(&new)).await.status, 200);
+    let too_long = app
+        .post(
+            "/v1/auditors/me/api-keys/rotate",
+            Some(&new),
+            &json!({"grace_period_seconds": 604_801}),
+        )
+        .await;
+    assert_eq!(too_long.status, 422);
+    // Lenders and the operator have no auditor keys to rotate.
+    let (_, lender) = app
+        .register_lender(&format!("a-{}@acme.example", uuid::Uuid::now_v7().simple()))
+        .await;
+    for key in [&lender, &app.operator_key] {
+        let answer = app
+            .post("/v1/auditors/me/api-keys/rotate", Some(key), &json!({}))
+            .await;
+        assert_eq!(answer.status, 403);
+    }
+}

@@ -62,6 +62,8 @@ macro_rules! http_suite {
             oversized_presentations_are_recorded_rejections_that_spend_their_nonce,
             a_revoked_issuer_key_verifies_nothing_and_lists_say_why,
             status_lists_with_numbers_the_log_cannot_hold_are_refused_plainly,
+            a_flood_of_wrong_secrets_costs_at_most_the_failure_budget,
+            auditors_rotate_and_revoke_their_keys_like_lenders,
         );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
