@@ -167,6 +167,7 @@ impl Idempotency {
             material: SecretString::from(
                 serde_json::to_string(&record).map_err(|_| IdempotencyError::Unreadable)?,
             ),
+            replace: false,
         })
     }
 }

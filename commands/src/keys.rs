@@ -214,6 +214,7 @@ pub async fn hashed_key_secret(key: &ApiKey) -> Result<SecretWrite, KeyError> {
         id: api_key_secret_id(key.prefix()),
         kind: API_KEY_SECRET.into(),
         material: SecretString::from(hashed),
+        replace: false,
     })
 }
 

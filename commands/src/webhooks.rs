@@ -200,6 +200,8 @@ pub async fn configure(
                 id: id.clone(),
                 kind: WEBHOOK_SECRET.to_owned(),
                 material: SecretString::from(material.clone()),
+                // Configuring again rotates the secret in place.
+                replace: true,
             }],
             ..Decision::events(events, ())
         })

@@ -72,6 +72,7 @@ macro_rules! http_suite {
             a_spent_retry_budget_is_recorded_and_a_manual_retry_delivers,
             the_address_is_checked_again_at_each_delivery,
             a_removed_webhook_fails_its_pending_deliveries,
+            configuring_again_replaces_the_url_and_rotates_the_secret,
         );
     };
     (@hardening $open:path; $($case:ident),* $(,)?) => {

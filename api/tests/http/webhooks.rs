@@ -754,3 +754,60 @@ where
     assert!(receiver.requests().is_empty());
     consumer.stop().await;
 }
+
+/// A second PUT replaces the URL and rotates the secret in one command;
+/// the new secret is shown once, and deliveries still pending go to the new
+/// URL signed with the new secret.
+pub async fn configuring_again_replaces_the_url_and_rotates_the_secret<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(local_settings()).await;
+    let old = Receiver::start(Mode::Fail(503)).await;
+    let (key, old_secret) = lender_with_webhook(&app, &old.url).await;
+    let consumer = app.start_webhooks(options(&[300; 20], Duration::from_secs(5)));
+    let ids = verifications(&app, &key, 2).await;
+    until("a failed attempt at the old URL", || async {
+        (old.requests().len() >= 2).then_some(())
+    })
+    .await;
+
+    let new = Receiver::start(Mode::Accept).await;
+    let replaced = app
+        .call(
+            Method::PUT,
+            "/v1/lenders/me/webhook",
+            Some(&key),
+            Some(&json!({"url": new.url})),
+            &[],
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    let new_secret = replaced.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret, "a new secret");
+    assert_eq!(replaced.body["url"], new.url.as_str());
+    let me = app.get("/v1/lenders/me", Some(&key)).await;
+    assert_eq!(me.body["webhook"]["url"], new.url.as_str());
+    assert_eq!(
+        app.raw_secrets()
+            .await
+            .iter()
+            .filter(|row| row.contains("webhook_secret"))
+            .count(),
+        1,
+        "one sealed secret, replaced"
+    );
+
+    until("both pending deliveries at the new URL", || async {
+        let got: std::collections::BTreeSet<String> =
+            new.requests().into_iter().map(|r| r.id).collect();
+        ids.iter().all(|id| got.contains(id)).then_some(())
+    })
+    .await;
+    for request in new.requests() {
+        assert!(signature_holds(&new_secret, &request), "{request:?}");
+        assert!(!signature_holds(&old_secret, &request));
+    }
+    consumer.stop().await;
+}

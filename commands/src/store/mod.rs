@@ -128,6 +128,10 @@ pub struct SecretWrite {
     pub id: String,
     pub kind: String,
     pub material: SecretString,
+    /// Whether a secret already stored under `id` is replaced (a webhook
+    /// secret rotated in place). Otherwise a taken id refuses the append
+    /// ([`StoreError::SecretIdTaken`]).
+    pub replace: bool,
 }
 
 /// One command's append.

@@ -176,7 +176,7 @@ pub(crate) fn plan(mut ctx: Context, batch: &[Prepared], now: Timestamp) -> Plan
         if let Some(taken) = request
             .secrets
             .iter()
-            .find(|s| ctx.taken_secret_ids.contains(&s.id))
+            .find(|s| !s.replace && ctx.taken_secret_ids.contains(&s.id))
         {
             outcomes.push(Err(StoreError::SecretIdTaken {
                 id: taken.id.clone(),
@@ -456,6 +456,7 @@ mod tests {
             id: id.into(),
             kind: "api_key".into(),
             material: SecretString::from("hash"),
+            replace: false,
         };
         let mut ctx = Context::default();
         ctx.taken_secret_ids.insert("taken".into());

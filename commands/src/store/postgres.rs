@@ -294,7 +294,9 @@ impl Committer for PgCommitter {
                 "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
                  SELECT u.id, u.kind, u.stream_id, u.material, u.position, $6 \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
-                 AS u(id, kind, stream_id, material, position)",
+                 AS u(id, kind, stream_id, material, position) \
+                 ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, stream_id = EXCLUDED.stream_id, \
+                 material = EXCLUDED.material, position = EXCLUDED.position, created_at = EXCLUDED.created_at",
             )
             .bind(&ids)
             .bind(&kinds)

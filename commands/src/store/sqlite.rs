@@ -144,7 +144,9 @@ impl Committer for SqliteCommitter {
         for row in &plan.secrets {
             sqlx::query(
                 "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, stream_id = excluded.stream_id, \
+                 material = excluded.material, position = excluded.position, created_at = excluded.created_at",
             )
             .bind(row.secret.id.as_str())
             .bind(row.secret.kind.as_str())

@@ -526,6 +526,7 @@ pub async fn secrets_are_written_with_their_append(h: &impl Harness) {
         id: id.into(),
         kind: "api_key".into(),
         material: SecretString::from(material.to_owned()),
+        replace: false,
     };
     let outcome = store
         .append(
@@ -570,6 +571,17 @@ pub async fn secrets_are_written_with_their_append(h: &impl Harness) {
     assert_eq!(events.len(), 1);
     // Secrets never enter the log.
     assert!(!serde_json::to_string(&events).unwrap().contains("hash-a"));
+
+    // A secret that may be replaced (a rotated webhook secret) is, with the
+    // append that replaces it.
+    let rotated = append(&stream("other"), ExpectedVersion::Any, 4).with_secret(SecretWrite {
+        replace: true,
+        ..secret("api_key:aaaa", "hash-d")
+    });
+    let outcome = store.append(rotated).await.unwrap();
+    let stored = store.secret("api_key:aaaa").await.unwrap().unwrap();
+    assert_eq!(stored.material.expose_secret(), "hash-d");
+    assert_eq!(stored.position, outcome.first_position);
     store.close().await;
 }
 
