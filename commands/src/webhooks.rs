@@ -74,31 +74,54 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let segments = ip.segments();
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return forbidden_v4(v4);
-    }
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
-    if segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
-        let o = ip.octets();
-        return forbidden_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-    }
-    if segments[0] == 0x2002 {
-        let o = ip.octets();
-        return forbidden_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-    }
+    let s = ip.segments();
+    let o = ip.octets();
+    let v4_at = |at: usize| Ipv4Addr::new(o[at], o[at + 1], o[at + 2], o[at + 3]);
     if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if (segments[0] & 0xfe00) == 0xfc00 {
+        return Some("loopback");
+    }
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    // Forms that carry an IPv4 address, judged by it: IPv4-mapped
+    // (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated),
+    // IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96), 6to4
+    // (2002::/16), and Teredo (2001::/32: the server's address, and the
+    // client's with every bit inverted).
+    let embedded: &[Ipv4Addr] = &match s {
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => [v4_at(12), v4_at(12)],
+        [0, 0, 0, 0, 0xffff, 0, ..] => [v4_at(12), v4_at(12)],
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => [v4_at(12), v4_at(12)],
+        [0x2002, ..] => [v4_at(2), v4_at(2)],
+        [0x2001, 0, ..] => [v4_at(4), Ipv4Addr::from(!u32::from(v4_at(12)))],
+        _ => [Ipv4Addr::UNSPECIFIED; 2],
+    }[..];
+    let carries_v4 = matches!(
+        s,
+        [0, 0, 0, 0, 0, 0xffff, ..]
+            | [0, 0, 0, 0, 0, 0, ..]
+            | [0, 0, 0, 0, 0xffff, 0, ..]
+            | [0x64, 0xff9b, 0, 0, 0, 0, ..]
+            | [0x2002, ..]
+            | [0x2001, 0, ..]
+    );
+    if carries_v4 && let Some(why) = embedded.iter().find_map(|v4| forbidden_v4(*v4)) {
+        return Some(why);
+    }
+    if (s[0] & 0xfe00) == 0xfc00 {
         Some("unique local (private)")
-    } else if (segments[0] & 0xffc0) == 0xfe80 {
+    } else if (s[0] & 0xffc0) == 0xfe80 {
         Some("link-local")
+    } else if (s[0] & 0xffc0) == 0xfec0 {
+        Some("site-local (private)")
     } else if ip.is_multicast() {
         Some("multicast")
-    } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        Some("local-use NAT64 (private)")
+    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) {
         Some("reserved")
+    } else if s[0] == 0x2001 && (0x10..0x30).contains(&s[1]) {
+        Some("reserved (ORCHID)")
     } else {
         None
     }
@@ -136,10 +159,14 @@ pub async fn vet(url: &WebhookUrl, allowed: &[IpNet]) -> Result<Vec<SocketAddr>,
         if is_allowed(ip) {
             continue;
         }
+        // The address a name resolved to is not the lender's to learn.
         if let Some(why) = forbidden(ip) {
-            return Err(WebhookError::Refused(format!(
-                "{host} resolves to {ip}, a {why} address"
-            )));
+            let what = if host.parse::<IpAddr>().is_ok() {
+                format!("{host} is a {why} address")
+            } else {
+                format!("{host} resolves to a {why} address")
+            };
+            return Err(WebhookError::Refused(what));
         }
         if !url.is_https() {
             return Err(WebhookError::Refused(
@@ -323,12 +350,48 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
             "2002:7f00:1::",
+            // IPv4-compatible, IPv4-translated, local-use NAT64, site-local.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.1.2.3",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
+            "fec0::1",
+            "feff::1",
+            // 6to4 of a private address; Teredo whose server or (inverted)
+            // client address is refused.
+            "2002:a00:1::1",
+            "2001:0:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "100::1",
+            "2001:10::1",
         ] {
             assert!(forbidden(ip(refused)).is_some(), "{refused} is refused");
         }
-        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:1.1.1.1",
+            "2002:101:101::1",
+            // Teredo with a public server and a public (inverted) client.
+            "2001:0:4136:e378:8000:63bf:fefe:fefe",
+        ] {
             assert_eq!(forbidden(ip(public)), None, "{public} is public");
         }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_never_names_the_address_a_name_resolved_to() {
+        let url = WebhookUrl::parse("https://localhost:9/hook").unwrap();
+        let WebhookError::Refused(why) = vet(&url, &[]).await.unwrap_err();
+        assert!(
+            why.contains("localhost resolves to a loopback address"),
+            "{why}"
+        );
+        assert!(!why.contains("127.0.0.1") && !why.contains("::1"), "{why}");
     }
 
     #[tokio::test]

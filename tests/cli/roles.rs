@@ -279,10 +279,36 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
             .args(["serve", "--role", name]);
         command
     };
+    // A proxy in the environment is never used: it would make the
+    // connections, past the SSRF guard's resolver.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let proxied = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = proxied.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let webhooks_role = || {
+        let mut command = role("webhooks");
+        for name in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            command.env(name, &proxy_url);
+        }
+        command
+    };
     let api = Running::start(role("api"));
     let _relay = Running::start(role("relay"));
-    let first = Running::start(role("webhooks"));
-    let second = Running::start(role("webhooks"));
+    let first = Running::start(webhooks_role());
+    let second = Running::start(webhooks_role());
 
     let output = proofline(&data)
         .env("DATABASE_URL", database.url())
@@ -399,6 +425,11 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     .await
     .expect("a delivery by the other consumer within 30 s");
     assert!(holds(&follower.log()), "{}", follower.log());
+    assert_eq!(
+        proxied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection went through the proxy"
+    );
 }
 
 /// A fresh install pointed at a NATS whose stream holds an earlier

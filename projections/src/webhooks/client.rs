@@ -103,8 +103,12 @@ impl Resolve for GuardedResolver {
                 return Err(format!("{host} has no address").into());
             }
             for address in &found {
-                if let Some(why) = refusal(address.ip(), https, &allowed) {
-                    return Err(format!("refused {host}: {why}").into());
+                // Said without the address: the lender reads this error, and
+                // where our resolver points a name inside our network is
+                // not the lender's to learn.
+                if refusal(address.ip(), https, &allowed).is_some() {
+                    let why = forbidden(address.ip()).unwrap_or("not allowed");
+                    return Err(format!("refused {host}: it resolves to a {why} address").into());
                 }
             }
             Ok(Box::new(found.into_iter()) as Addrs)
@@ -138,6 +142,9 @@ impl WebhookClient {
         let allowed = Arc::new(options.allowed_networks.clone());
         let build = |https: bool| {
             reqwest::Client::builder()
+                // A proxy from the environment would connect for us, past
+                // the resolver's judgement.
+                .no_proxy()
                 .connect_timeout(options.connect_timeout)
                 .timeout(options.timeout)
                 .redirect(reqwest::redirect::Policy::none())
