@@ -320,7 +320,12 @@ async fn run_auth(scratch: &Scratch, requests: u64) -> anyhow::Result<()> {
         requests_per_key_per_second: 0,
         ..ApiSettings::default()
     };
-    let state = AppState::new(store.clone(), Arc::new(ServiceKey::generate()?), settings);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ServiceKey::generate()?),
+        Arc::new(proofline_commands::sealing::SealingKey::generate()?),
+        settings,
+    );
     let app = router(state.clone());
     let before = state.auth.argon2_verifications();
 
@@ -460,7 +465,12 @@ async fn run_verify(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Re
         requests_per_key_per_second: 0,
         ..ApiSettings::default()
     };
-    let state = AppState::new(store.clone(), Arc::new(ServiceKey::generate()?), settings);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ServiceKey::generate()?),
+        Arc::new(proofline_commands::sealing::SealingKey::generate()?),
+        settings,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1077,11 +1087,7 @@ async fn run_webhooks(
 
     // Lenders with webhooks.
     let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse()?];
-    let sealing_key = Arc::new({
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-        key
-    });
+    let sealing_key = Arc::new(proofline_commands::sealing::SealingKey::generate()?);
     let context = CommandContext::now(Metadata::default());
     let mut lender_ids = Vec::with_capacity(lenders);
     for n in 0..lenders {

@@ -42,6 +42,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "Ed25519 service key, PKCS#8 PEM (default <data dir>/signing.key)",
     ),
     (
+        "PROOFLINE_SEALING_KEY_FILE",
+        "AES key that seals webhook secrets, created on first start (default <data dir>/sealing.key)",
+    ),
+    (
         "PROOFLINE_OPERATOR_KEY_FILE",
         "operator API key, created on first start (default <data dir>/operator.key)",
     ),
@@ -178,6 +182,9 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub signing_key_file: PathBuf,
+    /// The key that seals webhook secrets; the only key the webhooks role
+    /// needs.
+    pub sealing_key_file: PathBuf,
     pub operator_key_file: PathBuf,
     pub webhook_allowed_networks: Vec<IpNet>,
     pub trusted_proxies: Vec<IpNet>,
@@ -425,6 +432,7 @@ impl Config {
             nats_url,
             bind,
             signing_key_file: file("PROOFLINE_SIGNING_KEY_FILE", "signing.key"),
+            sealing_key_file: file("PROOFLINE_SEALING_KEY_FILE", "sealing.key"),
             operator_key_file: file("PROOFLINE_OPERATOR_KEY_FILE", "operator.key"),
             data_dir,
             webhook_allowed_networks: networks(

@@ -8,6 +8,7 @@ use anyhow::Context;
 use proofline_api::{ApiSettings, AppState, ops_router, router, serve, spawn_background};
 use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::{self, OperatorKeyState};
+use proofline_commands::sealing::SealingKey;
 use proofline_commands::store::EventStore;
 use proofline_commands::{service_keys, signing, webhooks};
 use proofline_domain::log::Metadata;
@@ -41,32 +42,46 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(store = %config.describe_store(), ?role, "event store open");
 
     // Only the API signs (receipts) and authenticates; other roles answer
-    // health and metrics, with a throwaway key that signs nothing.
-    let service_key = if role.serves_api() {
+    // health and metrics, with a throwaway key that signs nothing. Webhook
+    // secrets are sealed with a key of their own, the one key the webhooks
+    // role holds: it talks to lenders' endpoints, and must not be able to
+    // sign receipts or checkpoints.
+    let (service_key, webhook_sealing_key) = if role.serves_api() {
         let (service_key, created) = signing::load_or_create(&config.signing_key_file)?;
         if created {
             tracing::info!(path = %config.signing_key_file.display(), kid = %service_key.kid(),
                 "created the service signing key");
+        }
+        let (sealing_key, created) = SealingKey::load_or_create(&config.sealing_key_file)?;
+        if created {
+            tracing::info!(path = %config.sealing_key_file.display(),
+                "created the key that seals webhook secrets");
+        }
+        let legacy = SealingKey::legacy(service_key.derive_key(webhooks::LEGACY_SEALING_PURPOSE));
+        let moved = webhooks::reseal(store.as_ref(), &legacy, &sealing_key).await?;
+        if moved > 0 {
+            tracing::info!(moved, "sealed webhook secrets again with the sealing key");
         }
         report_operator_key(&store, &config).await?;
         let context = CommandContext::now(Metadata::default());
         if service_keys::activate(store.as_ref(), &service_key, &context).await? {
             tracing::info!(kid = %service_key.kid(), "recorded the service signing key in the log");
         }
-        service_key
+        (service_key, sealing_key)
     } else if role.delivers_webhooks() {
-        // Opens the webhook secrets the API sealed: the same key file.
-        signing::load(&config.signing_key_file)?.with_context(|| {
+        // Opens the webhook secrets the API sealed: the same sealing key.
+        let sealing_key = SealingKey::load(&config.sealing_key_file)?.with_context(|| {
             format!(
-                "the webhooks role opens webhook secrets with the service signing key, \
-                 and {} does not exist; give it the API's PROOFLINE_SIGNING_KEY_FILE",
-                config.signing_key_file.display()
+                "the webhooks role opens webhook secrets with the sealing key, \
+                 and {} does not exist; give it the API's PROOFLINE_SEALING_KEY_FILE",
+                config.sealing_key_file.display()
             )
-        })?
+        })?;
+        (signing::ServiceKey::generate()?, sealing_key)
     } else {
-        signing::ServiceKey::generate()?
+        (signing::ServiceKey::generate()?, SealingKey::generate()?)
     };
-    let webhook_sealing_key = Arc::new(service_key.derive_key(webhooks::SEALING_PURPOSE));
+    let webhook_sealing_key = Arc::new(webhook_sealing_key);
 
     // Handlers first: a SIGTERM that arrives once we say we are listening
     // must be a graceful stop, not the default action.
@@ -148,7 +163,12 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let mut state = AppState::new(store.clone(), Arc::new(service_key), api_settings(&config));
+    let mut state = AppState::new(
+        store.clone(),
+        Arc::new(service_key),
+        webhook_sealing_key.clone(),
+        api_settings(&config),
+    );
     if let Some(db) = &read_db {
         state = state.with_read_models(db.clone());
     }

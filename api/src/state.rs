@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use proofline_commands::auth::Authenticator;
 use proofline_commands::registry::Registry;
+use proofline_commands::sealing::SealingKey;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
 use proofline_commands::verifications::Verifier;
@@ -72,8 +73,9 @@ pub struct AppState {
     pub idempotency_master: Arc<[u8; 32]>,
     /// Verifies and records presentations.
     pub verifier: Arc<Verifier>,
-    /// Seals webhook signing secrets (derived from the service key).
-    pub webhook_sealing_key: Arc<[u8; 32]>,
+    /// Seals webhook signing secrets: the sealing key, not derived from the
+    /// service key (the webhooks role holds it alone).
+    pub webhook_sealing_key: Arc<SealingKey>,
     /// The read models, when this process serves queries from them.
     pub read: Option<ReadDb>,
     /// More readiness checks (the bus, when configured), by name.
@@ -94,13 +96,12 @@ impl AppState {
     pub fn new(
         store: Arc<dyn EventStore>,
         service_key: Arc<ServiceKey>,
+        webhook_sealing_key: Arc<SealingKey>,
         settings: ApiSettings,
     ) -> Self {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         let registry = Arc::new(Registry::new(store.clone()));
-        let webhook_sealing_key =
-            Arc::new(service_key.derive_key(proofline_commands::webhooks::SEALING_PURPOSE));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
             verifier: Arc::new(Verifier::new(

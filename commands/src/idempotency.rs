@@ -130,6 +130,7 @@ impl Idempotency {
             &crate::sealing::Sealed {
                 nonce: stored.nonce.clone(),
                 ciphertext: stored.ciphertext.clone(),
+                key: None,
             },
         )
         .ok_or(IdempotencyError::Unreadable)?;

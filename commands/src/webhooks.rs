@@ -22,15 +22,16 @@ use proofline_domain::webhook_delivery::{
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
-use crate::sealing::{self, Sealed};
+use crate::sealing::{Sealed, SealingKey};
 use crate::store::{EventStore, SecretWrite, StoreError};
 
 /// The kind of the secrets row holding a sealed webhook secret.
 pub const WEBHOOK_SECRET: &str = "webhook_secret";
 
-/// What the key that seals webhook secrets is derived for (from the
-/// service key: the API seals, the webhook consumer opens).
-pub const SEALING_PURPOSE: &str = "proofline webhook secrets v1";
+/// What the key that sealed webhook secrets was derived for, from the
+/// service key, before sealing keys had a file of their own: [`reseal`]
+/// moves what it sealed to the sealing key.
+pub const LEGACY_SEALING_PURPOSE: &str = "proofline webhook secrets v1";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
@@ -201,7 +202,7 @@ pub async fn configure(
     lender: LenderId,
     url: WebhookUrl,
     allowed: &[IpNet],
-    sealing_key: &[u8; 32],
+    sealing_key: &SealingKey,
     secret: &SecretString,
 ) -> Result<Done<()>, CommandError> {
     vet(&url, allowed)
@@ -211,12 +212,9 @@ pub async fn configure(
             message: e.to_string(),
         })?;
     let id = record_id(lender);
-    let sealed = sealing::seal(
-        sealing_key,
-        id.as_bytes(),
-        secret.expose_secret().as_bytes(),
-    )
-    .ok_or_else(|| CommandError::Store(StoreError::corrupt("sealing", "cannot seal")))?;
+    let sealed = sealing_key
+        .seal(id.as_bytes(), secret.expose_secret().as_bytes())
+        .ok_or_else(|| CommandError::Store(StoreError::corrupt("sealing", "cannot seal")))?;
     let material = serde_json::to_string(&sealed)
         .map_err(|e| CommandError::Store(StoreError::corrupt("sealing", e)))?;
     let command = LenderCommand::ConfigureWebhook { url };
@@ -259,7 +257,7 @@ pub async fn remove(
 /// The lender's signing secret, for deliveries.
 pub async fn secret_of(
     store: &dyn EventStore,
-    sealing_key: &[u8; 32],
+    sealing_key: &SealingKey,
     lender: LenderId,
 ) -> Result<Option<SecretString>, CommandError> {
     let id = record_id(lender);
@@ -271,11 +269,51 @@ pub async fn secret_of(
     let sealed: Sealed = serde_json::from_str(record.material.expose_secret()).map_err(|_| {
         CommandError::Store(StoreError::corrupt("webhook secret", "not a sealed record"))
     })?;
-    let plain = sealing::open(sealing_key, id.as_bytes(), &sealed)
+    let plain = sealing_key
+        .open(id.as_bytes(), &sealed)
         .ok_or_else(|| CommandError::Store(StoreError::corrupt("webhook secret", "cannot open")))?;
     String::from_utf8(plain)
         .map(|s| Some(SecretString::from(s)))
         .map_err(|_| CommandError::Store(StoreError::corrupt("webhook secret", "not UTF-8")))
+}
+
+/// Seals again, under `to`, every webhook secret that `from` sealed (the
+/// key derived from the service key, before sealing keys had a file of
+/// their own); how many. Run by the processes that hold both keys (the
+/// API) at start, so that the webhooks role needs only the sealing key.
+/// Running it again finds nothing left to move.
+pub async fn reseal(
+    store: &dyn EventStore,
+    from: &SealingKey,
+    to: &SealingKey,
+) -> Result<usize, CommandError> {
+    let corrupt =
+        |what: &'static str| CommandError::Store(StoreError::corrupt("webhook secret", what));
+    let mut moved = 0;
+    for id in store.secret_ids_of_kind(WEBHOOK_SECRET).await? {
+        let Some(record) = store.secret(&id).await? else {
+            continue;
+        };
+        let sealed: Sealed = serde_json::from_str(record.material.expose_secret())
+            .map_err(|_| corrupt("not a sealed record"))?;
+        if sealed.key.as_deref() != from.kid() {
+            continue;
+        }
+        let plain = from
+            .open(id.as_bytes(), &sealed)
+            .ok_or_else(|| corrupt("cannot open"))?;
+        let again = to
+            .seal(id.as_bytes(), &plain)
+            .ok_or_else(|| corrupt("cannot seal"))?;
+        let material = serde_json::to_string(&again).map_err(|_| corrupt("cannot encode"))?;
+        if store
+            .update_secret(&id, &SecretString::from(material))
+            .await?
+        {
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 /// Records how attempt `attempt` of a delivery ended (the webhook

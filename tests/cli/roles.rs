@@ -293,6 +293,9 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
     });
     let webhooks_role = || {
         let mut command = role("webhooks");
+        // It opens webhook secrets with the sealing key alone: the service
+        // signing key is not given to it.
+        command.env("PROOFLINE_SIGNING_KEY_FILE", "/nonexistent/signing.key");
         for name in [
             "HTTP_PROXY",
             "HTTPS_PROXY",

@@ -120,7 +120,8 @@ async fn start(
     service_keys::activate(store.as_ref(), &service_key, &context)
         .await
         .unwrap();
-    let mut state = AppState::new(store.clone(), service_key, settings);
+    let sealing_key = Arc::new(proofline_commands::sealing::SealingKey::generate().unwrap());
+    let mut state = AppState::new(store.clone(), service_key, sealing_key, settings);
     let read_side = if projectors {
         let db = match &database {
             Database::Sqlite { path, .. } => ReadDb::sqlite(&path.with_file_name("read.sqlite"))

@@ -415,6 +415,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// hash). Events are never removed; secrets may be.
     async fn delete_secret(&self, id: &str) -> Result<(), StoreError>;
 
+    /// The ids of every secret of `kind`, in id order.
+    async fn secret_ids_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Replaces the material of the secret `id` (sealed again under another
+    /// key), keeping everything else; false when there is no such secret.
+    async fn update_secret(&self, id: &str, material: &SecretString) -> Result<bool, StoreError>;
+
     /// The saved position of a durable subscription (0 when never saved).
     async fn consumer_position(&self, name: &str) -> Result<u64, StoreError>;
 

@@ -636,6 +636,24 @@ impl EventStore for PgEventStore {
         .transpose()
     }
 
+    async fn secret_ids_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM secrets WHERE kind = $1 ORDER BY id")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn update_secret(&self, id: &str, material: &SecretString) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE secrets SET material = $1 WHERE id = $2")
+            .bind(material.expose_secret())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_secret(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM secrets WHERE id = $1")
             .bind(id)

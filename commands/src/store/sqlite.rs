@@ -449,6 +449,24 @@ impl EventStore for SqliteEventStore {
         .transpose()
     }
 
+    async fn secret_ids_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM secrets WHERE kind = ? ORDER BY id")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn update_secret(&self, id: &str, material: &SecretString) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE secrets SET material = ? WHERE id = ?")
+            .bind(material.expose_secret())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_secret(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM secrets WHERE id = ?")
             .bind(id)

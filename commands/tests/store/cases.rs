@@ -585,6 +585,65 @@ pub async fn secrets_are_written_with_their_append(h: &impl Harness) {
     store.close().await;
 }
 
+/// Webhook secrets sealed with the key derived from the service key (before
+/// sealing keys had a file of their own) are sealed again with the sealing
+/// key, in place; the webhooks role then needs that key alone.
+pub async fn webhook_secrets_move_to_the_sealing_key(h: &impl Harness) {
+    use proofline_commands::sealing::{self, SealingKey};
+    use proofline_commands::webhooks::{self, WEBHOOK_SECRET};
+    let store = h.open().await;
+    let legacy_bytes = [7u8; 32];
+    let legacy = SealingKey::legacy(legacy_bytes);
+    let lender = proofline_domain::lender::LenderId::from_uuid(uuid::Uuid::now_v7());
+    let id = format!("webhook:{lender}");
+    let old = sealing::seal(&legacy_bytes, id.as_bytes(), b"whsec_old").unwrap();
+    let write = SecretWrite {
+        id: id.clone(),
+        kind: WEBHOOK_SECRET.into(),
+        material: SecretString::from(serde_json::to_string(&old).unwrap()),
+        replace: false,
+    };
+    store
+        .append(append(&lender.stream_id(), ExpectedVersion::Any, 1).with_secret(write))
+        .await
+        .unwrap();
+    let (dir, key) = {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SealingKey::load_or_create(&dir.path().join("sealing.key")).unwrap();
+        (dir, key)
+    };
+    assert!(
+        webhooks::secret_of(store.as_ref(), &key, lender)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        webhooks::reseal(store.as_ref(), &legacy, &key)
+            .await
+            .unwrap(),
+        1
+    );
+    let opened = webhooks::secret_of(store.as_ref(), &key, lender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.expose_secret(), "whsec_old");
+    assert!(
+        webhooks::secret_of(store.as_ref(), &legacy, lender)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        webhooks::reseal(store.as_ref(), &legacy, &key)
+            .await
+            .unwrap(),
+        0,
+        "nothing left to move"
+    );
+    drop(dir);
+    store.close().await;
+}
+
 pub async fn head_and_metadata(h: &impl Harness) {
     let store = h.open().await;
     assert_eq!(store.head().await.unwrap(), None);

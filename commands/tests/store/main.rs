@@ -24,6 +24,7 @@ macro_rules! store_contract_suite {
                 read_stream_in_version_order,
                 subscription_resumes_after_restart,
                 secrets_are_written_with_their_append,
+                webhook_secrets_move_to_the_sealing_key,
                 head_and_metadata,
                 invalid_appends_are_refused,
                 numbers_the_log_cannot_hold_exactly_are_refused,

@@ -83,7 +83,7 @@ struct Flight {
 struct Shared {
     store: Arc<dyn EventStore>,
     db: ReadDb,
-    sealing_key: Arc<[u8; 32]>,
+    sealing_key: Arc<proofline_commands::sealing::SealingKey>,
     client: WebhookClient,
     schedule: Vec<Duration>,
     flights: Mutex<HashMap<Uuid, Flight>>,
@@ -122,7 +122,7 @@ impl WebhookConsumer {
     pub fn new(
         store: Arc<dyn EventStore>,
         db: ReadDb,
-        sealing_key: Arc<[u8; 32]>,
+        sealing_key: Arc<proofline_commands::sealing::SealingKey>,
         options: ConsumerOptions,
     ) -> Result<Self, reqwest::Error> {
         let client = WebhookClient::new(&options.client)?;
