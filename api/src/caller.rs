@@ -18,7 +18,7 @@ use proofline_domain::log::{Metadata, Timestamp};
 use proofline_domain::principal::{Principal, Role};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::middleware::RequestId;
+use crate::middleware::{Committing, RequestId};
 use crate::state::AppState;
 
 /// An authenticated caller. Extracting it authenticates the request (401
@@ -28,6 +28,8 @@ pub struct Caller {
     pub authenticated: Arc<Authenticated>,
     pub address: IpAddr,
     pub request_id: Option<String>,
+    /// Marks the request as committing once a command starts.
+    committing: Option<Committing>,
 }
 
 impl Caller {
@@ -72,7 +74,13 @@ impl Caller {
 
     /// The time and metadata of a command made by this caller: the request
     /// id is both the correlation id and the request id of its events.
+    /// Asking for it starts the command: from here the request is answered
+    /// with its result, even past the time limit
+    /// ([`crate::middleware::time_limit`]).
     pub fn command_context(&self) -> CommandContext {
+        if let Some(committing) = &self.committing {
+            committing.begin();
+        }
         CommandContext::now(Metadata {
             correlation_id: self.request_id.clone(),
             request_id: self.request_id.clone(),
@@ -175,6 +183,7 @@ impl FromRequestParts<AppState> for Caller {
             authenticated,
             address,
             request_id,
+            committing: parts.extensions.get::<Committing>().cloned(),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Middleware every route gets: a request id, security headers, a time
 //! limit, and metrics.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -69,16 +71,57 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Answers 503 when a request takes longer than `limit`.
-pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
+/// How much longer than the time limit a request whose command has started
+/// may take to be answered with its result.
+pub const COMMIT_GRACE: Duration = Duration::from_secs(60);
+
+/// Set by a handler when it starts a command (see
+/// [`crate::caller::Caller::command_context`]): from then on the request is
+/// answered with the command's result, even past the time limit, since the
+/// command may commit however late the caller is told.
+#[derive(Debug, Clone, Default)]
+pub struct Committing(Arc<AtomicBool>);
+
+impl Committing {
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Answers 503 when a request takes longer than `limit`, unless it has
+/// started a command: that one is answered with its result (for at most
+/// [`COMMIT_GRACE`] more), never with a 503 for something that committed.
+pub async fn time_limit(
+    State(limit): State<Duration>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let committing = Committing::default();
+    request.extensions_mut().insert(committing.clone());
+    let run = next.run(request);
+    tokio::pin!(run);
+    let too_slow = |after: Duration| {
+        ApiError::new(
             ErrorCode::Unavailable,
-            format!("the request took longer than {} s", limit.as_secs()),
+            format!("the request took longer than {} s", after.as_secs()),
         )
         .with_retry_after(1)
-        .into_response(),
+        .into_response()
+    };
+    match tokio::time::timeout(limit, &mut run).await {
+        Ok(response) => response,
+        Err(_) if committing.started() => {
+            tracing::warn!(limit = ?limit, "a command outlived the time limit; answering with its result");
+            match tokio::time::timeout(COMMIT_GRACE, run).await {
+                Ok(response) => response,
+                Err(_) => too_slow(limit + COMMIT_GRACE),
+            }
+        }
+        Err(_) => too_slow(limit),
     }
 }
 

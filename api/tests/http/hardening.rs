@@ -494,3 +494,68 @@ where
         assert_eq!(answer.status, 403);
     }
 }
+
+pub async fn a_command_past_the_time_limit_is_answered_with_its_result<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..ApiSettings::default()
+    })
+    .await;
+    let (_, key) = app
+        .register_lender(&format!(
+            "late-{}@acme.example",
+            uuid::Uuid::now_v7().simple()
+        ))
+        .await;
+    assert_eq!(
+        app.get("/v1/lenders/me", Some(&key)).await.status,
+        200,
+        "cached"
+    );
+    // The writer is held for 2.5 s: the verification's append waits past
+    // the 1 s limit, then commits. The lender is answered with the result,
+    // not a 503 for something recorded (its nonce is spent either way).
+    let held = app
+        .hold_writer_lock(std::time::Duration::from_millis(2_500))
+        .await;
+    let started = std::time::Instant::now();
+    let nonce = fresh_nonce();
+    let answer = app
+        .post(
+            "/v1/verifications",
+            Some(&key),
+            &json!({"presentation": "not an sd-jwt", "nonce": nonce}),
+        )
+        .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "it outlived the limit"
+    );
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.body["failed_step"], "DECODE");
+    assert!(answer.body["receipt"].is_string());
+    held.await.unwrap();
+    assert_eq!(recorded_for(&app, &nonce).await.len(), 1);
+    // A request that starts no command is still cut at the limit.
+    let waited = app
+        .get("/v1/verifications?min_position=99999999", Some(&key))
+        .await;
+    assert_eq!(
+        (waited.status, waited.code()),
+        (503, "UNAVAILABLE"),
+        "{}",
+        waited.text
+    );
+    assert!(
+        waited.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("took longer"),
+        "{}",
+        waited.text
+    );
+}

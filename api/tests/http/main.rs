@@ -64,6 +64,7 @@ macro_rules! http_suite {
             status_lists_with_numbers_the_log_cannot_hold_are_refused_plainly,
             a_flood_of_wrong_secrets_costs_at_most_the_failure_budget,
             auditors_rotate_and_revoke_their_keys_like_lenders,
+            a_command_past_the_time_limit_is_answered_with_its_result,
         );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,

@@ -460,6 +460,53 @@ impl TestApp {
         }
     }
 
+    /// Takes the log's writer lock behind the store's back (a session
+    /// advisory lock on Postgres, `BEGIN IMMEDIATE` on SQLite) and holds it
+    /// for `hold`: every append waits meanwhile. Returns once it is held;
+    /// the handle ends when it is released.
+    pub async fn hold_writer_lock(&self, hold: Duration) -> tokio::task::JoinHandle<()> {
+        let (held_tx, held_rx) = oneshot::channel::<()>();
+        let task = match &self.database {
+            Database::Sqlite { path, .. } => {
+                let path = path.clone();
+                tokio::spawn(async move {
+                    use sqlx::Connection;
+                    let mut conn =
+                        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                            .await
+                            .unwrap();
+                    sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    let _ = held_tx.send(());
+                    tokio::time::sleep(hold).await;
+                    sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+                })
+            }
+            #[cfg(feature = "service-tests")]
+            Database::Postgres(database) => {
+                let url = database.url().to_owned();
+                tokio::spawn(async move {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query("SELECT pg_advisory_lock(5787775673024923982)")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    let _ = held_tx.send(());
+                    tokio::time::sleep(hold).await;
+                    sqlx::query("SELECT pg_advisory_unlock(5787775673024923982)")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                })
+            }
+        };
+        held_rx.await.expect("the lock is taken");
+        task
+    }
+
     /// Every row of the secrets table, read behind the store's back.
     pub async fn raw_secrets(&self) -> Vec<String> {
         let sql = "SELECT id || ' ' || kind || ' ' || stream_id || ' ' || material FROM secrets";
