@@ -106,6 +106,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "webhook requests in flight per lender, 1 to 64 (default 4)",
     ),
     (
+        "PROOFLINE_EVENT_TAILS_PER_KEY",
+        "live tails of the log (/v1/events/stream) one API key may hold, 1 to 1000 (default 4)",
+    ),
+    (
+        "PROOFLINE_EVENT_TAILS_MAX",
+        "live tails of the log open in all, 1 to 100000 (default 256)",
+    ),
+    (
         "PROOFLINE_CHECKPOINT_EVERY_SECONDS",
         "sign a log checkpoint within this many seconds of any new event, 1 to 86400 (default 5)",
     ),
@@ -201,6 +209,9 @@ pub struct Config {
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
     pub webhook_per_lender: usize,
+    /// Live tails of the log per API key, and in all.
+    pub event_tails_per_key: usize,
+    pub event_tails_max: usize,
     /// A checkpoint within this long of any new event.
     pub checkpoint_every_seconds: u64,
     /// A checkpoint after this many new events.
@@ -379,6 +390,8 @@ impl Config {
             Some(v) => seconds("PROOFLINE_WEBHOOK_TIMEOUT_SECONDS", v, 0.05..=120.0)?,
         };
         let webhook_per_lender = number("PROOFLINE_WEBHOOK_PER_LENDER", 4, 1..=64)? as usize;
+        let event_tails_per_key = number("PROOFLINE_EVENT_TAILS_PER_KEY", 4, 1..=1_000)? as usize;
+        let event_tails_max = number("PROOFLINE_EVENT_TAILS_MAX", 256, 1..=100_000)? as usize;
         // `PROOFLINE_CHECKPOINT_EVERY` was both a count and seconds (300 by
         // default, so a fresh install had no signed head for minutes); it
         // stays as an alias for whichever of the two is not set.
@@ -455,6 +468,8 @@ impl Config {
             webhook_connect_timeout,
             webhook_timeout,
             webhook_per_lender,
+            event_tails_per_key,
+            event_tails_max,
             checkpoint_every_seconds,
             checkpoint_every_events,
             deprecated_checkpoint_every: legacy.is_some(),

@@ -230,6 +230,9 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         presentation_max_age: config.presentation_max_age,
         projector_max_lag: config.projector_max_lag,
         webhook_allowed_networks: config.webhook_allowed_networks.clone(),
+        tails_per_key: config.event_tails_per_key,
+        tails_total: config.event_tails_max,
+        tail_recheck: std::time::Duration::from_secs(60),
         checkpoint_every_seconds: config.checkpoint_every_seconds,
         checkpoint_every_events: config.checkpoint_every_events,
     }

@@ -12,6 +12,8 @@
 //! - [`caller`]: the authenticated caller (API key, roles, client address
 //!   behind trusted proxies, request id).
 //! - [`limits`]: failed-authentication and per-key rate limits.
+//! - [`tails`]: how many live tails of the log may be open, per key and in
+//!   all.
 //! - [`idempotency`]: `Idempotency-Key` on POSTs.
 //! - [`extract`], [`json`]: request bodies and path parameters, with
 //!   400/404/413/415/422 problems for what is wrong with them.
@@ -33,6 +35,7 @@ pub mod middleware;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tails;
 
 pub use error::{ApiError, ErrorCode};
 pub use server::{openapi, ops_router, router, serve, spawn_background};

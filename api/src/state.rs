@@ -13,6 +13,7 @@ use proofline_commands::verifications::Verifier;
 use proofline_projections::db::ReadDb;
 
 use crate::limits::Limits;
+use crate::tails::Tails;
 
 /// The HTTP layer's settings, from the service's configuration.
 #[derive(Debug, Clone)]
@@ -35,6 +36,12 @@ pub struct ApiSettings {
     pub projector_max_lag: u64,
     /// Networks webhooks may reach despite the SSRF guard.
     pub webhook_allowed_networks: Vec<IpNet>,
+    /// Live tails of the log one API key may have open.
+    pub tails_per_key: usize,
+    /// Live tails of the log open in all.
+    pub tails_total: usize,
+    /// How often a live tail checks that its key is still valid.
+    pub tail_recheck: Duration,
     /// A signed checkpoint within this many seconds of any new event.
     pub checkpoint_every_seconds: u64,
     /// A signed checkpoint after this many new events.
@@ -53,6 +60,9 @@ impl Default for ApiSettings {
             presentation_max_age: Duration::from_secs(300),
             projector_max_lag: 10_000,
             webhook_allowed_networks: Vec::new(),
+            tails_per_key: 4,
+            tails_total: 256,
+            tail_recheck: Duration::from_secs(60),
             checkpoint_every_seconds: 5,
             checkpoint_every_events: 1_000,
         }
@@ -68,6 +78,8 @@ pub struct AppState {
     pub service_key: Arc<ServiceKey>,
     pub settings: Arc<ApiSettings>,
     pub limits: Arc<Limits>,
+    /// The live tails open.
+    pub tails: Arc<Tails>,
     /// The key idempotency records are sealed with (derived from the
     /// service key).
     pub idempotency_master: Arc<[u8; 32]>,
@@ -116,6 +128,7 @@ impl AppState {
             probes: Vec::new(),
             gauges: Vec::new(),
             limits: Arc::new(Limits::new(&settings)),
+            tails: Arc::new(Tails::new(settings.tails_per_key, settings.tails_total)),
             settings: Arc::new(settings),
             store,
             service_key,

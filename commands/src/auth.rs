@@ -387,6 +387,30 @@ impl Authenticator {
         }
     }
 
+    /// Whether an authenticated key is still valid now, by its owner's
+    /// aggregate (no argon2): for long-lived requests (a tail of the log)
+    /// to check again while they last.
+    pub async fn still_valid(
+        &self,
+        authenticated: &Authenticated,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let stream = authenticated.principal.stream_id();
+        match self
+            .key_state(
+                &authenticated.principal,
+                &stream,
+                authenticated.key_prefix.as_str(),
+                now,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(AuthError::Invalid | AuthError::Inactive) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Drops every cached key of a principal's stream.
     pub fn invalidate_stream(&self, stream: &StreamId) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());

@@ -24,6 +24,15 @@ impl Principal {
         }
     }
 
+    /// The stream of the principal's aggregate (which holds its keys).
+    pub fn stream_id(&self) -> StreamId {
+        match self {
+            Principal::Operator => crate::operator::stream_id(),
+            Principal::Lender(id) => id.stream_id(),
+            Principal::Auditor(id) => id.stream_id(),
+        }
+    }
+
     pub fn role(&self) -> Role {
         match self {
             Principal::Operator => Role::Operator,

@@ -95,7 +95,9 @@ const READ: usize = 500;
 
 /// A live tail of the log as Server-Sent Events: one message per envelope
 /// (`id` = its position, `data` = the envelope JSON), heartbeats while idle;
-/// reconnecting with `Last-Event-ID` resumes after it.
+/// reconnecting with `Last-Event-ID` resumes after it. A key may hold a few
+/// tails at once (429 past them; 503 past the service's total), and a tail
+/// ends within a minute of its key being revoked or rotated past its grace.
 #[utoipa::path(
     get, path = "/v1/events/stream", tag = "log",
     params(StreamQuery, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
@@ -104,6 +106,8 @@ const READ: usize = 500;
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json", description = "this key has as many tails open as it may"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "the service has as many tails open as it serves"),
     ),
     security(("api_key" = []))
 )]
@@ -131,41 +135,78 @@ pub async fn stream(
         })
         .transpose()?;
     let after = resume.or(query.after).unwrap_or(0);
-    let store = state.store.clone();
-    let head = store.watch_head();
-    let tail = futures::stream::unfold(
-        (
-            store,
-            head,
-            after,
-            std::collections::VecDeque::<Envelope>::new(),
-        ),
-        |(store, mut head, mut after, mut buffer)| async move {
-            loop {
-                if let Some(envelope) = buffer.pop_front() {
-                    after = envelope.position;
-                    let data = serde_json::to_string(&envelope).unwrap_or_default();
-                    let event = Event::default()
-                        .id(envelope.position.to_string())
-                        .data(data);
-                    return Some((Ok(event), (store, head, after, buffer)));
+    let slot = state.tails.open(caller.authenticated.key_prefix.as_str())?;
+    let tail = Tail {
+        store: state.store.clone(),
+        head: state.store.watch_head(),
+        after,
+        buffer: std::collections::VecDeque::new(),
+        auth: state.auth.clone(),
+        caller: caller.authenticated.clone(),
+        recheck: state.settings.tail_recheck,
+        checked: tokio::time::Instant::now(),
+        _slot: slot,
+    };
+    let tail = futures::stream::unfold(tail, |mut tail| async move {
+        loop {
+            if tail.checked.elapsed() >= tail.recheck {
+                if !tail.key_still_valid().await {
+                    return None;
                 }
-                match store.read_all(after, READ).await {
-                    Ok(page) if !page.is_empty() => buffer.extend(page),
-                    Ok(_) => {
-                        // Caught up: wait for the head to move (or the
-                        // writer to go away, which ends the tail).
-                        if head.changed().await.is_err() {
-                            return None;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "the event tail cannot read the store; ending it");
+                tail.checked = tokio::time::Instant::now();
+            }
+            if let Some(envelope) = tail.buffer.pop_front() {
+                tail.after = envelope.position;
+                let data = serde_json::to_string(&envelope).unwrap_or_default();
+                let event = Event::default()
+                    .id(envelope.position.to_string())
+                    .data(data);
+                return Some((Ok(event), tail));
+            }
+            match tail.store.read_all(tail.after, READ).await {
+                Ok(page) if !page.is_empty() => tail.buffer.extend(page),
+                Ok(_) => {
+                    // Caught up: wait for the head to move (the writer going
+                    // away ends the tail), or until the key is due a check.
+                    let due = tail.recheck.saturating_sub(tail.checked.elapsed());
+                    if let Ok(Err(_)) = tokio::time::timeout(due, tail.head.changed()).await {
                         return None;
                     }
                 }
+                Err(error) => {
+                    tracing::warn!(%error, "the event tail cannot read the store; ending it");
+                    return None;
+                }
             }
-        },
-    );
+        }
+    });
     Ok(Sse::new(tail).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+/// One live tail's state: where it is, and whose key it serves.
+struct Tail {
+    store: std::sync::Arc<dyn proofline_commands::store::EventStore>,
+    head: tokio::sync::watch::Receiver<u64>,
+    after: u64,
+    buffer: std::collections::VecDeque<Envelope>,
+    auth: std::sync::Arc<proofline_commands::auth::Authenticator>,
+    caller: std::sync::Arc<proofline_commands::auth::Authenticated>,
+    recheck: Duration,
+    checked: tokio::time::Instant,
+    _slot: crate::tails::TailSlot,
+}
+
+impl Tail {
+    /// Whether the tail's key still authenticates; a tail whose key was
+    /// revoked (or whose owner lost access) ends.
+    async fn key_still_valid(&self) -> bool {
+        let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
+        match self.auth.still_valid(&self.caller, now).await {
+            Ok(valid) => valid,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a tail's key; ending the tail");
+                false
+            }
+        }
+    }
 }

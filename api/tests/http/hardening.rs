@@ -559,3 +559,84 @@ where
         waited.text
     );
 }
+
+pub async fn live_tails_are_bounded_and_end_when_their_key_does<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings {
+        tails_per_key: 2,
+        tails_total: 3,
+        tail_recheck: std::time::Duration::from_millis(200),
+        ..ApiSettings::default()
+    })
+    .await;
+    let auditor = |name: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/auditors",
+                Some(&app.operator_key),
+                &json!({"name": name}),
+            )
+            .await
+            .body["api_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (first, second) = (auditor("First Audit").await, auditor("Second Audit").await);
+    let open_tail = |key: &str| {
+        app.client
+            .get(format!("{}/v1/events/stream", app.base))
+            .bearer_auth(key)
+            .send()
+    };
+    let a = open_tail(&first).await.unwrap();
+    let b = open_tail(&first).await.unwrap();
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let over_key = open_tail(&first).await.unwrap();
+    assert_eq!(over_key.status(), 429, "a key's share");
+    assert!(over_key.headers().contains_key("retry-after"));
+    let c = open_tail(&second).await.unwrap();
+    assert_eq!(c.status(), 200);
+    let over_all = open_tail(&app.operator_key).await.unwrap();
+    assert_eq!(over_all.status(), 503, "the service's total");
+    // A tail that ends gives its place back.
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let d = loop {
+        let d = open_tail(&first).await.unwrap();
+        if d.status() == 200 {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place is given back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    // The second auditor rotates with no grace: its old key's tail ends.
+    let rotated = app
+        .post(
+            "/v1/auditors/me/api-keys/rotate",
+            Some(&second),
+            &json!({"grace_period_seconds": 0}),
+        )
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let mut c = c;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        // Read until the server closes the stream.
+        while let Ok(Some(_)) = c.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "a revoked key's tail ends within its recheck"
+    );
+    drop((a, d));
+}

@@ -65,6 +65,7 @@ macro_rules! http_suite {
             a_flood_of_wrong_secrets_costs_at_most_the_failure_budget,
             auditors_rotate_and_revoke_their_keys_like_lenders,
             a_command_past_the_time_limit_is_answered_with_its_result,
+            live_tails_are_bounded_and_end_when_their_key_does,
         );
         http_suite!(@webhooks $open;
             webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
