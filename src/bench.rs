@@ -562,23 +562,17 @@ async fn run_verify(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Re
 
     // 1. The pure verifier, one thread, trust resolved beforehand.
     let did = Did::parse(issuer.did.as_str())?;
-    let registered = state
-        .registry
-        .issuer(&did)
-        .await?
-        .context("the issuer is not in the registry")?;
-    let list = state
-        .registry
-        .status_list(&ListUri::parse(uri)?)
-        .await?
-        .context("the list is not in the registry")?;
+    let registered = state.registry.issuer(&did).await?;
+    anyhow::ensure!(registered.is_some(), "the issuer is not in the registry");
+    let list = state.registry.status_list(&ListUri::parse(uri)?).await?;
+    anyhow::ensure!(list.is_some(), "the list is not in the registry");
     let required = vec![ClaimPath::parse("address.country").map_err(anyhow::Error::msg)?];
     let timed = presentations.clone();
     let at = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
     let (verified, elapsed) = tokio::task::spawn_blocking(move || {
         let trust = Resolved {
-            issuer: Some(&registered),
-            list: Some(&list),
+            issuer: registered.as_ref().as_ref(),
+            list: list.as_ref().as_ref(),
         };
         let started = Instant::now();
         let mut verified = 0u64;

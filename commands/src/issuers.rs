@@ -100,7 +100,12 @@ pub async fn publish_status_list(
     let did = match status_list::claimed_issuer(token) {
         Ok(did) => did,
         Err(status_list::StatusListError::NoIssuer) => {
-            let current = registry.status_list(uri).await?.map(|list| list.issuer);
+            let current = registry
+                .status_list(uri)
+                .await?
+                .as_ref()
+                .as_ref()
+                .map(|list| list.issuer.clone());
             current
                 .or(issuer_hint)
                 .ok_or_else(|| rejected(status_list::StatusListError::NoIssuer))?

@@ -2,7 +2,9 @@
 //! from the write side (their aggregates), cached.
 //!
 //! Each cached aggregate remembers the stream version it has reached and the
-//! log head it was last checked at. A lookup while the head has not moved
+//! log head it was last checked at, and is handed out shared (`Arc`), never
+//! copied. Streams found empty (a DID or URI nobody registered) are cached
+//! too, at most [`MAX_MISSES`] of them. A lookup while the head has not moved
 //! costs nothing; after it moved, only the events past the cached version
 //! are read. Within a process the head moves the moment a command commits,
 //! so a suspension or a new list is seen by the next verification; other
@@ -22,14 +24,34 @@ use crate::handler::CommandError;
 use crate::issuers::{CatalogEvent, catalog_stream};
 use crate::store::EventStore;
 
+/// Most streams found empty (an unknown DID or list URI) that are
+/// remembered; past that, the remembered misses are forgotten, so that
+/// presentations naming made-up issuers cannot grow the cache without bound.
+pub const MAX_MISSES: usize = 4_096;
+
 struct Cached<S> {
-    state: Option<Arc<S>>,
+    state: Arc<S>,
     version: u64,
     checked_at_head: u64,
 }
 
+struct Entries<S> {
+    by_stream: HashMap<StreamId, Cached<S>>,
+    /// How many of `by_stream` are empty streams (version 0).
+    misses: usize,
+}
+
+impl<S> Default for Entries<S> {
+    fn default() -> Self {
+        Self {
+            by_stream: HashMap::new(),
+            misses: 0,
+        }
+    }
+}
+
 struct Cache<D: Decider> {
-    entries: RwLock<HashMap<StreamId, Cached<<D as Decider>::State>>>,
+    entries: RwLock<Entries<<D as Decider>::State>>,
 }
 
 impl<D: Decider> Default for Cache<D> {
@@ -45,7 +67,10 @@ where
     D: Decider,
     D::State: Clone + Send + Sync + 'static,
 {
-    /// The aggregate's state, refreshed if the log moved since it was read.
+    /// The aggregate's state, shared (never copied: a status list can be
+    /// megabytes), refreshed if the log moved since it was read. A refresh
+    /// reads only the events past the cached version, and copies the state
+    /// only when there are some.
     async fn get(
         &self,
         store: &dyn EventStore,
@@ -53,22 +78,17 @@ where
         force: bool,
     ) -> Result<Arc<D::State>, CommandError> {
         let head = *store.watch_head().borrow();
-        let (mut state, mut version) = {
+        let (cached, mut version) = {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            match entries.get(stream) {
+            match entries.by_stream.get(stream) {
                 Some(cached) if cached.checked_at_head == head && !force => {
-                    if let Some(state) = &cached.state {
-                        return Ok(state.clone());
-                    }
-                    (D::State::default(), cached.version)
+                    return Ok(cached.state.clone());
                 }
-                Some(cached) => (
-                    cached.state.as_deref().cloned().unwrap_or_default(),
-                    cached.version,
-                ),
-                None => (D::State::default(), 0),
+                Some(cached) => (Some(cached.state.clone()), cached.version),
+                None => (None, 0),
             }
         };
+        let mut evolved: Option<D::State> = None;
         loop {
             let page = store.read_stream(stream, version, 1_000).await?;
             let done = page.len() < 1_000;
@@ -78,26 +98,52 @@ where
                     envelope.schema_version,
                     &envelope.data,
                 )?;
-                state = D::evolve(state, &event);
+                let state = evolved
+                    .take()
+                    .unwrap_or_else(|| cached.as_deref().cloned().unwrap_or_default());
+                evolved = Some(D::evolve(state, &event));
                 version = envelope.stream_version;
             }
             if done {
                 break;
             }
         }
-        let state = Arc::new(state);
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        let state = match (evolved, cached) {
+            (Some(state), _) => Arc::new(state),
+            (None, Some(unchanged)) => unchanged,
+            (None, None) => Arc::new(D::State::default()),
+        };
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if version == 0 && !entries.by_stream.contains_key(stream) {
+            if entries.misses >= MAX_MISSES {
+                entries.by_stream.retain(|_, c| c.version > 0);
+                entries.misses = 0;
+            }
+            entries.misses += 1;
+        }
+        let was_miss = entries
+            .by_stream
             .insert(
                 stream.clone(),
                 Cached {
-                    state: Some(state.clone()),
+                    state: state.clone(),
                     version,
                     checked_at_head: head,
                 },
-            );
+            )
+            .is_some_and(|old| old.version == 0);
+        if was_miss && version > 0 {
+            entries.misses = entries.misses.saturating_sub(1);
+        }
         Ok(state)
+    }
+
+    fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_stream
+            .len()
     }
 }
 
@@ -116,17 +162,16 @@ impl Registry {
         }
     }
 
-    /// The issuer with this DID, as the log says now.
-    pub async fn issuer(&self, did: &Did) -> Result<Option<Issuer>, CommandError> {
-        let state = self
-            .issuers
+    /// The issuer with this DID, as the log says now (shared with the
+    /// cache: `None` inside when it is not registered).
+    pub async fn issuer(&self, did: &Did) -> Result<Arc<Option<Issuer>>, CommandError> {
+        self.issuers
             .get(
                 self.store.as_ref(),
                 &IssuerId::for_did(did).stream_id(),
                 false,
             )
-            .await?;
-        Ok(state.as_ref().clone())
+            .await
     }
 
     /// The issuer, read through to the store whatever the cache says (for
@@ -143,13 +188,20 @@ impl Registry {
         Ok(state.as_ref().clone())
     }
 
-    /// The status list published at `uri`, if any.
-    pub async fn status_list(&self, uri: &ListUri) -> Result<Option<StatusList>, CommandError> {
-        let state = self
-            .lists
+    /// The status list published at `uri` (shared with the cache, never
+    /// copied: `None` inside when none is).
+    pub async fn status_list(
+        &self,
+        uri: &ListUri,
+    ) -> Result<Arc<Option<StatusList>>, CommandError> {
+        self.lists
             .get(self.store.as_ref(), &uri.stream_id(), false)
-            .await?;
-        Ok(state.as_ref().clone())
+            .await
+    }
+
+    /// How many issuers and lists are cached (found or not).
+    pub fn cached(&self) -> (usize, usize) {
+        (self.issuers.len(), self.lists.len())
     }
 
     /// Every registered issuer, in registration order.
@@ -177,10 +229,101 @@ impl Registry {
         }
         let mut issuers = Vec::with_capacity(dids.len());
         for did in dids {
-            if let Some(issuer) = self.issuer(&did).await? {
-                issuers.push(issuer);
+            if let Some(issuer) = self.issuer(&did).await?.as_ref() {
+                issuers.push(issuer.clone());
             }
         }
         Ok(issuers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{self, SqliteEventStore};
+    use crate::store::{AppendRequest, ExpectedVersion, NewEvent};
+    use proofline_domain::jose::b64url_encode;
+    use proofline_domain::status_list::StatusListEvent;
+
+    async fn store() -> (Arc<dyn EventStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let pool = sqlite::connect_pool(&path).await.unwrap();
+        crate::migrate::apply_sqlite(&pool).await.unwrap();
+        (
+            Arc::new(SqliteEventStore::open(pool, &path).await.unwrap()),
+            dir,
+        )
+    }
+
+    /// A list as the log holds one (the token's signature was checked when
+    /// it was published; here it is only read).
+    async fn publish(store: &dyn EventStore, uri: &ListUri, iat: i64, statuses: &[u8]) {
+        let payload = serde_json::json!({"status_list": {"bits": 1, "lst": proofline_domain::status_list::encode_lst(statuses, 1)}});
+        let token = format!(
+            "{}.{}.c2ln",
+            b64url_encode(br#"{"alg":"EdDSA"}"#),
+            b64url_encode(serde_json::to_vec(&payload).unwrap())
+        );
+        let event = StatusListEvent::StatusListPublished {
+            uri: uri.clone(),
+            issuer: Did::parse("did:web:issuer.example").unwrap(),
+            kid: proofline_domain::issuer::Kid::parse("k1").unwrap(),
+            iat,
+            exp: None,
+            ttl: None,
+            bits: 1,
+            token,
+        }
+        .encode();
+        store
+            .append(AppendRequest::new(
+                uri.stream_id(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(
+                    event.event_type,
+                    event.schema_version,
+                    event.data,
+                )],
+            ))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn lists_are_shared_not_copied_and_copied_only_when_they_change() {
+        let (store, _dir) = store().await;
+        let registry = Registry::new(store.clone());
+        let uri = ListUri::parse("https://issuer.example/status/1").unwrap();
+        publish(store.as_ref(), &uri, 1, &[0; 4096]).await;
+        let first = registry.status_list(&uri).await.unwrap();
+        let again = registry.status_list(&uri).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "shared while the head stands");
+        // Another stream moves the head: the list is checked, not copied.
+        publish(
+            store.as_ref(),
+            &ListUri::parse("https://issuer.example/status/2").unwrap(),
+            1,
+            &[0],
+        )
+        .await;
+        let after_move = registry.status_list(&uri).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &after_move), "unchanged, still shared");
+        publish(store.as_ref(), &uri, 2, &[1; 4096]).await;
+        let newer = registry.status_list(&uri).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &newer));
+        assert_eq!(newer.as_ref().as_ref().unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn misses_are_remembered_up_to_a_bound() {
+        let (store, _dir) = store().await;
+        let registry = Registry::new(store);
+        for n in 0..(MAX_MISSES + 500) {
+            let did = Did::parse(&format!("did:web:nobody-{n}.example")).unwrap();
+            assert!(registry.issuer(&did).await.unwrap().is_none());
+        }
+        let (issuers, _) = registry.cached();
+        assert!(issuers <= MAX_MISSES, "{issuers} misses cached");
     }
 }

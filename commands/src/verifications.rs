@@ -136,7 +136,7 @@ impl Verifier {
         let references = verification::references(&ask.presentation);
         let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
             Some(did) => self.registry.issuer(&did).await?,
-            None => None,
+            None => Arc::new(None),
         };
         let list = match references
             .status_list_uri
@@ -144,7 +144,7 @@ impl Verifier {
             .and_then(|u| ListUri::parse(u).ok())
         {
             Some(uri) => self.registry.status_list(&uri).await?,
-            None => None,
+            None => Arc::new(None),
         };
         let now = context.now;
         let max_age_seconds = self.max_age_seconds;
@@ -173,8 +173,8 @@ impl Verifier {
                     profile: Profile::SdJwtVc,
                 };
                 let trust = Resolved {
-                    issuer: issuer.as_ref(),
-                    list: list.as_ref(),
+                    issuer: issuer.as_ref().as_ref(),
+                    list: list.as_ref().as_ref(),
                 };
                 verification::verify(&presentation, &request, &trust)
             })

@@ -309,8 +309,8 @@ where
         .registry
         .status_list(&ListUri::parse(&uri).unwrap())
         .await
-        .unwrap()
-        .expect("published");
+        .unwrap();
+    let list = list.as_ref().as_ref().expect("published");
     assert_eq!(
         (list.status(0), list.status(1), list.status(255)),
         (Some(1), Some(0), Some(1))
@@ -344,8 +344,8 @@ where
         .registry
         .status_list(&ListUri::parse(&uri).unwrap())
         .await
-        .unwrap()
         .unwrap();
+    let list = list.as_ref().as_ref().unwrap();
     assert_eq!((list.status(0), list.version, list.bits), (Some(2), 2, 2));
 
     let refused = [
