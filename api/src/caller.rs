@@ -145,12 +145,16 @@ impl FromRequestParts<AppState> for Caller {
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         let now = Timestamp::from_datetime(Utc::now());
 
+        // No key, or not one of ours in shape: 401, free of any budget (no
+        // store lookup, no argon2 is spent on it).
         let Some(key) = presented_key(&parts.headers) else {
-            state.limits.reserve(address, None)?.failed();
             return Err(ApiError::new(
                 ErrorCode::BadCredentials,
                 "send your API key as Authorization: Bearer <key>",
             ));
+        };
+        let Ok(parsed) = ApiKey::parse(key) else {
+            return Err(AuthError::Malformed.into());
         };
         let authenticated = match state.auth.cached(key, now) {
             Some(hit) => hit,
@@ -161,8 +165,7 @@ impl FromRequestParts<AppState> for Caller {
                 let reservation = if state.auth.known(key, now) {
                     None
                 } else {
-                    let prefix = ApiKey::parse(key).ok().map(|k| k.prefix().to_owned());
-                    Some(state.limits.reserve(address, prefix.as_deref())?)
+                    Some(state.limits.reserve(address, Some(parsed.prefix()))?)
                 };
                 match state.auth.authenticate(key, now).await {
                     Ok(authenticated) => authenticated,

@@ -21,7 +21,9 @@
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`health`]: `/health/live` and `/health/ready`.
 //! - [`routes`]: the contract's routes by resource.
-//! - [`server`]: the router, its OpenAPI document, and `serve`.
+//! - [`server`]: the router, its OpenAPI document, and `serve`;
+//!   [`openapi`]: the answers every route can give, added to the document
+//!   once.
 
 pub mod caller;
 pub mod error;
@@ -32,6 +34,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;

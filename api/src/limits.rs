@@ -2,8 +2,10 @@
 //! prefix, and requests per API key. All answer 429 `RATE_LIMITED` with
 //! `Retry-After`.
 //!
-//! The failure budgets are charged before any argon2 verification runs: an
-//! attempt with a key that is not cached takes a [`Reservation`] on its
+//! A request with no key, or with one that is not a Proofline key in shape,
+//! is answered 401 and charged nothing: it costs no store lookup and no
+//! argon2. The failure budgets are charged before any argon2 verification
+//! runs: an attempt with a key that is not cached takes a [`Reservation`] on its
 //! address's and its prefix's budget first (refused when they are spent,
 //! counting the attempts already in flight), and the reservation becomes a
 //! charge only if the key turns out wrong. So a flood of wrong secrets for a

@@ -99,8 +99,16 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document of the service.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the service, as served at `/openapi.json`:
+/// collected from the handlers, then completed with what the layers around
+/// them answer ([`crate::openapi::complete`]).
+pub fn openapi() -> serde_json::Value {
+    let mut document = serde_json::to_value(collected()).unwrap_or_default();
+    crate::openapi::complete(&mut document);
+    document
+}
+
+fn collected() -> utoipa::openapi::OpenApi {
     let (_, mut api) = documented();
     // The two routes served outside the collected router.
     let extra = serde_json::json!({

@@ -140,8 +140,9 @@ pub struct Audience(String);
 impl Audience {
     pub const MAX_LEN: usize = 512;
 
+    /// Exactly as given: an audience is compared byte for byte with the
+    /// Key Binding JWT's `aud`, so nothing is trimmed.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        let text = text.trim();
         if text.is_empty() || text.len() > Self::MAX_LEN {
             return Err(invalid(
                 "audience",
@@ -369,6 +370,10 @@ mod tests {
         assert!(Audience::parse("https://lender.example/verifier").is_ok());
         assert!(Audience::parse("did:web:lender.example").is_ok());
         assert!(Audience::parse("with space").is_err());
+        assert!(
+            Audience::parse(" padded").is_err(),
+            "compared as given, never trimmed"
+        );
         assert!(Audience::parse("").is_err());
         assert!(Audience::parse(&"a".repeat(513)).is_err());
     }

@@ -107,7 +107,7 @@ pub struct ClaimPath(Vec<String>);
 
 impl ClaimPath {
     pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() || text.len() > 256 {
+        if text.is_empty() || text.chars().count() > 256 {
             return Err("a claim path is 1 to 256 characters".into());
         }
         let segments: Vec<String> = text.split('.').map(str::to_owned).collect();

@@ -27,6 +27,7 @@ use crate::state::AppState;
 pub struct RotateKey {
     /// How long the current key keeps working: 0 to 604800 (7 days),
     /// default 86400.
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<u64>,
 }
 

@@ -24,7 +24,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAuditor {
-    #[schema(example = "Ledger Audit LLP")]
+    /// 1 to 200 characters (after trimming), no control characters.
+    #[schema(example = "Ledger Audit LLP", min_length = 1, max_length = 200)]
     pub name: String,
 }
 

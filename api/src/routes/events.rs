@@ -22,11 +22,15 @@ use crate::state::AppState;
 pub const MAX_LIMIT: usize = 1_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Envelopes after this position (default 0: from the start).
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -81,10 +85,13 @@ pub async fn page(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Envelopes after this position (default 0). A `Last-Event-ID`
     /// header, as a reconnecting client sends, takes precedence.
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
 }
 
@@ -100,7 +107,7 @@ const READ: usize = 500;
 /// ends within a minute of its key being revoked or rotated past its grace.
 #[utoipa::path(
     get, path = "/v1/events/stream", tag = "log",
-    params(StreamQuery, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
+    params(StreamQuery, ("Last-Event-ID" = Option<u64>, Header, minimum = 0, maximum = 9007199254740991.0, description = "resume after this position")),
     responses(
         (status = 200, content_type = "text/event-stream", description = "the tail, until the client leaves"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -126,6 +133,7 @@ pub async fn stream(
             v.to_str()
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok())
+                .filter(|p| *p <= crate::routes::MAX_POSITION)
                 .ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::ValidationFailed,

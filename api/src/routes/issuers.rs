@@ -28,8 +28,14 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
-    /// The key id JWTs name in their `kid` header.
-    #[schema(example = "key-1")]
+    /// The key id JWTs name in their `kid` header: 1 to 256 visible ASCII
+    /// characters.
+    #[schema(
+        example = "key-1",
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[!-~]+$"
+    )]
     pub kid: String,
     /// A public JWK: OKP Ed25519 or EC P-256. Private keys are refused.
     #[schema(value_type = Object)]
@@ -42,11 +48,15 @@ pub struct RegisterIssuer {
     /// A did:key (Ed25519, carrying its own key) or any other DID.
     #[schema(example = "did:web:issuer.example")]
     pub did: String,
+    /// 1 to 200 characters (after trimming), no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Required for DIDs other than did:key; refused for did:key.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub keys: Vec<KeyInput>,
     /// The credential types (`vct`) the issuer is trusted for; absent: any.
+    #[schema(max_items = 64)]
     pub credential_types: Option<Vec<String>>,
 }
 
@@ -454,7 +464,11 @@ pub async fn reinstate(
 #[serde(deny_unknown_fields)]
 pub struct PublishStatusList {
     /// The list's URI; the token's `sub` must equal it.
-    #[schema(example = "https://issuer.example/status/1")]
+    #[schema(
+        example = "https://issuer.example/status/1",
+        min_length = 1,
+        max_length = 2048
+    )]
     pub uri: String,
     /// A Token Status List JWT (`typ: statuslist+jwt`) signed by a key of a
     /// registered, unsuspended issuer.

@@ -28,18 +28,21 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterLender {
-    /// 1 to 200 characters.
-    #[schema(example = "Acme Lending")]
+    /// 1 to 200 characters (after trimming), no control characters.
+    #[schema(example = "Acme Lending", min_length = 1, max_length = 200)]
     pub name: String,
     /// Unique across lenders (compared in lowercase).
-    #[schema(example = "risk@acme.example")]
+    #[schema(example = "risk@acme.example", min_length = 3, max_length = 254)]
     pub contact_email: String,
     /// The default audience Key Binding JWTs must name as `aud` (the first
-    /// of `audiences`); default `urn:proofline:lender:<lender_id>`.
+    /// of `audiences`); default `urn:proofline:lender:<lender_id>`. Visible
+    /// ASCII.
+    #[schema(min_length = 1, max_length = 512, pattern = "^[!-~]+$")]
     pub audience: Option<String>,
     /// Every audience this lender may verify presentations for (1 to 16,
     /// distinct); a verification naming any other is refused. When
     /// `audience` is given too, it must be the first.
+    #[schema(min_items = 1, max_items = 16)]
     pub audiences: Option<Vec<String>>,
 }
 
@@ -237,7 +240,11 @@ pub async fn me(
 pub struct ConfigureWebhook {
     /// https (http only to networks the operator allows); never a
     /// loopback, private, link-local or metadata address.
-    #[schema(example = "https://hooks.acme.example/proofline")]
+    #[schema(
+        example = "https://hooks.acme.example/proofline",
+        min_length = 1,
+        max_length = 2048
+    )]
     pub url: String,
 }
 

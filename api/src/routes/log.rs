@@ -150,11 +150,15 @@ pub async fn latest_checkpoint(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointsQuery {
     /// Checkpoints covering positions after this one (default 0).
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

@@ -22,7 +22,7 @@ use crate::json;
 use crate::state::AppState;
 
 /// Longest nonce accepted.
-pub const MAX_NONCE_BYTES: usize = 512;
+pub const MAX_NONCE_CHARS: usize = 512;
 /// Most required claims in one request.
 pub const MAX_REQUIRED_CLAIMS: usize = 64;
 
@@ -32,12 +32,17 @@ pub struct VerifyPresentation {
     /// `<issuer-jwt>~<disclosure>~…~<kb-jwt>`; up to 256 KiB. A malformed
     /// one is a recorded rejection at DECODE.
     pub presentation: String,
-    /// The nonce the lender gave the wallet; single use per lender.
+    /// The nonce the lender gave the wallet; single use per lender. 1 to
+    /// 512 characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub nonce: String,
     /// What the Key Binding JWT must name as `aud`: one of the lender's
     /// registered audiences (any other is 422); default its first.
+    #[schema(min_length = 1, max_length = 512, pattern = "^[!-~]+$")]
     pub audience: Option<String>,
-    /// Claims that must be disclosed, as dotted paths (`address.country`).
+    /// Claims that must be disclosed, as dotted paths (`address.country`):
+    /// at most 64, each 1 to 256 characters with no empty segment.
+    #[schema(max_items = 64)]
     pub required_claims: Option<Vec<String>>,
     /// Default true; false accepts a presentation without a Key Binding JWT.
     pub require_holder_binding: Option<bool>,
@@ -122,10 +127,10 @@ fn view(
 }
 
 fn validate(input: VerifyPresentation) -> Result<VerifyRequest, ApiError> {
-    if input.nonce.is_empty() || input.nonce.len() > MAX_NONCE_BYTES {
+    if input.nonce.is_empty() || input.nonce.chars().count() > MAX_NONCE_CHARS {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,
-            format!("nonce: 1 to {MAX_NONCE_BYTES} bytes"),
+            format!("nonce: 1 to {MAX_NONCE_CHARS} characters"),
         ));
     }
     let audience = input.audience.as_deref().map(Audience::parse).transpose()?;
@@ -287,19 +292,26 @@ pub async fn get(
 
 /// Query of `GET /v1/verifications`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only verified (true) or only rejected (false) ones.
     pub verified: Option<bool>,
     /// From this time on (RFC 3339, inclusive).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Before this time (RFC 3339, exclusive).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,15}$")]
     pub cursor: Option<String>,
     /// Wait (up to 5 s) until the read model has applied this log position.
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
 
@@ -354,7 +366,11 @@ pub fn cursor_position(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
     cursor
         .map(|c| {
             c.parse::<u64>()
-                .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours"))
+                .ok()
+                .filter(|p| c.len() <= 15 && *p <= crate::routes::MAX_POSITION)
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours")
+                })
         })
         .transpose()
 }
@@ -426,13 +442,18 @@ pub async fn list(
 
 /// Query of `GET /v1/stats/daily`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     /// First day (YYYY-MM-DD, UTC), inclusive.
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day (YYYY-MM-DD, UTC), inclusive.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// Wait (up to 5 s) until the stats have applied this log position.
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
 

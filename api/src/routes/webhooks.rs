@@ -22,15 +22,21 @@ use crate::state::AppState;
 
 /// Query of `GET /v1/webhooks/deliveries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// `pending`, `delivered` or `failed`.
+    #[param(pattern = "^(pending|delivered|failed)$")]
     pub status: Option<String>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,15}$")]
     pub cursor: Option<String>,
     /// Wait (up to 5 s) until the deliveries have applied this log position.
+    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
 

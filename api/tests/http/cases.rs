@@ -502,6 +502,10 @@ where
     );
     // A caller whose key is already known is not held back.
     assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
+    // Nor is a request with no key or a key of no Proofline shape: it costs
+    // nothing to refuse, and is told so (401), not to wait.
+    assert_eq!(app.get("/v1/lenders/me", None).await.status, 401);
+    assert_eq!(app.get("/v1/lenders/me", Some("not-a-key")).await.status, 401);
 }
 
 pub async fn each_key_has_a_request_budget<F, Fut>(open: F)
@@ -832,6 +836,41 @@ where
         "#/components/schemas/Problem"
     );
     assert!(document.body["components"]["securitySchemes"]["api_key"].is_object());
+    // Every operation documents what the layers around it answer: 503 (the
+    // time limit) always; 401, 403 and 429 where a key is checked; 400,
+    // 413, 415 and 422 where there is a body. And no query or header
+    // parameter is nullable.
+    for (path, item) in paths.as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let has = |status: &str| operation["responses"][status].is_object();
+            let name = format!("{} {path}", method.to_uppercase());
+            if path != "/openapi.json" {
+                assert!(has("503"), "{name} documents 503");
+            }
+            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                for status in ["401", "403", "429"] {
+                    assert!(has(status), "{name} documents {status}");
+                }
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(has(status), "{name} documents {status}");
+                }
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let types = &parameter["schema"]["type"];
+                assert!(
+                    !types.as_array().is_some_and(|t| t.contains(&serde_json::json!("null"))),
+                    "{name}: {parameter} is not nullable"
+                );
+                if ["after", "limit", "cursor", "min_position", "from", "to", "status", "verified"]
+                    .contains(&parameter["name"].as_str().unwrap_or_default())
+                {
+                    assert_eq!(parameter["in"], "query", "{name}: {parameter}");
+                }
+            }
+        }
+    }
 
     app.get("/v1/lenders/me", Some(&app.operator_key)).await;
     let metrics = app.get("/metrics", None).await;
