@@ -61,28 +61,21 @@ pub async fn rotate_key(
         grace,
         using,
     };
-    handler::execute::<AuditorDecider, Rotated>(store, &auditor_id.stream_id(), context, |state| {
-        let events = handler::decide::<AuditorDecider>(&command, state, context.now)?;
-        let previous_key_valid_until = events
-            .iter()
-            .find_map(|e| match e {
-                AuditorEvent::ApiKeyRotated {
-                    previous_valid_until,
-                    ..
-                } => Some(*previous_valid_until),
-                _ => None,
-            })
-            .unwrap_or(context.now);
-        let value = Rotated {
-            previous_key_valid_until,
-        };
-        let mut secrets = vec![key.secret.clone()];
-        secrets.extend(seal(&value)?);
-        Ok(Decision {
-            secrets,
-            ..Decision::events(events, value)
-        })
-    })
+    crate::lenders::rotate::<AuditorDecider>(
+        store,
+        &auditor_id.stream_id(),
+        context,
+        &command,
+        key,
+        seal,
+        |event| match event {
+            AuditorEvent::ApiKeyRotated {
+                previous_valid_until,
+                ..
+            } => Some(*previous_valid_until),
+            _ => None,
+        },
+    )
     .await
 }
 

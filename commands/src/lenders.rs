@@ -6,8 +6,9 @@
 //! uses it for idempotent answers). [`no_seal`] writes none.
 
 use proofline_domain::api_key::ApiKey;
-use proofline_domain::decider::EventSchema;
 use proofline_domain::decider::RejectionKind;
+use proofline_domain::decider::{Decider, EventSchema};
+use proofline_domain::ids::StreamId;
 use proofline_domain::lender::{
     GracePeriod, Lender, LenderCommand, LenderDecider, LenderId, LenderState, ReservationEvent,
 };
@@ -156,20 +157,40 @@ pub async fn rotate_key(
         grace,
         using,
     };
-    handler::execute::<LenderDecider, Rotated>(store, &lender_id.stream_id(), context, |state| {
-        let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
-        let previous_key_valid_until = events
-            .iter()
-            .find_map(|e| match e {
-                proofline_domain::lender::LenderEvent::ApiKeyRotated {
-                    previous_valid_until,
-                    ..
-                } => Some(*previous_valid_until),
-                _ => None,
-            })
-            .unwrap_or(context.now);
+    rotate::<LenderDecider>(
+        store,
+        &lender_id.stream_id(),
+        context,
+        &command,
+        key,
+        seal,
+        |event| match event {
+            proofline_domain::lender::LenderEvent::ApiKeyRotated {
+                previous_valid_until,
+                ..
+            } => Some(*previous_valid_until),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Runs a key rotation of any principal's aggregate `D`: the new key's hash
+/// is written with the events, and the answer says until when the previous
+/// key is valid (read from the rotation event by `valid_until`).
+pub(crate) async fn rotate<D: Decider>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    context: &CommandContext,
+    command: &D::Command,
+    key: &NewKey,
+    seal: Seal<'_, Rotated>,
+    valid_until: impl Fn(&D::Event) -> Option<Timestamp>,
+) -> Result<Done<Rotated>, CommandError> {
+    handler::execute::<D, Rotated>(store, stream, context, |state| {
+        let events = handler::decide::<D>(command, state, context.now)?;
         let value = Rotated {
-            previous_key_valid_until,
+            previous_key_valid_until: events.iter().find_map(&valid_until).unwrap_or(context.now),
         };
         let mut secrets = vec![key.secret.clone()];
         secrets.extend(seal(&value)?);

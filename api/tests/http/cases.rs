@@ -505,7 +505,10 @@ where
     // Nor is a request with no key or a key of no Proofline shape: it costs
     // nothing to refuse, and is told so (401), not to wait.
     assert_eq!(app.get("/v1/lenders/me", None).await.status, 401);
-    assert_eq!(app.get("/v1/lenders/me", Some("not-a-key")).await.status, 401);
+    assert_eq!(
+        app.get("/v1/lenders/me", Some("not-a-key")).await.status,
+        401
+    );
 }
 
 pub async fn each_key_has_a_request_budget<F, Fut>(open: F)
@@ -847,7 +850,10 @@ where
             if path != "/openapi.json" {
                 assert!(has("503"), "{name} documents 503");
             }
-            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
                 for status in ["401", "403", "429"] {
                     assert!(has(status), "{name} documents {status}");
                 }
@@ -860,11 +866,22 @@ where
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 let types = &parameter["schema"]["type"];
                 assert!(
-                    !types.as_array().is_some_and(|t| t.contains(&serde_json::json!("null"))),
+                    !types
+                        .as_array()
+                        .is_some_and(|t| t.contains(&serde_json::json!("null"))),
                     "{name}: {parameter} is not nullable"
                 );
-                if ["after", "limit", "cursor", "min_position", "from", "to", "status", "verified"]
-                    .contains(&parameter["name"].as_str().unwrap_or_default())
+                if [
+                    "after",
+                    "limit",
+                    "cursor",
+                    "min_position",
+                    "from",
+                    "to",
+                    "status",
+                    "verified",
+                ]
+                .contains(&parameter["name"].as_str().unwrap_or_default())
                 {
                     assert_eq!(parameter["in"], "query", "{name}: {parameter}");
                 }
