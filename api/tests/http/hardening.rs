@@ -5,7 +5,7 @@ use std::future::Future;
 
 use proofline_api::ApiSettings;
 use proofline_domain::jose::testing::TestKey;
-use proofline_domain::sd_jwt::{Issuance, KeyBinding, present};
+use proofline_domain::sd_jwt::Issuance;
 use proofline_domain::status_list::TOKEN_TYPE;
 use proofline_domain::status_list::testing::lst;
 use serde_json::{Value, json};
@@ -45,20 +45,7 @@ fn present_for(
     nonce: &str,
     aud: &str,
 ) -> String {
-    let header = json!({"alg": world.holder.alg(), "typ": "kb+jwt"});
-    let mut sign = |input: &[u8]| world.holder.sign_raw(input);
-    let chosen: Vec<&str> = disclosures.iter().map(String::as_str).collect();
-    present(
-        issued,
-        &chosen,
-        Some(KeyBinding {
-            header: &header,
-            sign: &mut sign,
-            nonce,
-            audience: aud,
-            iat: now() - 2,
-        }),
-    )
+    world.present_for(issued, disclosures, nonce, aud)
 }
 
 async fn verify_as(world: &World, key: &str, body: Value) -> Answer {

@@ -127,6 +127,17 @@ impl World {
     }
 
     pub fn present(&self, issued: &str, disclosures: &[String], nonce: &str) -> String {
+        self.present_for(issued, disclosures, nonce, &self.audience)
+    }
+
+    /// A presentation bound to `audience` (another than the lender's own).
+    pub fn present_for(
+        &self,
+        issued: &str,
+        disclosures: &[String],
+        nonce: &str,
+        audience: &str,
+    ) -> String {
         let header = json!({"alg": self.holder.alg(), "typ": "kb+jwt"});
         let mut sign = |input: &[u8]| self.holder.sign_raw(input);
         let chosen: Vec<&str> = disclosures.iter().map(String::as_str).collect();
@@ -137,7 +148,7 @@ impl World {
                 header: &header,
                 sign: &mut sign,
                 nonce,
-                audience: &self.audience,
+                audience,
                 iat: now() - 2,
             }),
         )
