@@ -43,8 +43,6 @@ pub struct NatsBus {
     client: async_nats::Client,
     options: RelayOptions,
     relay: Option<(watch::Sender<bool>, JoinHandle<()>)>,
-    /// A benchmark's own stream, deleted on stop.
-    scratch: bool,
     published: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Why this process's relay refuses to publish, while it does.
     refusal: Option<Refusal>,
@@ -119,10 +117,6 @@ impl Bus {
                 let _ = stop.send(true);
                 let _ = task.await;
             }
-            if nats.scratch {
-                let js = async_nats::jetstream::new(nats.client.clone());
-                let _ = js.delete_stream(&nats.options.stream).await;
-            }
             let _ = nats.client.flush().await;
         }
     }
@@ -173,29 +167,14 @@ impl Subscription for Lazy {
     }
 }
 
-/// The bus for a benchmark: like `serve --role all` would start it, on a
-/// stream and subjects of its own (deleted by [`Bus::stop`]) so the
-/// service's stream is never touched.
-pub async fn start_for_bench(config: &Config, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let options = RelayOptions {
-        stream: format!("PROOFLINE_BENCH_{id}"),
-        subject_prefix: format!("proofline.bench{id}"),
-        ..RelayOptions::default()
-    };
-    let mut bus = start_with(config, Role::All, store, options).await?;
-    if let Bus::Nats(nats) = &mut bus {
-        nats.scratch = true;
-    }
-    Ok(bus)
-}
-
 /// Starts what `role` needs of the bus.
 pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
     start_with(config, role, store, RelayOptions::default()).await
 }
 
-async fn start_with(
+/// Starts what `role` needs of the bus, on the stream and subjects of
+/// `options` (a benchmark's own, or the service's).
+pub async fn start_with(
     config: &Config,
     role: Role,
     store: Arc<dyn EventStore>,
@@ -229,7 +208,6 @@ async fn start_with(
         client,
         options,
         relay,
-        scratch: false,
         published,
         refusal,
     })))

@@ -19,7 +19,6 @@ use ed25519_dalek::VerifyingKey;
 use proofline_commands::service_keys;
 use proofline_commands::store::EventStore;
 use proofline_domain::checkpoint::{self, CheckpointEvent};
-use proofline_domain::decider::EventSchema;
 use proofline_domain::log::{ChainError, ChainVerifier, Envelope, EventHash};
 use serde::Deserialize;
 
@@ -248,12 +247,9 @@ pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, Lo
                 line: *line,
                 detail,
             };
-            let event = CheckpointEvent::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.data,
-            )
-            .map_err(|e| at(Kind::Changed, envelope.position, e.to_string()))?;
+            let event = envelope
+                .decode::<CheckpointEvent>()
+                .map_err(|e| at(Kind::Changed, envelope.position, e.to_string()))?;
             let CheckpointEvent::LogCheckpointSigned {
                 position,
                 hash,
@@ -431,11 +427,6 @@ pub async fn export_from_api(
 /// of the original.
 pub async fn import_file(config: &crate::config::Config, path: &Path) -> anyhow::Result<u64> {
     use anyhow::Context;
-    use proofline_commands::migrate;
-    use proofline_commands::store::postgres::{self, PgEventStore, PgStoreOptions};
-    use proofline_commands::store::sqlite::{self, SqliteEventStore};
-
-    use crate::config::StoreLocation;
 
     let verified = verify_file(path, &[]).context("the file does not verify; nothing imported")?;
     anyhow::ensure!(
@@ -443,27 +434,7 @@ pub async fn import_file(config: &crate::config::Config, path: &Path) -> anyhow:
         "the file starts at position {}; import needs a whole log from position 1",
         verified.first_position
     );
-    enum Target {
-        Postgres(PgEventStore),
-        Sqlite(SqliteEventStore),
-    }
-    let target = match &config.store {
-        StoreLocation::Embedded { path: file } => {
-            crate::app::ensure_data_dir(config)?;
-            let pool = sqlite::connect_pool(file).await?;
-            migrate::apply_sqlite(&pool).await?;
-            Target::Sqlite(SqliteEventStore::open(pool, file).await?)
-        }
-        StoreLocation::Postgres { url, .. } => {
-            let pool = postgres::connect_pool(url, &PgStoreOptions::default()).await?;
-            migrate::apply_postgres(&pool).await?;
-            Target::Postgres(PgEventStore::open(pool).await?)
-        }
-    };
-    let store: &dyn EventStore = match &target {
-        Target::Postgres(s) => s,
-        Target::Sqlite(s) => s,
-    };
+    let store = crate::app::open_store(config, crate::app::Migrations::Apply).await?;
     anyhow::ensure!(
         store.head().await?.is_none(),
         "the store of this configuration ({}) is not empty; import only into a fresh one",
@@ -474,10 +445,7 @@ pub async fn import_file(config: &crate::config::Config, path: &Path) -> anyhow:
     let mut batch = Vec::with_capacity(5_000);
     let mut imported = 0u64;
     let flush = async |batch: &mut Vec<Envelope>| -> anyhow::Result<()> {
-        match &target {
-            Target::Postgres(s) => s.import(batch).await?,
-            Target::Sqlite(s) => s.import(batch).await?,
-        }
+        store.import(batch).await?;
         batch.clear();
         Ok(())
     };

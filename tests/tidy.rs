@@ -298,13 +298,17 @@ fn analyst_schemas() -> String {
     let mut out =
         String::from("<!-- schemas:start -->\n\n| subject | schema version |\n| --- | --- |\n");
     let all = proofline_commands::schemas::events();
-    for (category, name, _) in &all {
-        out.push_str(&format!("| `proofline.events.{category}.{name}` | 1 |\n"));
+    for event in &all {
+        out.push_str(&format!(
+            "| `proofline.events.{}.{}` | {} |\n",
+            event.category, event.name, event.schema_version
+        ));
     }
-    for (category, name, schema) in &all {
+    for event in &all {
+        let (category, name) = (event.category, &event.name);
         out.push_str(&format!(
             "\n### `{name}` (`proofline.events.{category}.{name}`)\n\n```json\n{}\n```\n",
-            serde_json::to_string_pretty(schema).unwrap()
+            serde_json::to_string_pretty(&event.data).unwrap()
         ));
     }
     out.push_str("\n<!-- schemas:end -->");

@@ -14,6 +14,7 @@ use proofline_commands::auth::AuthError;
 use proofline_commands::handler::CommandError;
 use proofline_commands::idempotency::IdempotencyError;
 use proofline_commands::keys::KeyError;
+use proofline_commands::report::error_chain;
 use proofline_commands::store::StoreError;
 use proofline_domain::decider::RejectionKind;
 use proofline_domain::values::InvalidValue;
@@ -135,7 +136,7 @@ impl ApiError {
     /// An unexpected failure: the cause is logged with its whole chain, the
     /// client only learns that something went wrong.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %chain(cause), "internal error");
+        tracing::error!(error = %error_chain(cause), "internal error");
         Self::new(
             ErrorCode::Internal,
             "an unexpected error occurred; it has been logged",
@@ -144,24 +145,13 @@ impl ApiError {
 
     /// The store or another dependency failed: 503, cause logged.
     pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::warn!(error = %chain(cause), "dependency unavailable");
+        tracing::warn!(error = %error_chain(cause), "dependency unavailable");
         Self::new(
             ErrorCode::Unavailable,
             "the service cannot complete this request now; retry later",
         )
         .with_retry_after(1)
     }
-}
-
-fn chain(cause: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = cause.to_string();
-    let mut source = cause.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// The body of every error answer (RFC 9457).
@@ -222,14 +212,14 @@ impl From<InvalidValue> for ApiError {
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
         match &error {
-            CommandError::Rejected { kind, message } => {
-                let code = match kind {
+            CommandError::Rejected(rejected) => {
+                let code = match rejected.kind() {
                     RejectionKind::Invalid => ErrorCode::ValidationFailed,
                     RejectionKind::Conflict => ErrorCode::Conflict,
                     RejectionKind::NotFound => ErrorCode::NotFound,
                     RejectionKind::Forbidden => ErrorCode::Forbidden,
                 };
-                ApiError::new(code, message.clone())
+                ApiError::new(code, rejected.to_string())
             }
             CommandError::Taken { .. } => {
                 ApiError::new(ErrorCode::Conflict, "a unique value is already taken")
@@ -329,26 +319,21 @@ mod tests {
 
     #[test]
     fn domain_rejections_map_by_kind() {
-        let rejected = |kind| {
-            ApiError::from(CommandError::Rejected {
-                kind,
-                message: "m".into(),
-            })
-        };
+        use proofline_domain::lender::LenderError;
+        let rejected = |error: LenderError| ApiError::from(CommandError::rejected(error));
         assert_eq!(
-            rejected(RejectionKind::Invalid).status(),
+            rejected(LenderError::GraceTooLong { max_seconds: 1 }).status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
-            rejected(RejectionKind::Conflict).status(),
+            rejected(LenderError::AlreadyRegistered).status(),
             StatusCode::CONFLICT
         );
+        let not_found = rejected(LenderError::NotFound);
+        assert_eq!(not_found.status(), StatusCode::NOT_FOUND);
+        assert_eq!(not_found.detail(), "no such lender");
         assert_eq!(
-            rejected(RejectionKind::NotFound).status(),
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            rejected(RejectionKind::Forbidden).status(),
+            rejected(LenderError::NotCurrentKey).status(),
             StatusCode::FORBIDDEN
         );
         assert_eq!(ApiError::malformed("x").status(), StatusCode::BAD_REQUEST);

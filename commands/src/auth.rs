@@ -33,7 +33,7 @@ use proofline_domain::ids::StreamId;
 use proofline_domain::lender::{KeyValidity, LenderDecider, LenderState};
 use proofline_domain::log::Timestamp;
 use proofline_domain::operator::OperatorDecider;
-use proofline_domain::principal::Principal;
+use proofline_domain::principal::{self, Principal};
 use proofline_domain::values::KeyPrefix;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -48,16 +48,6 @@ use crate::store::{EventStore, StoreError};
 const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Argon2 verifications that may wait for a core, by default.
 pub const DEFAULT_MAX_QUEUE: usize = 64;
-/// Event types after which a principal's cached keys are dropped.
-const KEY_EVENTS: &[&str] = &[
-    "ApiKeyRotated",
-    "ApiKeyRevoked",
-    "ApiKeyIssued",
-    "LenderDeactivated",
-    "LenderReactivated",
-    "OperatorKeyIssued",
-    "AuditorRegistered",
-];
 
 /// A caller whose key checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,7 +435,7 @@ pub async fn watch_invalidations(
     let mut tail = Tail::new(store, from);
     loop {
         let event = tail.next().await?;
-        if KEY_EVENTS.contains(&event.event_type.as_str()) {
+        if principal::affects_credentials(&event) {
             authenticator.invalidate_stream(&event.stream_id);
         }
         authenticator

@@ -8,7 +8,6 @@
 //! so only one of them records each checkpoint.
 
 use proofline_domain::checkpoint::{self, Checkpoint, CheckpointEvent};
-use proofline_domain::decider::EventSchema;
 use proofline_domain::log::{Envelope, Metadata, Timestamp};
 
 use crate::handler::CommandError;
@@ -37,11 +36,7 @@ impl Recorded {
 
 fn decode(envelope: &Envelope) -> Result<Recorded, CommandError> {
     Ok(Recorded {
-        event: CheckpointEvent::decode(
-            &envelope.event_type,
-            envelope.schema_version,
-            &envelope.data,
-        )?,
+        event: envelope.decode::<CheckpointEvent>()?,
         recorded_at_position: envelope.position,
         stream_version: envelope.stream_version,
     })
@@ -181,15 +176,11 @@ impl Checkpointer {
         };
         let kid = key.kid();
         let signature = key.sign(checkpoint.signing_input(&kid).as_bytes());
-        let event = checkpoint.event(&kid, &signature.to_bytes()).encode();
+        let event = checkpoint.event(&kid, &signature.to_bytes());
         let mut request = AppendRequest::new(
             checkpoint::stream(),
             ExpectedVersion::Exact(version),
-            vec![NewEvent::new(
-                event.event_type,
-                event.schema_version,
-                event.data,
-            )],
+            vec![NewEvent::of(&event)],
         );
         request.metadata = Metadata {
             actor: Some("system".into()),

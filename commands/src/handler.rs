@@ -7,7 +7,9 @@
 //! giving up with [`CommandError::Contention`].
 
 use chrono::Utc;
-use proofline_domain::decider::{Decider, DecodeError, EventSchema, Rejection, RejectionKind};
+use std::sync::Arc;
+
+use proofline_domain::decider::{Decider, DecodeError, Rejection, RejectionKind};
 use proofline_domain::ids::StreamId;
 use proofline_domain::log::{Metadata, Timestamp};
 
@@ -38,14 +40,46 @@ impl CommandContext {
     }
 }
 
+/// A domain rejection with its type kept: the one HTTP mapping reads its
+/// [`RejectionKind`], and a caller that expects a particular refusal
+/// matches the exact variant ([`Rejected::is`], [`Rejected::downcast_ref`]).
+#[derive(Debug, Clone)]
+pub struct Rejected(Arc<dyn Rejection>);
+
+impl Rejected {
+    pub fn new(error: impl Rejection) -> Self {
+        Self(Arc::new(error))
+    }
+
+    pub fn kind(&self) -> RejectionKind {
+        self.0.kind()
+    }
+
+    /// The domain error, if it is an `E`.
+    pub fn downcast_ref<E: Rejection>(&self) -> Option<&E> {
+        let error: &(dyn std::error::Error + 'static) = &*self.0;
+        error.downcast_ref::<E>()
+    }
+
+    /// Whether the domain error is exactly `expected`.
+    pub fn is<E: Rejection + PartialEq>(&self, expected: &E) -> bool {
+        self.downcast_ref::<E>() == Some(expected)
+    }
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommandError {
     /// The domain refused the command.
-    #[error("{message}")]
-    Rejected {
-        kind: RejectionKind,
-        message: String,
-    },
+    #[error(transparent)]
+    Rejected(Rejected),
     /// Another stream of the append (such as a uniqueness reservation) was
     /// not at the expected version; the caller knows what that means.
     #[error("stream {stream_id} is taken")]
@@ -61,10 +95,15 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    pub fn rejected(error: &impl Rejection) -> Self {
-        CommandError::Rejected {
-            kind: error.kind(),
-            message: error.to_string(),
+    pub fn rejected(error: impl Rejection) -> Self {
+        CommandError::Rejected(Rejected::new(error))
+    }
+
+    /// The domain's refusal, if this is one.
+    pub fn rejection(&self) -> Option<&Rejected> {
+        match self {
+            CommandError::Rejected(rejected) => Some(rejected),
+            _ => None,
         }
     }
 }
@@ -86,11 +125,7 @@ pub async fn load<D: Decider>(
         let page = store.read_stream(stream, version, PAGE).await?;
         let done = page.len() < PAGE;
         for envelope in page {
-            let event = D::Event::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.data,
-            )?;
+            let event = envelope.decode::<D::Event>()?;
             state = D::evolve(state, &event);
             version = envelope.stream_version;
         }
@@ -152,10 +187,7 @@ where
     for _ in 0..ATTEMPTS {
         let loaded = load::<D>(store, stream).await?;
         let decision = decide(&loaded.state)?;
-        let events = decision.events.iter().map(|e| {
-            let encoded = e.encode();
-            NewEvent::new(encoded.event_type, encoded.schema_version, encoded.data)
-        });
+        let events = decision.events.iter().map(NewEvent::of);
         let request = AppendRequest {
             stream_id: stream.clone(),
             expected: ExpectedVersion::Exact(loaded.version),
@@ -197,5 +229,5 @@ pub fn decide<D: Decider>(
     state: &D::State,
     now: Timestamp,
 ) -> Result<Vec<D::Event>, CommandError> {
-    D::decide(command, state, now).map_err(|e| CommandError::rejected(&e))
+    D::decide(command, state, now).map_err(CommandError::rejected)
 }

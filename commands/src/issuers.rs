@@ -4,11 +4,12 @@
 //! to the catalog stream `registry-issuers`, so listing issuers reads one
 //! small stream instead of the whole log.
 
-use proofline_domain::decider::{EventSchema, RejectionKind};
+use proofline_domain::decider::EventSchema;
 use proofline_domain::did::Did;
-use proofline_domain::ids::StreamId;
-use proofline_domain::issuer::{IssuerCommand, IssuerDecider, IssuerId};
+use proofline_domain::ids::{Category, StreamId};
+use proofline_domain::issuer::{IssuerCommand, IssuerDecider, IssuerId, RegisteredKey, Vct};
 use proofline_domain::status_list::{self, ListUri, StatusListCommand, StatusListDecider};
+use proofline_domain::values::Name;
 use serde::{Deserialize, Serialize};
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
@@ -18,7 +19,7 @@ use crate::store::{EventStore, ExpectedVersion, NewEvent};
 
 /// The catalog of registered issuers.
 pub fn catalog_stream() -> StreamId {
-    StreamId::parse("registry-issuers").expect("a valid constant")
+    StreamId::singleton(Category::Registry, Some("issuers"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -29,32 +30,37 @@ pub enum CatalogEvent {
 
 impl EventSchema for CatalogEvent {}
 
-/// Registers an issuer (a `Register` command).
+/// An issuer to register: what `IssuerCommand::Register` carries.
+#[derive(Debug, Clone)]
+pub struct NewIssuer {
+    pub did: Did,
+    pub name: Name,
+    pub keys: Vec<RegisteredKey>,
+    pub credential_types: Option<Vec<Vct>>,
+}
+
+/// Registers an issuer, and lists it in the catalog in the same append.
 pub async fn register(
     store: &dyn EventStore,
     context: &CommandContext,
-    command: IssuerCommand,
+    issuer: NewIssuer,
     seal: Seal<'_, IssuerId>,
 ) -> Result<Done<IssuerId>, CommandError> {
-    let IssuerCommand::Register { did, .. } = &command else {
-        return Err(CommandError::Rejected {
-            kind: RejectionKind::Invalid,
-            message: "not a registration".into(),
-        });
-    };
+    let did = &issuer.did;
     let issuer_id = IssuerId::for_did(did);
     let listed = CatalogEvent::IssuerListed {
         issuer_id,
         did: did.clone(),
-    }
-    .encode();
+    };
+    let command = IssuerCommand::Register {
+        did: did.clone(),
+        name: issuer.name,
+        keys: issuer.keys,
+        credential_types: issuer.credential_types,
+    };
     handler::execute::<IssuerDecider, IssuerId>(store, &issuer_id.stream_id(), context, |state| {
         let events = handler::decide::<IssuerDecider>(&command, state, context.now)?;
-        let catalog = NewEvent::new(
-            listed.event_type.clone(),
-            listed.schema_version,
-            listed.data.clone(),
-        );
+        let catalog = NewEvent::of(&listed);
         Ok(Decision {
             also: vec![(catalog_stream(), ExpectedVersion::Any, vec![catalog])],
             secrets: seal(&issuer_id)?,
@@ -96,7 +102,7 @@ pub async fn publish_status_list(
     issuer_hint: Option<Did>,
     seal: Seal<'_, ()>,
 ) -> Result<Done<()>, CommandError> {
-    let rejected = |error: status_list::StatusListError| CommandError::rejected(&error);
+    let rejected = |error: status_list::StatusListError| CommandError::rejected(error);
     let did = match status_list::claimed_issuer(token) {
         Ok(did) => did,
         Err(status_list::StatusListError::NoIssuer) => {

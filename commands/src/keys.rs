@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proofline_domain::api_key::{ApiKey, KEY_MARKER};
 use proofline_domain::log::Metadata;
-use proofline_domain::operator::{self, OperatorCommand, OperatorDecider};
+use proofline_domain::operator::{self, OperatorCommand, OperatorDecider, OperatorError};
 use proofline_domain::values::KeyPrefix;
 use secrecy::SecretString;
 
@@ -191,11 +191,14 @@ async fn register_operator_key(store: &Arc<dyn EventStore>, key: &ApiKey) -> Res
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(CommandError::Rejected { .. }) => Err(KeyError::Store(StoreError::Conflict {
-            stream_id: operator::stream_id(),
-            expected: crate::store::ExpectedVersion::NoStream,
-            actual: 1,
-        })),
+        // Another instance issued the operator key first.
+        Err(CommandError::Rejected(rejected)) if rejected.is(&OperatorError::AlreadyIssued) => {
+            Err(KeyError::Store(StoreError::Conflict {
+                stream_id: operator::stream_id(),
+                expected: crate::store::ExpectedVersion::NoStream,
+                actual: 1,
+            }))
+        }
         Err(CommandError::Store(e)) => Err(KeyError::Store(e)),
         Err(other) => Err(KeyError::Hash(other.to_string())),
     }

@@ -6,8 +6,7 @@
 //! uses it for idempotent answers). [`no_seal`] writes none.
 
 use proofline_domain::api_key::ApiKey;
-use proofline_domain::decider::RejectionKind;
-use proofline_domain::decider::{Decider, EventSchema};
+use proofline_domain::decider::{Decider, Rejection, RejectionKind};
 use proofline_domain::ids::StreamId;
 use proofline_domain::lender::{
     GracePeriod, Lender, LenderCommand, LenderDecider, LenderId, LenderState, ReservationEvent,
@@ -63,6 +62,22 @@ pub struct Registration {
     pub audiences: Option<Audiences>,
 }
 
+/// What the log's other streams refuse of a registration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    /// The email's reservation stream exists: another lender has it.
+    #[error("contact_email is already registered to a lender")]
+    ContactEmailTaken,
+}
+
+impl Rejection for RegistrationError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            RegistrationError::ContactEmailTaken => RejectionKind::Conflict,
+        }
+    }
+}
+
 pub async fn register(
     store: &dyn EventStore,
     context: &CommandContext,
@@ -88,7 +103,7 @@ pub async fn register(
         context,
         |state| {
             let events = handler::decide::<LenderDecider>(&command, state, context.now)?;
-            let reserved = ReservationEvent::ContactEmailReserved { lender_id }.encode();
+            let reserved = ReservationEvent::ContactEmailReserved { lender_id };
             let value = Registered {
                 lender_id,
                 audiences: audiences.clone(),
@@ -100,11 +115,7 @@ pub async fn register(
                 also: vec![(
                     reservation.clone(),
                     ExpectedVersion::NoStream,
-                    vec![NewEvent::new(
-                        reserved.event_type,
-                        reserved.schema_version,
-                        reserved.data,
-                    )],
+                    vec![NewEvent::of(&reserved)],
                 )],
                 secrets,
                 value,
@@ -114,10 +125,7 @@ pub async fn register(
     .await;
     match result {
         Err(CommandError::Taken { stream_id }) if stream_id == reservation => {
-            Err(CommandError::Rejected {
-                kind: RejectionKind::Conflict,
-                message: "contact_email is already registered to a lender".into(),
-            })
+            Err(CommandError::rejected(RegistrationError::ContactEmailTaken))
         }
         other => other,
     }

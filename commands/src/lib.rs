@@ -32,6 +32,7 @@
 //! - [`keys`]: API key generation and argon2id hashing, and the operator key
 //!   created on first start.
 //! - [`signing`]: the service's Ed25519 signing key file.
+//! - [`report`]: errors with their sources on one line, for logs.
 
 pub mod auditors;
 pub mod auth;
@@ -43,6 +44,7 @@ pub mod keys;
 pub mod lenders;
 pub mod migrate;
 pub mod registry;
+pub mod report;
 pub mod schemas;
 pub mod sealing;
 pub(crate) mod secret_file;

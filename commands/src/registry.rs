@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use proofline_domain::decider::{Decider, EventSchema};
+use proofline_domain::decider::Decider;
 use proofline_domain::did::Did;
 use proofline_domain::ids::StreamId;
 use proofline_domain::issuer::{Issuer, IssuerDecider, IssuerId};
@@ -93,11 +93,7 @@ where
             let page = store.read_stream(stream, version, 1_000).await?;
             let done = page.len() < 1_000;
             for envelope in page {
-                let event = D::Event::decode(
-                    &envelope.event_type,
-                    envelope.schema_version,
-                    &envelope.data,
-                )?;
+                let event = envelope.decode::<D::Event>()?;
                 let state = evolved
                     .take()
                     .unwrap_or_else(|| cached.as_deref().cloned().unwrap_or_default());
@@ -215,11 +211,7 @@ impl Registry {
                 .await?;
             let done = page.len() < 1_000;
             for envelope in page {
-                let CatalogEvent::IssuerListed { did, .. } = CatalogEvent::decode(
-                    &envelope.event_type,
-                    envelope.schema_version,
-                    &envelope.data,
-                )?;
+                let CatalogEvent::IssuerListed { did, .. } = envelope.decode::<CatalogEvent>()?;
                 dids.push(did);
                 after = envelope.stream_version;
             }
@@ -274,17 +266,12 @@ mod tests {
             ttl: None,
             bits: 1,
             token,
-        }
-        .encode();
+        };
         store
             .append(AppendRequest::new(
                 uri.stream_id(),
                 ExpectedVersion::Any,
-                vec![NewEvent::new(
-                    event.event_type,
-                    event.schema_version,
-                    event.data,
-                )],
+                vec![NewEvent::of(&event)],
             ))
             .await
             .unwrap();

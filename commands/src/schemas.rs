@@ -1,19 +1,17 @@
 //! The JSON Schema of every event the service writes: the domain's, and
 //! the few this crate defines (service keys, the issuer catalog).
 
-use proofline_domain::schemas;
-use serde_json::Value;
+use proofline_domain::ids::Category;
+use proofline_domain::schemas::{self, EventType};
 
-/// `(stream category, event type, schema of its data)`, for every event.
-pub fn events() -> Vec<(&'static str, String, Value)> {
+/// Every event type the service writes, with its schema.
+pub fn events() -> Vec<EventType> {
     let mut all = schemas::events();
-    all.extend(schemas::variants(
-        "service",
-        &schemars::schema_for!(crate::service_keys::ServiceKeyEvent),
+    all.extend(schemas::of::<crate::service_keys::ServiceKeyEvent>(
+        Category::Service,
     ));
-    all.extend(schemas::variants(
-        "registry",
-        &schemars::schema_for!(crate::issuers::CatalogEvent),
+    all.extend(schemas::of::<crate::issuers::CatalogEvent>(
+        Category::Registry,
     ));
     all
 }

@@ -9,7 +9,7 @@
 use ed25519_dalek::VerifyingKey;
 use proofline_domain::decider::EventSchema;
 use proofline_domain::did::Did;
-use proofline_domain::ids::StreamId;
+use proofline_domain::ids::{Category, StreamId};
 use proofline_domain::jose::b64url_encode;
 use proofline_domain::log::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use crate::signing::ServiceKey;
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
 
 pub fn stream() -> StreamId {
-    StreamId::parse("service-keys").expect("a valid constant")
+    StreamId::singleton(Category::Service, Some("keys"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -62,11 +62,7 @@ pub async fn history(store: &dyn EventStore) -> Result<Vec<RecordedKey>, Command
                 public_key,
                 did,
                 activated_at,
-            } = ServiceKeyEvent::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.data,
-            )?;
+            } = envelope.decode::<ServiceKeyEvent>()?;
             keys.push(RecordedKey {
                 kid,
                 alg: "EdDSA",
@@ -105,16 +101,11 @@ pub async fn activate(
             public_key: encode_public_key(&key.verifying_key()),
             did: Did::from_ed25519(&key.verifying_key()),
             activated_at: context.now,
-        }
-        .encode();
+        };
         let mut request = AppendRequest::new(
             stream(),
             ExpectedVersion::Exact(recorded.len() as u64),
-            vec![NewEvent::new(
-                event.event_type,
-                event.schema_version,
-                event.data,
-            )],
+            vec![NewEvent::of(&event)],
         );
         request.metadata = context.metadata.clone();
         match store.append(request).await {

@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use proofline_domain::decider::{EventSchema, RejectionKind};
+use proofline_domain::decider::{Rejection, RejectionKind};
 use proofline_domain::did::Did;
 use proofline_domain::jose::b64url_encode;
-use proofline_domain::lender::LenderId;
+use proofline_domain::lender::{LenderError, LenderId};
 use proofline_domain::status_list::ListUri;
 use proofline_domain::values::{Audience, Audiences};
 use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
@@ -30,8 +30,21 @@ use crate::registry::Registry;
 use crate::signing::ServiceKey;
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
 
-/// How old a Key Binding JWT may be, unless configured otherwise.
-pub const DEFAULT_MAX_KB_AGE_SECONDS: i64 = 300;
+/// What a lender may not ask of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No lender can verify a presentation made for another's audience.
+    #[error("audience is not one of this lender's registered audiences")]
+    AudienceNotRegistered,
+}
+
+impl Rejection for VerifyError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            VerifyError::AudienceNotRegistered => RejectionKind::Invalid,
+        }
+    }
+}
 
 /// What a lender asks to verify.
 #[derive(Debug, Clone)]
@@ -88,10 +101,7 @@ impl Verifier {
         }
         let audiences = lenders::get(self.store.as_ref(), lender)
             .await?
-            .ok_or(CommandError::Rejected {
-                kind: RejectionKind::NotFound,
-                message: "no such lender".into(),
-            })?
+            .ok_or_else(|| CommandError::rejected(LenderError::NotFound))?
             .audiences;
         self.audiences
             .write()
@@ -111,15 +121,10 @@ impl Verifier {
         let audiences = self.audiences_of(lender).await?;
         match asked {
             None => Ok(audiences.first().clone()),
-            Some(asked) => {
-                audiences
-                    .find(asked.as_str())
-                    .cloned()
-                    .ok_or_else(|| CommandError::Rejected {
-                        kind: RejectionKind::Invalid,
-                        message: "audience is not one of this lender's registered audiences".into(),
-                    })
-            }
+            Some(asked) => audiences
+                .find(asked.as_str())
+                .cloned()
+                .ok_or_else(|| CommandError::rejected(VerifyError::AudienceNotRegistered)),
         }
     }
 
@@ -216,15 +221,11 @@ impl Verifier {
             disclosed_claims: outcome.disclosed_claims(),
             record,
         };
-        let event = verified.record.clone().into_event().encode();
+        let event = verified.record.clone().into_event();
         let mut request = AppendRequest::new(
             stream.clone(),
             ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                event.event_type,
-                event.schema_version,
-                event.data,
-            )],
+            vec![NewEvent::of(&event)],
         );
         request.metadata = context.metadata.clone();
         request.secrets = seal(&verified)?;
@@ -243,7 +244,7 @@ impl Verifier {
                 let record = verified.record.clone().too_large();
                 let outcome = Outcome {
                     failed_step: record.failed_step,
-                    reason: record.reason.clone(),
+                    reason: record.reason,
                     steps: record.steps.clone(),
                     issuer: None,
                     kid: None,
@@ -269,11 +270,7 @@ impl Verifier {
         let Some(envelope) = page.into_iter().next() else {
             return Ok(None);
         };
-        let event = VerificationEvent::decode(
-            &envelope.event_type,
-            envelope.schema_version,
-            &envelope.data,
-        )?;
+        let event = envelope.decode::<VerificationEvent>()?;
         let record = event.record().clone();
         Ok((record.lender_id == lender).then_some((record, envelope.position)))
     }

@@ -21,6 +21,8 @@ use proofline_domain::webhook_delivery::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+use proofline_domain::decider::{Rejection, RejectionKind};
+
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
 use crate::sealing::{Sealed, SealingKey};
 use crate::store::{EventStore, SecretWrite, StoreError};
@@ -38,6 +40,14 @@ pub enum WebhookError {
     /// The URL may not be used; the reason is safe to show the lender.
     #[error("the webhook URL is refused: {0}")]
     Refused(String),
+}
+
+impl Rejection for WebhookError {
+    fn kind(&self) -> RejectionKind {
+        match self {
+            WebhookError::Refused(_) => RejectionKind::Invalid,
+        }
+    }
 }
 
 /// Why `ip` may not receive webhooks, if it may not.
@@ -205,12 +215,7 @@ pub async fn configure(
     sealing_key: &SealingKey,
     secret: &SecretString,
 ) -> Result<Done<()>, CommandError> {
-    vet(&url, allowed)
-        .await
-        .map_err(|e| CommandError::Rejected {
-            kind: proofline_domain::decider::RejectionKind::Invalid,
-            message: e.to_string(),
-        })?;
+    vet(&url, allowed).await.map_err(CommandError::rejected)?;
     let id = record_id(lender);
     let sealed = sealing_key
         .seal(id.as_bytes(), secret.expose_secret().as_bytes())

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 use crate::key_ring::{GracePeriod, KeyRing, KeyRingError};
 use crate::log::Timestamp;
+use crate::principal::AffectsCredentials;
 use crate::values::{KeyPrefix, Name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,16 +28,11 @@ impl AuditorId {
     }
 
     pub fn stream_id(&self) -> StreamId {
-        StreamId::new("auditor", self.0).expect("a UUID makes a valid stream id")
+        StreamId::of(Category::Auditor, self.0)
     }
 
     pub fn from_stream(stream: &StreamId) -> Option<Self> {
-        stream
-            .as_str()
-            .strip_prefix("auditor-")?
-            .parse()
-            .ok()
-            .map(Self)
+        stream.uuid_of(Category::Auditor).map(Self)
     }
 }
 
@@ -89,6 +85,16 @@ pub enum AuditorEvent {
 }
 
 impl EventSchema for AuditorEvent {}
+
+impl AffectsCredentials for AuditorEvent {
+    fn affects_credentials(&self) -> bool {
+        match self {
+            AuditorEvent::AuditorRegistered { .. }
+            | AuditorEvent::ApiKeyRotated { .. }
+            | AuditorEvent::ApiKeyRevoked { .. } => true,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auditor {
@@ -223,108 +229,6 @@ impl Decider for AuditorDecider {
             }
             // An event before registration cannot have been decided.
             (None, _) => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decider::spec::given;
-    use chrono::{TimeZone, Utc};
-
-    fn register() -> AuditorCommand {
-        AuditorCommand::Register {
-            auditor_id: AuditorId::from_uuid(Uuid::from_u128(3)),
-            name: Name::parse("name", "Ledger Audit LLP").unwrap(),
-            key_prefix: KeyPrefix::parse("00000000000000aa").unwrap(),
-        }
-    }
-
-    fn now() -> Timestamp {
-        Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000, 0).unwrap())
-    }
-
-    fn prefix(n: u8) -> KeyPrefix {
-        KeyPrefix::parse(&format!("00000000000000{n:02x}")).unwrap()
-    }
-
-    fn at(seconds: i64) -> Timestamp {
-        Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000 + seconds, 0).unwrap())
-    }
-
-    #[test]
-    fn register_is_accepted_once() {
-        let events = given::<AuditorDecider>(&[])
-            .when(register(), now())
-            .unwrap();
-        let auditor = AuditorDecider::fold(&events).unwrap();
-        assert_eq!(auditor.key_validity("00000000000000aa", now()), Some(None));
-        assert_eq!(auditor.key_validity("00000000000000ab", now()), None);
-        assert_eq!(
-            given::<AuditorDecider>(&events).when(register(), now()),
-            Err(AuditorError::AlreadyRegistered)
-        );
-    }
-
-    #[test]
-    fn an_auditor_rotates_with_a_grace_and_revokes_the_previous_key() {
-        let mut events = given::<AuditorDecider>(&[])
-            .when(register(), at(0))
-            .unwrap();
-        let rotate = |new: u8, grace: u64, using: u8| AuditorCommand::RotateKey {
-            new_prefix: prefix(new),
-            grace: GracePeriod::seconds(grace).unwrap(),
-            using: prefix(using),
-        };
-        events.extend(
-            given::<AuditorDecider>(&events)
-                .when(rotate(0xb1, 3600, 0xaa), at(10))
-                .unwrap(),
-        );
-        let auditor = AuditorDecider::fold(&events).unwrap();
-        assert_eq!(auditor.key_validity("00000000000000b1", at(11)), Some(None));
-        assert_eq!(
-            auditor.key_validity("00000000000000aa", at(11)),
-            Some(Some(at(3610))),
-            "the old key in its grace"
-        );
-        assert_eq!(auditor.key_validity("00000000000000aa", at(3610)), None);
-        // Only the current key rotates or revokes; the current one is not
-        // revoked.
-        assert_eq!(
-            given::<AuditorDecider>(&events).when(rotate(0xb2, 60, 0xaa), at(12)),
-            Err(AuditorError::Keys(KeyRingError::NotCurrentKey))
-        );
-        let revoke = |key: u8, using: u8| AuditorCommand::RevokeKey {
-            prefix: prefix(key),
-            using: prefix(using),
-        };
-        assert_eq!(
-            given::<AuditorDecider>(&events).when(revoke(0xb1, 0xb1), at(12)),
-            Err(AuditorError::Keys(KeyRingError::CannotRevokeCurrentKey))
-        );
-        events.extend(
-            given::<AuditorDecider>(&events)
-                .when(revoke(0xaa, 0xb1), at(13))
-                .unwrap(),
-        );
-        let auditor = AuditorDecider::fold(&events).unwrap();
-        assert_eq!(auditor.key_validity("00000000000000aa", at(14)), None);
-        assert_eq!(
-            given::<AuditorDecider>(&events).when(revoke(0xaa, 0xb1), at(15)),
-            Err(AuditorError::Keys(KeyRingError::KeyNotFound))
-        );
-        assert_eq!(
-            given::<AuditorDecider>(&[]).when(rotate(1, 0, 2), at(0)),
-            Err(AuditorError::NotFound)
-        );
-        for event in &events {
-            let encoded = event.encode();
-            assert_eq!(
-                &AuditorEvent::decode(&encoded.event_type, 1, &encoded.data).unwrap(),
-                event
-            );
         }
     }
 }

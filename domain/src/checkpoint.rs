@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::decider::EventSchema;
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 use crate::jose::{CompactJws, PublicKey, b64url_decode, b64url_encode};
 use crate::log::{EventHash, Timestamp};
 
 pub const TYP: &str = "proofline-checkpoint+jwt";
 
 pub fn stream() -> StreamId {
-    StreamId::parse("log-checkpoints").expect("a valid constant")
+    StreamId::singleton(Category::Log, Some("checkpoints"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -61,11 +61,7 @@ impl Checkpoint {
     /// The JWS signing input (`header.payload`, base64url) for `kid`.
     pub fn signing_input(&self, kid: &str) -> String {
         let header = json!({"alg": "EdDSA", "typ": TYP, "kid": kid});
-        format!(
-            "{}.{}",
-            b64url_encode(serde_json::to_vec(&header).expect("JSON serializes")),
-            b64url_encode(serde_json::to_vec(&self.payload()).expect("JSON serializes"))
-        )
+        crate::jose::signing_input(&header, &self.payload())
     }
 
     /// The event recording this checkpoint, given the signature over

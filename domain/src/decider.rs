@@ -49,7 +49,10 @@ pub enum RejectionKind {
     Forbidden,
 }
 
-pub trait Rejection: std::error::Error {
+/// A domain error: what kind of refusal it is. It travels boxed, with its
+/// type, up to the one HTTP mapping (`Send + Sync + 'static` for that), so
+/// a caller can match the exact variant it expects.
+pub trait Rejection: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> RejectionKind;
 }
 
@@ -105,27 +108,5 @@ pub trait EventSchema: Serialize + DeserializeOwned + Sized {
         }
         serde_json::from_value(json!({"type": event_type, "data": data}))
             .map_err(|e| error(e.to_string()))
-    }
-}
-
-/// Given/when/then for deciders (fmodel-rust's specification shape).
-#[cfg(test)]
-pub(crate) mod spec {
-    use super::*;
-
-    pub struct Given<D: Decider> {
-        state: D::State,
-    }
-
-    pub fn given<D: Decider>(events: &[D::Event]) -> Given<D> {
-        Given {
-            state: D::fold(events),
-        }
-    }
-
-    impl<D: Decider> Given<D> {
-        pub fn when(self, command: D::Command, now: Timestamp) -> Result<Vec<D::Event>, D::Error> {
-            D::decide(&command, &self.state, now)
-        }
     }
 }

@@ -27,6 +27,78 @@ pub enum IdError {
     EventType,
 }
 
+/// The kinds of stream Proofline writes: the category of their stream ids
+/// (the part before the first `-`), which is also the NATS subject token of
+/// their events. A `match` on it is exhaustive, so a new kind of stream
+/// cannot be forgotten where every kind must be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// `lender-<uuid>`: a lender and its keys.
+    Lender,
+    /// `email-<sha256>`: a contact email's reservation.
+    Email,
+    /// `auditor-<uuid>`.
+    Auditor,
+    /// `operator`: the one operator.
+    Operator,
+    /// `issuer-<uuid>`: an issuer of the trust registry.
+    Issuer,
+    /// `registry-issuers`: the catalog of issuers.
+    Registry,
+    /// `statuslist-<uuid>`: a Token Status List.
+    StatusList,
+    /// `verification-<uuid>`: one verification.
+    Verification,
+    /// `webhook-<event id>`: the delivery of one event to a lender.
+    Webhook,
+    /// `log-checkpoints`: signed checkpoints of the log.
+    Log,
+    /// `service-keys`: the service's signing keys.
+    Service,
+}
+
+impl Category {
+    pub const ALL: [Category; 11] = [
+        Category::Lender,
+        Category::Email,
+        Category::Auditor,
+        Category::Operator,
+        Category::Issuer,
+        Category::Registry,
+        Category::StatusList,
+        Category::Verification,
+        Category::Webhook,
+        Category::Log,
+        Category::Service,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Category::Lender => "lender",
+            Category::Email => "email",
+            Category::Auditor => "auditor",
+            Category::Operator => "operator",
+            Category::Issuer => "issuer",
+            Category::Registry => "registry",
+            Category::StatusList => "statuslist",
+            Category::Verification => "verification",
+            Category::Webhook => "webhook",
+            Category::Log => "log",
+            Category::Service => "service",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The id of one stream of events, such as `lender-<uuid>`.
 ///
 /// The category (the part before the first `-`) names the aggregate kind and
@@ -62,6 +134,35 @@ impl StreamId {
     /// A stream id made of a category and an instance, `<category>-<instance>`.
     pub fn new(category: &str, instance: impl fmt::Display) -> Result<Self, IdError> {
         Self::parse(format!("{category}-{instance}"))
+    }
+
+    /// The stream `<category>-<uuid>` of one aggregate.
+    pub fn of(category: Category, id: uuid::Uuid) -> Self {
+        Self::new(category.as_str(), id).expect("a category and a UUID make a valid stream id")
+    }
+
+    /// The one stream of a category with a fixed instance, such as
+    /// `log-checkpoints`, or none (`operator`).
+    pub fn singleton(category: Category, instance: Option<&str>) -> Self {
+        let text = match instance {
+            Some(instance) => format!("{category}-{instance}"),
+            None => category.as_str().to_owned(),
+        };
+        Self::parse(text).expect("a valid constant stream id")
+    }
+
+    /// The UUID of a `<category>-<uuid>` stream of `category`.
+    pub fn uuid_of(&self, category: Category) -> Option<uuid::Uuid> {
+        let (found, rest) = self.0.split_once('-')?;
+        if found != category.as_str() {
+            return None;
+        }
+        rest.parse().ok()
+    }
+
+    /// The kind of stream, if it is one Proofline writes.
+    pub fn kind(&self) -> Option<Category> {
+        Category::parse(self.category())
     }
 
     pub fn as_str(&self) -> &str {

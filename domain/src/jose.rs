@@ -55,6 +55,29 @@ pub fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The signing input of a compact JWS: `base64url(header).base64url(payload)`
+/// (RFC 7515 §5.1), the bytes a signature covers.
+pub fn signing_input(header: &Value, payload: &impl Serialize) -> String {
+    format!(
+        "{}.{}",
+        b64url_encode(serde_json::to_vec(header).expect("a JSON value serializes")),
+        b64url_encode(serde_json::to_vec(payload).expect("a JSON payload serializes"))
+    )
+}
+
+/// A compact JWS of `header` and `payload`, its signature made by `sign`
+/// over the signing input. This crate holds no private key: the caller's
+/// `sign` does.
+pub fn sign_compact(
+    header: &Value,
+    payload: &impl Serialize,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> String {
+    let input = signing_input(header, payload);
+    let signature = b64url_encode(sign(input.as_bytes()));
+    format!("{input}.{signature}")
+}
+
 /// The algorithms Proofline accepts, each bound to one key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -368,12 +391,7 @@ pub mod testing {
 
         /// A compact JWS with this header and payload.
         pub fn sign(&self, header: &Value, payload: &Value) -> String {
-            let input = format!(
-                "{}.{}",
-                b64url_encode(serde_json::to_vec(header).unwrap()),
-                b64url_encode(serde_json::to_vec(payload).unwrap())
-            );
-            format!("{input}.{}", b64url_encode(self.sign_raw(input.as_bytes())))
+            sign_compact(header, payload, |input| self.sign_raw(input))
         }
     }
 }

@@ -8,14 +8,16 @@
 //! # Layout
 //!
 //! - [`bounded`]: text from input, bounded before it reaches the log.
-//! - [`ids`]: validated identifiers (stream ids, event type names).
+//! - [`ids`]: validated identifiers (stream ids and their categories, event
+//!   type names).
 //! - [`values`]: validated values (names, contact emails, audiences, key
 //!   prefixes).
 //! - [`log`]: the event envelope, its canonical bytes (RFC 8785) and the
 //!   SHA-256 hash chain, with a verifier for a sequence of envelopes.
 //! - [`checkpoint`]: signed checkpoints of the log, and their check.
 //! - [`decider`]: the `Decider` shape of every aggregate, rejection kinds,
-//!   and how events are encoded for the log.
+//!   and how events are encoded for the log; `specification` (with the
+//!   `testing` feature): given/when/then for deciders.
 //! - [`lender`], [`auditor`], [`operator`]: the principals' aggregates;
 //!   [`key_ring`]: the API key rules lenders and auditors share (rotation
 //!   with a grace, revocation of the previous key).
@@ -27,8 +29,10 @@
 //! - [`jose`]: strict base64url, compact JWS, public JWKs, and signature
 //!   checks where the key decides the algorithm.
 //! - [`did`]: DIDs, and did:key with Ed25519.
-//! - [`sd_jwt`]: the SD-JWT format: presentations, Disclosures, processing.
-//! - [`verification`]: the seven steps of verifying a presentation.
+//! - [`sd_jwt`]: the SD-JWT format: presentations, Disclosures, processing;
+//!   issuing and presenting for the demo and tests.
+//! - [`verification`]: the seven steps of verifying a presentation, their
+//!   reason codes, and what they need of the trust registry.
 //! - [`verification_record`]: what the log keeps of a verification, and the
 //!   id that makes a nonce single-use.
 //! - [`webhook_delivery`]: what lenders are told by webhook, the retry
@@ -50,6 +54,8 @@ pub mod operator;
 pub mod principal;
 pub mod schemas;
 pub mod sd_jwt;
+#[cfg(feature = "testing")]
+pub mod specification;
 pub mod status_list;
 pub mod values;
 pub mod verification;

@@ -22,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::decider::{DecodeError, EventSchema};
 use crate::ids::StreamId;
 
 /// A UTC instant with microsecond precision, written as RFC 3339 with exactly
@@ -278,6 +279,13 @@ impl Envelope {
     pub fn seal(mut self) -> Self {
         self.hash = self.compute_hash();
         self
+    }
+
+    /// The event this envelope carries, as the event type `E` of its stream
+    /// (its type name, schema version and data; see
+    /// [`EventSchema::decode`]).
+    pub fn decode<E: EventSchema>(&self) -> Result<E, DecodeError> {
+        E::decode(&self.event_type, self.schema_version, &self.data)
     }
 }
 

@@ -7,13 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 use crate::log::Timestamp;
+use crate::principal::AffectsCredentials;
 use crate::values::KeyPrefix;
 
 /// The operator's stream id.
 pub fn stream_id() -> StreamId {
-    StreamId::parse("operator").expect("a valid constant")
+    StreamId::singleton(Category::Operator, None)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,14 @@ pub enum OperatorEvent {
 }
 
 impl EventSchema for OperatorEvent {}
+
+impl AffectsCredentials for OperatorEvent {
+    fn affects_credentials(&self) -> bool {
+        match self {
+            OperatorEvent::OperatorKeyIssued { .. } => true,
+        }
+    }
+}
 
 /// The operator's current key, once issued.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,31 +96,5 @@ impl Decider for OperatorDecider {
             }
         }
         state
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decider::spec::given;
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn the_operator_key_is_issued_once() {
-        let now = Timestamp::from_datetime(Utc.timestamp_opt(1_790_000_000, 0).unwrap());
-        let issue = || OperatorCommand::IssueKey {
-            key_prefix: KeyPrefix::parse("0123456789abcdef").unwrap(),
-        };
-        let events = given::<OperatorDecider>(&[]).when(issue(), now).unwrap();
-        // The wire shape shipped in the first release: {"key_prefix": "..."}.
-        assert_eq!(
-            events[0].encode().data,
-            serde_json::json!({"key_prefix": "0123456789abcdef"})
-        );
-        assert!(OperatorDecider::fold(&events).key_is_valid("0123456789abcdef"));
-        assert_eq!(
-            given::<OperatorDecider>(&events).when(issue(), now),
-            Err(OperatorError::AlreadyIssued)
-        );
     }
 }

@@ -2,9 +2,11 @@
 
 use std::fmt;
 
-use crate::auditor::AuditorId;
-use crate::ids::StreamId;
-use crate::lender::LenderId;
+use crate::auditor::{AuditorEvent, AuditorId};
+use crate::ids::{Category, StreamId};
+use crate::lender::{LenderEvent, LenderId};
+use crate::log::Envelope;
+use crate::operator::OperatorEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Principal {
@@ -16,10 +18,10 @@ pub enum Principal {
 impl Principal {
     /// The principal a key's owning stream stands for.
     pub fn from_stream(stream: &StreamId) -> Option<Self> {
-        match stream.category() {
-            "operator" => Some(Principal::Operator),
-            "lender" => LenderId::from_stream(stream).map(Principal::Lender),
-            "auditor" => AuditorId::from_stream(stream).map(Principal::Auditor),
+        match stream.kind()? {
+            Category::Operator => Some(Principal::Operator),
+            Category::Lender => LenderId::from_stream(stream).map(Principal::Lender),
+            Category::Auditor => AuditorId::from_stream(stream).map(Principal::Auditor),
             _ => None,
         }
     }
@@ -65,5 +67,41 @@ impl fmt::Display for Role {
             Role::Lender => "lender",
             Role::Auditor => "auditor",
         })
+    }
+}
+
+/// An event of a principal's stream says whether it changes which keys
+/// authenticate the principal (a cached authentication must then be
+/// dropped). Each implementation is an exhaustive `match`: a new event
+/// cannot be added without saying.
+pub trait AffectsCredentials {
+    fn affects_credentials(&self) -> bool;
+}
+
+/// Whether the stored event `envelope` changes which keys authenticate
+/// anyone. An event of a principal's stream that cannot be read is taken
+/// to change them: dropping a cached answer costs one argon2 check, keeping
+/// a stale one could let a revoked key in.
+pub fn affects_credentials(envelope: &Envelope) -> bool {
+    fn judged<E: crate::decider::EventSchema + AffectsCredentials>(envelope: &Envelope) -> bool {
+        envelope
+            .decode::<E>()
+            .map_or(true, |event| event.affects_credentials())
+    }
+    let Some(category) = envelope.stream_id.kind() else {
+        return false;
+    };
+    match category {
+        Category::Lender => judged::<LenderEvent>(envelope),
+        Category::Auditor => judged::<AuditorEvent>(envelope),
+        Category::Operator => judged::<OperatorEvent>(envelope),
+        Category::Email
+        | Category::Issuer
+        | Category::Registry
+        | Category::StatusList
+        | Category::Verification
+        | Category::Webhook
+        | Category::Log
+        | Category::Service => false,
     }
 }

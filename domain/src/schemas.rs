@@ -9,6 +9,9 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::Value;
 
+use crate::decider::EventSchema;
+use crate::ids::Category;
+
 macro_rules! string_schema {
     ($type:ty, $name:literal, $schema:tt) => {
         impl JsonSchema for $type {
@@ -47,78 +50,99 @@ string_schema!(crate::issuer::Kid, "Kid", {"type": "string", "description": "a k
 string_schema!(crate::issuer::Vct, "Vct", {"type": "string", "description": "a credential type (vct)"});
 string_schema!(crate::status_list::ListUri, "ListUri", {"type": "string", "format": "uri"});
 string_schema!(crate::did::Did, "Did", {"type": "string", "pattern": "^did:"});
+impl JsonSchema for crate::verification::Reason {
+    fn schema_name() -> Cow<'static, str> {
+        "Reason".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let codes: Vec<&str> = Self::ALL.iter().map(|r| r.as_str()).collect();
+        json_schema!({
+            "type": "string",
+            "enum": codes,
+            "description": "why a step failed: a stable reason code"
+        })
+    }
+}
+
 string_schema!(crate::jose::Jwk, "Jwk", {
     "type": "object", "description": "a public JWK (RFC 7517); never a private key"
 });
 
-/// The schema of every event type, by stream category: `(category, type,
-/// schema of its data)`.
-pub fn events() -> Vec<(&'static str, String, Value)> {
-    let mut out = Vec::new();
-    let mut add = |category: &'static str, schema: Schema| out.extend(variants(category, &schema));
-    add("lender", schemars::schema_for!(crate::lender::LenderEvent));
-    add(
-        "email",
-        schemars::schema_for!(crate::lender::ReservationEvent),
-    );
-    add(
-        "auditor",
-        schemars::schema_for!(crate::auditor::AuditorEvent),
-    );
-    add(
-        "operator",
-        schemars::schema_for!(crate::operator::OperatorEvent),
-    );
-    add("issuer", schemars::schema_for!(crate::issuer::IssuerEvent));
-    add(
-        "statuslist",
-        schemars::schema_for!(crate::status_list::StatusListEvent),
-    );
-    add(
-        "verification",
-        schemars::schema_for!(crate::verification_record::VerificationEvent),
-    );
-    add(
-        crate::webhook_delivery::CATEGORY,
-        schemars::schema_for!(crate::webhook_delivery::WebhookDeliveryEvent),
-    );
-    add(
-        "log",
-        schemars::schema_for!(crate::checkpoint::CheckpointEvent),
-    );
-    out
+/// One event type as analysts see it: the stream category it is written
+/// to, its type name, the schema version new events are written with (from
+/// the type's [`EventSchema::SCHEMA_VERSION`]), and the JSON Schema of its
+/// `data`.
+#[derive(Debug, Clone)]
+pub struct EventType {
+    pub category: Category,
+    pub name: String,
+    pub schema_version: u32,
+    pub data: Value,
 }
 
-/// The `(category, type, data schema)` of each variant of an event enum's
-/// schema (`#[serde(tag = "type", content = "data")]`).
-pub fn variants(category: &'static str, schema: &Schema) -> Vec<(&'static str, String, Value)> {
+/// Every variant of the event enum `E`, written to streams of `category`.
+pub fn of<E: EventSchema + JsonSchema>(category: Category) -> Vec<EventType> {
+    variants(&schemars::schema_for!(E))
+        .into_iter()
+        .map(|(name, data)| EventType {
+            category,
+            name,
+            schema_version: E::SCHEMA_VERSION,
+            data,
+        })
+        .collect()
+}
+
+/// The event types of the domain's aggregates. (`commands` adds the few it
+/// defines itself.)
+pub fn events() -> Vec<EventType> {
+    use crate::{
+        auditor, checkpoint, issuer, lender, operator, status_list, verification_record,
+        webhook_delivery,
+    };
+    [
+        of::<lender::LenderEvent>(Category::Lender),
+        of::<lender::ReservationEvent>(Category::Email),
+        of::<auditor::AuditorEvent>(Category::Auditor),
+        of::<operator::OperatorEvent>(Category::Operator),
+        of::<issuer::IssuerEvent>(Category::Issuer),
+        of::<status_list::StatusListEvent>(Category::StatusList),
+        of::<verification_record::VerificationEvent>(Category::Verification),
+        of::<webhook_delivery::WebhookDeliveryEvent>(Category::Webhook),
+        of::<checkpoint::CheckpointEvent>(Category::Log),
+    ]
+    .concat()
+}
+
+/// The `(type, data schema)` of each variant of an event enum's schema
+/// (`#[serde(tag = "type", content = "data")]`).
+fn variants(schema: &Schema) -> Vec<(String, Value)> {
+    let schema = schema.clone().to_value();
+    // Each variant of the internally tagged enum is `{type, data}`.
+    let variants = schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let definitions = schema.get("$defs").cloned();
     let mut out = Vec::new();
-    {
-        let schema = schema.clone().to_value();
-        // Each variant of the internally tagged enum is `{type, data}`.
-        let variants = schema
-            .get("oneOf")
-            .and_then(Value::as_array)
+    for variant in variants {
+        let Some(name) = variant
+            .pointer("/properties/type/const")
+            .or_else(|| variant.pointer("/properties/type/enum/0"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let mut data = variant
+            .pointer("/properties/data")
             .cloned()
-            .unwrap_or_default();
-        let definitions = schema.get("$defs").cloned();
-        for variant in variants {
-            let Some(name) = variant
-                .pointer("/properties/type/const")
-                .or_else(|| variant.pointer("/properties/type/enum/0"))
-                .and_then(Value::as_str)
-            else {
-                continue;
-            };
-            let mut data = variant
-                .pointer("/properties/data")
-                .cloned()
-                .unwrap_or(Value::Bool(true));
-            if let (Some(object), Some(defs)) = (data.as_object_mut(), &definitions) {
-                object.insert("$defs".into(), defs.clone());
-            }
-            out.push((category, name.to_owned(), data));
+            .unwrap_or(Value::Bool(true));
+        if let (Some(object), Some(defs)) = (data.as_object_mut(), &definitions) {
+            object.insert("$defs".into(), defs.clone());
         }
+        out.push((name.to_owned(), data));
     }
     out
 }
@@ -130,7 +154,7 @@ mod tests {
     #[test]
     fn every_event_type_has_an_object_schema() {
         let all = events();
-        let names: Vec<&str> = all.iter().map(|(_, name, _)| name.as_str()).collect();
+        let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
         for expected in [
             "LenderRegistered",
             "ApiKeyRotated",
@@ -146,13 +170,17 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
-        for (category, name, schema) in &all {
+        for event in &all {
             assert!(
-                schema.get("properties").is_some() || schema.get("$ref").is_some(),
-                "{category}/{name}: {schema}"
+                event.data.get("properties").is_some() || event.data.get("$ref").is_some(),
+                "{}/{}: {}",
+                event.category,
+                event.name,
+                event.data
             );
+            assert_eq!(event.schema_version, 1);
         }
-        let rotated = &all.iter().find(|(_, n, _)| n == "ApiKeyRotated").unwrap().2;
+        let rotated = &all.iter().find(|e| e.name == "ApiKeyRotated").unwrap().data;
         assert_eq!(
             rotated["properties"]["new_prefix"]["$ref"],
             "#/$defs/KeyPrefix"

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::decider::{Rejection, RejectionKind};
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 
 /// A value that failed validation, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +114,8 @@ impl ContactEmail {
     /// store's own `no_stream` append.
     pub fn reservation_stream(&self) -> StreamId {
         let digest = Sha256::digest(self.0.as_bytes());
-        StreamId::new("email", hex::encode(digest)).expect("hex makes a valid stream id")
+        StreamId::new(Category::Email.as_str(), hex::encode(digest))
+            .expect("hex makes a valid stream id")
     }
 }
 

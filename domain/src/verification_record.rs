@@ -21,10 +21,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::decider::EventSchema;
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 use crate::lender::LenderId;
 use crate::log::Timestamp;
-use crate::verification::{Outcome, StatusUsed, Step, StepResult};
+use crate::verification::{Outcome, Reason, StatusUsed, Step, StepResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -53,7 +53,7 @@ impl VerificationId {
     }
 
     pub fn stream_id(&self) -> StreamId {
-        StreamId::new("verification", self.0).expect("a UUID makes a valid stream id")
+        StreamId::of(Category::Verification, self.0)
     }
 }
 
@@ -94,9 +94,6 @@ fn hex_lower(bytes: &[u8]) -> String {
     out
 }
 
-/// The reason of [`VerificationRecord::too_large`].
-pub const RECORD_TOO_LARGE: &str = "record_too_large";
-
 /// One verification as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VerificationRecord {
@@ -104,7 +101,7 @@ pub struct VerificationRecord {
     pub lender_id: LenderId,
     pub verified: bool,
     pub failed_step: Option<Step>,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub steps: Vec<StepResult>,
     pub issuer: Option<String>,
     pub kid: Option<String>,
@@ -148,7 +145,7 @@ impl VerificationRecord {
             lender_id: asked.lender_id,
             verified: outcome.verified(),
             failed_step: outcome.failed_step,
-            reason: outcome.reason.clone(),
+            reason: outcome.reason,
             steps: outcome.steps.clone(),
             issuer: outcome.issuer.clone(),
             kid: outcome.kid.clone(),
@@ -173,7 +170,7 @@ impl VerificationRecord {
         Self {
             verified: false,
             failed_step: Some(Step::Decode),
-            reason: Some(RECORD_TOO_LARGE.to_owned()),
+            reason: Some(Reason::RecordTooLarge),
             steps: vec![StepResult {
                 name: Step::Decode,
                 passed: false,
@@ -190,7 +187,7 @@ impl VerificationRecord {
 
     /// Whether this is the stand-in [`VerificationRecord::too_large`] made.
     pub fn is_too_large_stand_in(&self) -> bool {
-        self.reason.as_deref() == Some(RECORD_TOO_LARGE)
+        self.reason == Some(Reason::RecordTooLarge)
     }
 
     pub fn into_event(self) -> VerificationEvent {
@@ -244,7 +241,7 @@ mod tests {
     fn the_record_keeps_digests_and_names_not_values() {
         let outcome = Outcome {
             failed_step: Some(Step::Claims),
-            reason: Some("claim_missing".into()),
+            reason: Some(Reason::ClaimMissing),
             steps: Vec::new(),
             issuer: Some("did:example:issuer".into()),
             kid: Some("kid-1".into()),
@@ -283,8 +280,8 @@ mod tests {
         assert_eq!(decoded, event);
         let too_large = record.too_large();
         assert_eq!(
-            (too_large.failed_step, too_large.reason.as_deref()),
-            (Some(Step::Decode), Some(RECORD_TOO_LARGE))
+            (too_large.failed_step, too_large.reason),
+            (Some(Step::Decode), Some(Reason::RecordTooLarge))
         );
         assert!(too_large.disclosed_claims.is_empty() && too_large.issuer.is_none());
     }

@@ -15,17 +15,14 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
-use crate::ids::StreamId;
+use crate::ids::{Category, StreamId};
 use crate::lender::{LenderEvent, LenderId};
 use crate::log::{Envelope, Timestamp};
 use crate::verification_record::VerificationEvent;
-
-/// The stream category of deliveries.
-pub const CATEGORY: &str = "webhook";
 
 /// The retry delays after each failed attempt of a round (about a day in
 /// all, as Standard Webhooks senders do): 5 s, 30 s, 2 min, 10 min, 1 h,
@@ -68,15 +65,11 @@ impl DeliveryId {
     }
 
     pub fn stream_id(&self) -> StreamId {
-        StreamId::new(CATEGORY, self.0).expect("a UUID makes a valid stream id")
+        StreamId::of(Category::Webhook, self.0)
     }
 
     pub fn from_stream(stream: &StreamId) -> Option<Self> {
-        let (category, id) = stream.as_str().split_once('-')?;
-        if category != CATEGORY {
-            return None;
-        }
-        Uuid::parse_str(id).ok().map(Self)
+        stream.uuid_of(Category::Webhook).map(Self)
     }
 }
 
@@ -97,73 +90,95 @@ pub struct Notice {
     pub body: String,
 }
 
+/// What a lender is told of an event of its own: the webhook type and the
+/// `data` of the body. Each implementation is an exhaustive `match`, so a
+/// new event cannot be added without saying whether lenders are told.
+pub trait Told {
+    fn told(&self) -> Option<(&'static str, Value)>;
+}
+
+impl Told for LenderEvent {
+    fn told(&self) -> Option<(&'static str, Value)> {
+        match self {
+            LenderEvent::ApiKeyRotated {
+                new_prefix,
+                issued_at,
+                previous_prefix,
+                previous_valid_until,
+                ..
+            } => Some((
+                "api_key.rotated",
+                json!({
+                    "new_prefix": new_prefix.to_string(),
+                    "issued_at": issued_at,
+                    "previous_prefix": previous_prefix.to_string(),
+                    "previous_valid_until": previous_valid_until,
+                }),
+            )),
+            LenderEvent::ApiKeyRevoked {
+                key_prefix,
+                revoked_at,
+            } => Some((
+                "api_key.revoked",
+                json!({"key_prefix": key_prefix.to_string(), "revoked_at": revoked_at}),
+            )),
+            // The lender made these itself, or had no webhook yet, or the
+            // operator did (and a deactivated lender is not told).
+            LenderEvent::LenderRegistered { .. }
+            | LenderEvent::ApiKeyIssued { .. }
+            | LenderEvent::LenderDeactivated { .. }
+            | LenderEvent::LenderReactivated { .. }
+            | LenderEvent::WebhookConfigured { .. }
+            | LenderEvent::WebhookRemoved { .. } => None,
+        }
+    }
+}
+
+impl Told for VerificationEvent {
+    fn told(&self) -> Option<(&'static str, Value)> {
+        let kind = match self {
+            VerificationEvent::PresentationVerified(_) => "verification.verified",
+            VerificationEvent::PresentationRejected(_) => "verification.rejected",
+        };
+        let r = self.record();
+        let mut data = json!({
+            "verification_id": r.verification_id,
+            "verified": r.verified,
+            "failed_step": r.failed_step.map(|s| s.name()),
+            "reason": r.reason,
+            "issuer": r.issuer,
+            "vct": r.vct,
+            "disclosed_claims": r.disclosed_claims,
+            "verified_at": r.verified_at,
+        });
+        if let Some(first) = r.first_use {
+            data["first_use"] = json!(first);
+        }
+        Some((kind, data))
+    }
+}
+
 /// The notice of a stored event, if its lender is told about it.
 pub fn notice_of(envelope: &Envelope) -> Option<Notice> {
-    let (lender_id, kind, data) = match envelope.stream_id.category() {
-        "verification" => {
-            let event = VerificationEvent::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.data,
-            )
-            .ok()?;
-            let kind = match event {
-                VerificationEvent::PresentationVerified(_) => "verification.verified",
-                VerificationEvent::PresentationRejected(_) => "verification.rejected",
-            };
-            let r = event.record();
-            let mut data = json!({
-                "verification_id": r.verification_id,
-                "verified": r.verified,
-                "failed_step": r.failed_step.map(|s| s.name()),
-                "reason": r.reason,
-                "issuer": r.issuer,
-                "vct": r.vct,
-                "disclosed_claims": r.disclosed_claims,
-                "verified_at": r.verified_at,
-            });
-            if let Some(first) = r.first_use {
-                data["first_use"] = json!(first);
-            }
-            (r.lender_id, kind, data)
+    let (lender_id, (kind, data)) = match envelope.stream_id.kind()? {
+        Category::Verification => {
+            let event = envelope.decode::<VerificationEvent>().ok()?;
+            (event.record().lender_id, event.told()?)
         }
-        "lender" => {
+        Category::Lender => {
             let lender = LenderId::from_stream(&envelope.stream_id)?;
-            let event = LenderEvent::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.data,
-            )
-            .ok()?;
-            match event {
-                LenderEvent::ApiKeyRotated {
-                    new_prefix,
-                    issued_at,
-                    previous_prefix,
-                    previous_valid_until,
-                    ..
-                } => (
-                    lender,
-                    "api_key.rotated",
-                    json!({
-                        "new_prefix": new_prefix.to_string(),
-                        "issued_at": issued_at,
-                        "previous_prefix": previous_prefix.to_string(),
-                        "previous_valid_until": previous_valid_until,
-                    }),
-                ),
-                LenderEvent::ApiKeyRevoked {
-                    key_prefix,
-                    revoked_at,
-                } => (
-                    lender,
-                    "api_key.revoked",
-                    json!({"key_prefix": key_prefix.to_string(), "revoked_at": revoked_at}),
-                ),
-                _ => return None,
-            }
+            (lender, envelope.decode::<LenderEvent>().ok()?.told()?)
         }
-        _ => return None,
+        // Nothing of these streams is a lender's own news.
+        Category::Email
+        | Category::Auditor
+        | Category::Operator
+        | Category::Issuer
+        | Category::Registry
+        | Category::StatusList
+        | Category::Webhook
+        | Category::Log
+        | Category::Service => return None,
     };
     let body = json!({
         "id": envelope.event_id,
@@ -303,7 +318,9 @@ impl Rejection for DeliveryError {
     fn kind(&self) -> RejectionKind {
         match self {
             DeliveryError::NotFound => RejectionKind::NotFound,
-            _ => RejectionKind::Conflict,
+            DeliveryError::AttemptRecorded { .. }
+            | DeliveryError::Settled(_)
+            | DeliveryError::StillPending => RejectionKind::Conflict,
         }
     }
 }
@@ -419,236 +436,5 @@ impl Decider for WebhookDeliveryDecider {
                 ..state
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decider::spec::given;
-    use crate::log::{EventHash, Metadata};
-    use serde_json::Value;
-
-    fn at(text: &str) -> Timestamp {
-        Timestamp::parse(text).expect("a timestamp")
-    }
-
-    fn lender(n: u128) -> LenderId {
-        LenderId::from_uuid(Uuid::from_u128(n))
-    }
-
-    fn failed(retry_at: Option<Timestamp>) -> AttemptOutcome {
-        AttemptOutcome::Failed {
-            error: "connection refused".into(),
-            status: None,
-            retry_at,
-        }
-    }
-
-    #[test]
-    fn the_schedule_spreads_each_delay_and_ends() {
-        let schedule = DEFAULT_RETRY_SCHEDULE;
-        assert_eq!(next_delay(&schedule, 0, 0.5), None, "no failure, no retry");
-        assert_eq!(next_delay(&schedule, 1, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(next_delay(&schedule, 1, 0.0), Some(Duration::from_secs(4)));
-        assert_eq!(next_delay(&schedule, 2, 1.0), Some(Duration::from_secs(36)));
-        assert_eq!(
-            next_delay(&schedule, 7, 0.5),
-            Some(Duration::from_secs(43_200))
-        );
-        assert_eq!(next_delay(&schedule, 8, 0.5), None, "the budget is spent");
-        let total: Duration = (1..=7).filter_map(|n| next_delay(&schedule, n, 0.5)).sum();
-        assert!(
-            total > Duration::from_secs(18 * 3_600) && total < Duration::from_secs(26 * 3_600),
-            "about a day: {total:?}"
-        );
-    }
-
-    #[test]
-    fn attempts_are_recorded_once_each_and_in_order() {
-        let first = given::<WebhookDeliveryDecider>(&[])
-            .when(
-                WebhookDeliveryCommand::RecordAttempt {
-                    lender_id: lender(1),
-                    attempt: 1,
-                    outcome: failed(Some(at("2026-01-01T00:00:05Z"))),
-                },
-                at("2026-01-01T00:00:00Z"),
-            )
-            .expect("the first attempt");
-        assert!(matches!(
-            &first[..],
-            [WebhookDeliveryEvent::WebhookDeliveryAttemptFailed { attempt: 1, .. }]
-        ));
-        let again = given::<WebhookDeliveryDecider>(&first).when(
-            WebhookDeliveryCommand::RecordAttempt {
-                lender_id: lender(1),
-                attempt: 1,
-                outcome: AttemptOutcome::Delivered { status: 200 },
-            },
-            at("2026-01-01T00:00:06Z"),
-        );
-        assert_eq!(
-            again,
-            Err(DeliveryError::AttemptRecorded {
-                attempt: 1,
-                recorded: 1
-            })
-        );
-        let other = given::<WebhookDeliveryDecider>(&first).when(
-            WebhookDeliveryCommand::RecordAttempt {
-                lender_id: lender(2),
-                attempt: 2,
-                outcome: AttemptOutcome::Delivered { status: 200 },
-            },
-            at("2026-01-01T00:00:06Z"),
-        );
-        assert_eq!(other, Err(DeliveryError::NotFound));
-    }
-
-    #[test]
-    fn a_failed_delivery_is_redelivered_on_request_only() {
-        let history = [WebhookDeliveryEvent::WebhookDeliveryFailed {
-            lender_id: lender(1),
-            attempt: 8,
-            error: "HTTP 500".into(),
-            status: Some(500),
-            failed_at: at("2026-01-02T00:00:00Z"),
-        }];
-        let late = given::<WebhookDeliveryDecider>(&history).when(
-            WebhookDeliveryCommand::RecordAttempt {
-                lender_id: lender(1),
-                attempt: 9,
-                outcome: AttemptOutcome::Delivered { status: 200 },
-            },
-            at("2026-01-02T00:00:01Z"),
-        );
-        assert_eq!(late, Err(DeliveryError::Settled("failed")));
-        assert_eq!(
-            given::<WebhookDeliveryDecider>(&history).when(
-                WebhookDeliveryCommand::RequestRedelivery {
-                    lender_id: lender(2)
-                },
-                at("2026-01-02T00:00:01Z"),
-            ),
-            Err(DeliveryError::NotFound),
-            "another lender's delivery is not found"
-        );
-        let requested = given::<WebhookDeliveryDecider>(&history)
-            .when(
-                WebhookDeliveryCommand::RequestRedelivery {
-                    lender_id: lender(1),
-                },
-                at("2026-01-02T00:00:01Z"),
-            )
-            .expect("a redelivery");
-        let mut all = history.to_vec();
-        all.extend(requested);
-        let state = WebhookDeliveryDecider::fold(&all);
-        assert_eq!(state.status, DeliveryStatus::Pending);
-        assert_eq!(state.attempts, 8, "attempts keep counting");
-        assert_eq!(
-            given::<WebhookDeliveryDecider>(&all).when(
-                WebhookDeliveryCommand::RequestRedelivery {
-                    lender_id: lender(1)
-                },
-                at("2026-01-02T00:00:02Z"),
-            ),
-            Err(DeliveryError::StillPending)
-        );
-        assert_eq!(
-            given::<WebhookDeliveryDecider>(&all)
-                .when(
-                    WebhookDeliveryCommand::RecordAttempt {
-                        lender_id: lender(1),
-                        attempt: 9,
-                        outcome: AttemptOutcome::Delivered { status: 204 },
-                    },
-                    at("2026-01-02T00:00:03Z"),
-                )
-                .map(|e| e.len()),
-            Ok(1)
-        );
-    }
-
-    #[test]
-    fn errors_are_kept_short() {
-        let events = given::<WebhookDeliveryDecider>(&[])
-            .when(
-                WebhookDeliveryCommand::RecordAttempt {
-                    lender_id: lender(1),
-                    attempt: 1,
-                    outcome: AttemptOutcome::Failed {
-                        error: "é".repeat(400),
-                        status: None,
-                        retry_at: None,
-                    },
-                },
-                at("2026-01-01T00:00:00Z"),
-            )
-            .expect("recorded");
-        let WebhookDeliveryEvent::WebhookDeliveryFailed { error, .. } = &events[0] else {
-            panic!("a failure");
-        };
-        assert!(error.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
-    }
-
-    #[test]
-    fn only_a_lenders_verifications_and_key_changes_are_told() {
-        let lender_id = lender(7);
-        let rotated = LenderEvent::ApiKeyRotated {
-            new_prefix: crate::values::KeyPrefix::parse("00112233445566aa").expect("a prefix"),
-            issued_at: at("2026-01-01T00:00:00Z"),
-            previous_prefix: crate::values::KeyPrefix::parse("00112233445566bb").expect("a prefix"),
-            previous_valid_until: at("2026-01-02T00:00:00Z"),
-            dropped_prefix: None,
-        }
-        .encode();
-        let envelope = |stream: StreamId, event_type: &str, data: Value| Envelope {
-            position: 9,
-            event_id: Uuid::from_u128(99),
-            stream_id: stream,
-            stream_version: 3,
-            event_type: event_type.into(),
-            schema_version: 1,
-            data,
-            metadata: Metadata::default(),
-            recorded_at: at("2026-01-01T00:00:00Z"),
-            prev_hash: EventHash::GENESIS,
-            hash: EventHash::GENESIS,
-        };
-        let notice = notice_of(&envelope(
-            lender_id.stream_id(),
-            &rotated.event_type,
-            rotated.data,
-        ))
-        .expect("a rotation is told");
-        assert_eq!(notice.lender_id, lender_id);
-        assert_eq!(notice.kind, "api_key.rotated");
-        assert_eq!(
-            notice.delivery_id,
-            DeliveryId::of_event(Uuid::from_u128(99))
-        );
-        let body: Value = serde_json::from_str(&notice.body).expect("JSON");
-        assert_eq!(body["type"], "api_key.rotated");
-        assert_eq!(body["id"], Uuid::from_u128(99).to_string());
-        assert_eq!(body["data"]["previous_prefix"], "00112233445566bb");
-
-        let deactivated = LenderEvent::LenderDeactivated {
-            deactivated_at: at("2026-01-01T00:00:00Z"),
-        }
-        .encode();
-        assert_eq!(
-            notice_of(&envelope(
-                lender_id.stream_id(),
-                &deactivated.event_type,
-                deactivated.data
-            )),
-            None
-        );
-        assert_eq!(
-            DeliveryId::from_stream(&DeliveryId::of_event(Uuid::from_u128(5)).stream_id()),
-            Some(DeliveryId::of_event(Uuid::from_u128(5)))
-        );
     }
 }

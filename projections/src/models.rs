@@ -65,12 +65,9 @@ fn values_clause(rows: usize, columns: usize) -> String {
 }
 
 pub(crate) fn decode<E: EventSchema>(envelope: &Envelope) -> Result<E, ReadError> {
-    E::decode(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.data,
-    )
-    .map_err(|e| ReadError::Data(e.to_string()))
+    envelope
+        .decode::<E>()
+        .map_err(|e| ReadError::Data(e.to_string()))
 }
 
 fn stream_uuid(envelope: &Envelope) -> String {
@@ -148,7 +145,7 @@ impl Projection for Verifications {
                 Param::text(record.lender_id.to_string()),
                 Param::Bool(Some(record.verified)),
                 Param::Text(record.failed_step.map(|s| s.name().to_owned())),
-                Param::Text(record.reason.clone()),
+                Param::Text(record.reason.map(|r| r.as_str().to_owned())),
                 Param::Text(record.issuer.clone()),
                 Param::Text(record.vct.clone()),
                 Param::text(record.verified_at.to_rfc3339()),

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use proofline_commands::issuers;
+use proofline_commands::issuers::{self, NewIssuer};
 use proofline_commands::lenders::no_seal;
 use proofline_domain::did::Did;
 use proofline_domain::issuer::{Issuer, IssuerCommand, IssuerId, Kid, RegisteredKey, Vct};
@@ -120,7 +120,7 @@ pub async fn register(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let command = IssuerCommand::Register {
+    let issuer = NewIssuer {
         did: did.clone(),
         name: Name::parse("name", &input.name)?,
         keys,
@@ -131,7 +131,7 @@ pub async fn register(
     match issuers::register(
         state.store.as_ref(),
         &caller.command_context(),
-        command,
+        issuer,
         &seal,
     )
     .await

@@ -227,13 +227,13 @@ pub async fn schemas() -> Json<EventSchemas> {
     let prefix = proofline_projections::relay::SUBJECT_PREFIX;
     let events = proofline_commands::schemas::events()
         .into_iter()
-        .map(|(category, name, schema)| {
+        .map(|event| {
             serde_json::json!({
-                "subject": format!("{prefix}.{category}.{name}"),
-                "category": category,
-                "type": name,
-                "schema_version": 1,
-                "schema": schema,
+                "subject": format!("{prefix}.{}.{}", event.category, event.name),
+                "category": event.category.as_str(),
+                "type": event.name,
+                "schema_version": event.schema_version,
+                "schema": event.data,
             })
         })
         .collect();

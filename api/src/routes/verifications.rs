@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Response};
 use proofline_commands::verifications::{Verified, VerifyRequest};
 use proofline_domain::principal::Role;
 use proofline_domain::values::Audience;
-use proofline_domain::verification::ClaimPath;
+use proofline_domain::verification::{ClaimPath, Reason};
 use proofline_domain::verification_record::{VerificationId, VerificationRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -63,8 +64,10 @@ pub struct VerificationView {
     pub verified: bool,
     /// The first step that failed, or null.
     pub failed_step: Option<String>,
-    /// A stable reason code such as `nonce_replayed` or `status_revoked`.
-    pub reason: Option<String>,
+    /// A stable reason code such as `nonce_replayed` or `status_revoked`;
+    /// null when verified.
+    #[schema(schema_with = reason_schema)]
+    pub reason: Option<Reason>,
     pub steps: Vec<StepView>,
     pub issuer: Option<String>,
     pub kid: Option<String>,
@@ -89,6 +92,16 @@ pub struct VerificationView {
     pub position: u64,
 }
 
+/// The schema of `reason`: one of the closed set of codes, or null.
+pub fn reason_schema() -> Object {
+    let mut codes: Vec<Value> = Reason::ALL.iter().map(|r| r.as_str().into()).collect();
+    codes.push(Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .enum_values(Some(codes))
+        .build()
+}
+
 fn view(
     record: &VerificationRecord,
     disclosed: Option<Map<String, Value>>,
@@ -100,7 +113,7 @@ fn view(
         lender_id: record.lender_id.as_uuid(),
         verified: record.verified,
         failed_step: record.failed_step.map(|s| s.name().to_owned()),
-        reason: record.reason.clone(),
+        reason: record.reason,
         steps: record
             .steps
             .iter()

@@ -393,10 +393,11 @@ impl TestApp {
                 // The events case appends test events of its own.
                 continue;
             }
-            let (_, _, schema) = schemas
+            let schema = &schemas
                 .iter()
-                .find(|(c, t, _)| *c == category && *t == event.event_type)
-                .unwrap_or_else(|| panic!("no schema for {category} {}", event.event_type));
+                .find(|e| e.category.as_str() == category && e.name == event.event_type)
+                .unwrap_or_else(|| panic!("no schema for {category} {}", event.event_type))
+                .data;
             let members = event.data.as_object().expect("data is an object");
             if let Some(properties) = schema["properties"].as_object() {
                 for name in members.keys() {

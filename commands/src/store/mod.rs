@@ -10,6 +10,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use proofline_domain::decider::EventSchema;
 use proofline_domain::ids::{StreamId, validate_event_type};
 use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp, canonical_json};
 use secrecy::SecretString;
@@ -27,6 +28,7 @@ pub mod tail;
 pub(crate) mod writer;
 
 pub use error::StoreError;
+pub use writer::WriterStats;
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 100;
@@ -106,6 +108,12 @@ impl NewEvent {
             schema_version,
             data,
         }
+    }
+
+    /// A domain event, encoded as the log stores it, with a fresh id.
+    pub fn of(event: &impl EventSchema) -> Self {
+        let encoded = event.encode();
+        Self::new(encoded.event_type, encoded.schema_version, encoded.data)
     }
 
     /// An event whose data is a serialized payload.
@@ -341,30 +349,6 @@ pub struct Head {
     pub hash: EventHash,
 }
 
-/// Checks that `rows` continue a log whose last stored row is `head`
-/// (`(position, hash hex)`, none for an empty log): the imports of both
-/// backends run it under their writer's lock before inserting.
-pub(crate) fn check_import(
-    head: Option<(i64, String)>,
-    rows: &[Envelope],
-) -> Result<(), StoreError> {
-    let (position, hash) = match head {
-        Some((position, hash)) => (
-            u64::try_from(position).map_err(|e| StoreError::corrupt("position", e))?,
-            hash.parse::<EventHash>()
-                .map_err(|e| StoreError::corrupt("hash", e))?,
-        ),
-        None => (0, EventHash::GENESIS),
-    };
-    let mut chain = proofline_domain::log::ChainVerifier::resume(position, hash);
-    for envelope in rows {
-        chain.check(envelope).map_err(|e| {
-            StoreError::InvalidAppend(format!("the imported events do not continue the log: {e}"))
-        })?;
-    }
-    Ok(())
-}
-
 /// A stored secret. `Debug` shows the material as redacted.
 #[derive(Debug, Clone)]
 pub struct SecretRecord {
@@ -385,6 +369,17 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Appends one command's events, group-committed with concurrent appends.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Stores envelopes exactly as given (positions, ids, times, hashes):
+    /// `proofline log import`. They must continue the stored log (the first
+    /// at the head's next position, linked to the head's hash, each hashing
+    /// to its `hash`), checked under the writer's lock. Only for a store no
+    /// service is appending to: this instance's writer is not told about
+    /// the new head.
+    async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError>;
+
+    /// Counters of this process's writer.
+    fn writer_stats(&self) -> &WriterStats;
 
     /// Events of one stream with a version above `after_version`, in order.
     async fn read_stream(

@@ -24,9 +24,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::error::{OpenError, describe_connect_error};
-use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
-use super::rows::{canonical_texts, parse_hash, parse_stream, rows_of, to_i64, to_u64};
-use super::writer::{Committed, Committer, Writer, WriterStats};
+use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
+use super::rows::{parse_hash, parse_stream, to_i64, to_u64};
+use super::writer::{Committer, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
     SecretRecord, StoreError,
@@ -127,7 +127,7 @@ pub async fn connect_pool(
 pub struct PgEventStore {
     pool: PgPool,
     writer_pool: PgPool,
-    writer: Writer,
+    writer: Writer<PgCommitter>,
     head: watch::Receiver<u64>,
     listener: Mutex<Option<JoinHandle<()>>>,
 }
@@ -173,10 +173,6 @@ impl PgEventStore {
     /// The pool, for the Postgres-only parts (read models, benchmarks, tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub fn writer_stats(&self) -> &WriterStats {
-        self.writer.stats()
     }
 }
 
@@ -258,60 +254,73 @@ struct PgCommitter {
 }
 
 impl Committer for PgCommitter {
-    async fn commit<'a>(
-        &'a mut self,
-        batch: &'a [Prepared],
-        now: Timestamp,
-    ) -> Result<Committed, StoreError> {
-        // Four round trips: BEGIN with the lock, the context, the INSERT with
-        // its NOTIFY, and COMMIT.
-        let mut tx = self.pool.begin_with(BEGIN_LOCKED).await?;
-        let context = load_context(&mut tx, batch).await?;
-        let plan = plan::plan(context, batch, now);
-        let Some(last_position) = plan.last_position() else {
-            // Nothing to write (conflicts, duplicates): release the lock at once.
-            tx.rollback().await?;
-            return Ok(Committed {
-                outcomes: plan.outcomes,
-                last_position: None,
-            });
-        };
-        insert_events(&mut *tx, &plan.rows, Table::Events).await?;
-        if !plan.secrets.is_empty() {
-            let mut ids = Vec::new();
-            let mut kinds = Vec::new();
-            let mut streams = Vec::new();
-            let mut materials = Vec::new();
-            let mut positions = Vec::new();
-            for row in &plan.secrets {
-                ids.push(row.secret.id.as_str());
-                kinds.push(row.secret.kind.as_str());
-                streams.push(row.stream_id.as_str());
-                materials.push(row.secret.material.expose_secret());
-                positions.push(to_i64(row.position));
-            }
-            sqlx::query(
-                "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
-                 SELECT u.id, u.kind, u.stream_id, u.material, u.position, $6 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
-                 AS u(id, kind, stream_id, material, position) \
-                 ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, stream_id = EXCLUDED.stream_id, \
-                 material = EXCLUDED.material, position = EXCLUDED.position, created_at = EXCLUDED.created_at",
-            )
-            .bind(&ids)
-            .bind(&kinds)
-            .bind(&streams)
-            .bind(&materials)
-            .bind(&positions)
-            .bind(plan.recorded_at.as_datetime())
-            .execute(&mut *tx)
-            .await?;
+    type Tx = Transaction<'static, Postgres>;
+
+    // Four round trips per group: BEGIN with the lock, the context, the
+    // INSERT with its NOTIFY (and the secrets' INSERT, when any), COMMIT.
+    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+        Ok(self.pool.begin_with(BEGIN_LOCKED).await?)
+    }
+
+    async fn context(tx: &mut Self::Tx, batch: &[Prepared]) -> Result<Context, StoreError> {
+        load_context(tx, batch).await
+    }
+
+    async fn head(tx: &mut Self::Tx) -> Result<Option<HeadRow>, StoreError> {
+        head_row(&mut **tx).await
+    }
+
+    async fn insert_events(tx: &mut Self::Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+        // An import may bring many thousands of rows; arrays of a few
+        // thousand keep each statement's memory small.
+        for chunk in rows.chunks(super::writer::MAX_BATCH_EVENTS) {
+            insert_events(&mut **tx, chunk).await?;
         }
-        tx.commit().await?;
-        Ok(Committed {
-            outcomes: plan.outcomes,
-            last_position: Some(last_position),
-        })
+        Ok(())
+    }
+
+    async fn insert_secrets(
+        tx: &mut Self::Tx,
+        secrets: &[SecretRow<'_>],
+        recorded_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut ids = Vec::new();
+        let mut kinds = Vec::new();
+        let mut streams = Vec::new();
+        let mut materials = Vec::new();
+        let mut positions = Vec::new();
+        for row in secrets {
+            ids.push(row.secret.id.as_str());
+            kinds.push(row.secret.kind.as_str());
+            streams.push(row.stream_id.as_str());
+            materials.push(row.secret.material.expose_secret());
+            positions.push(to_i64(row.position));
+        }
+        sqlx::query(
+            "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
+             SELECT u.id, u.kind, u.stream_id, u.material, u.position, $6 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+             AS u(id, kind, stream_id, material, position) \
+             ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, stream_id = EXCLUDED.stream_id, \
+             material = EXCLUDED.material, position = EXCLUDED.position, created_at = EXCLUDED.created_at",
+        )
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&streams)
+        .bind(&materials)
+        .bind(&positions)
+        .bind(recorded_at.as_datetime())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.rollback().await?)
     }
 }
 
@@ -389,14 +398,6 @@ async fn load_context(
     Ok(context)
 }
 
-/// Where [`insert_events`] writes: the log, or a scratch copy of its shape
-/// that the append benchmark uses to measure the raw insert rate.
-#[derive(Clone, Copy)]
-enum Table {
-    Events,
-    BenchRaw,
-}
-
 macro_rules! insert_into {
     ($table:literal) => {
         concat!(
@@ -415,11 +416,7 @@ macro_rules! insert_into {
 }
 
 /// One INSERT for a whole group of rows, from arrays.
-async fn insert_events<'e, E>(
-    executor: E,
-    rows: &[EventRow<'_>],
-    table: Table,
-) -> Result<(), StoreError>
+async fn insert_events<'e, E>(executor: E, rows: &[EventRow<'_>]) -> Result<(), StoreError>
 where
     E: sqlx::PgExecutor<'e>,
 {
@@ -448,17 +445,14 @@ where
         prev_hashes.push(row.prev_hash.to_hex());
         hashes.push(row.hash.to_hex());
     }
-    let sql = match table {
-        // The NOTIFY rides on the INSERT: one round trip for both.
-        Table::Events => concat!(
-            "WITH inserted AS (",
-            insert_into!("events"),
-            " RETURNING position) SELECT pg_notify('",
-            channel!(),
-            "', max(position)::text) FROM inserted"
-        ),
-        Table::BenchRaw => insert_into!("bench_raw_events"),
-    };
+    // The NOTIFY rides on the INSERT: one round trip for both.
+    let sql = concat!(
+        "WITH inserted AS (",
+        insert_into!("events"),
+        " RETURNING position) SELECT pg_notify('",
+        channel!(),
+        "', max(position)::text) FROM inserted"
+    );
     sqlx::query(sql)
         .bind(&positions)
         .bind(&event_ids)
@@ -474,67 +468,6 @@ where
         .execute(executor)
         .await?;
     Ok(())
-}
-
-impl PgEventStore {
-    /// The ceiling of one ordered writer, for `proofline bench append`:
-    /// inserts `rows` into a scratch table shaped like `events` (same
-    /// columns, keys and indexes, no trigger), `batch` rows per INSERT, each
-    /// INSERT its own transaction, all on one connection, with the same
-    /// statement the writer uses. Returns the time the inserts took.
-    /// Stores envelopes exactly as given (positions, ids, times, hashes):
-    /// `proofline log import`. They must continue the stored log: the first
-    /// at the head's next position with the head's hash as `prev_hash`,
-    /// each linked to the one before and hashing to its `hash`. Only for a
-    /// store no service is appending to (this instance's writer is not
-    /// told about the new head).
-    pub async fn import(&self, rows: &[Envelope]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(concat!(
-            "SELECT pg_advisory_xact_lock(",
-            writer_lock!(),
-            ")"
-        ))
-        .execute(&mut *tx)
-        .await?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        super::check_import(head, rows)?;
-        let texts = canonical_texts(rows)?;
-        let rows = rows_of(rows, &texts);
-        for chunk in rows.chunks(50) {
-            insert_events(&mut *tx, chunk, Table::Events).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn raw_insert_benchmark(
-        &self,
-        rows: &[Envelope],
-        batch: usize,
-    ) -> Result<std::time::Duration, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)")
-            .execute(&mut *conn)
-            .await?;
-        let texts = canonical_texts(rows)?;
-        let rows = rows_of(rows, &texts);
-        let started = std::time::Instant::now();
-        for chunk in rows.chunks(batch.max(1)) {
-            insert_events(&mut *conn, chunk, Table::BenchRaw).await?;
-        }
-        let elapsed = started.elapsed();
-        sqlx::query("DROP TABLE bench_raw_events")
-            .execute(&mut *conn)
-            .await?;
-        Ok(elapsed)
-    }
 }
 
 fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
@@ -566,6 +499,14 @@ impl EventStore for PgEventStore {
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.writer.append(request).await
+    }
+
+    async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError> {
+        self.writer.import(envelopes).await
+    }
+
+    fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
     }
 
     async fn read_stream(

@@ -24,11 +24,9 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::error::{OpenError, describe_connect_error};
-use super::plan::{self, Context, EventRow, HeadRow, StoredEvent};
-use super::rows::{
-    canonical_texts, parse_hash, parse_stream, parse_time, parse_uuid, rows_of, to_i64, to_u64,
-};
-use super::writer::{Committed, Committer, Writer, WriterStats};
+use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
+use super::rows::{parse_hash, parse_stream, parse_time, parse_uuid, to_i64, to_u64};
+use super::writer::{Committer, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
     SecretRecord, StoreError,
@@ -68,7 +66,7 @@ pub async fn connect_pool(path: &Path) -> Result<SqlitePool, OpenError> {
 
 pub struct SqliteEventStore {
     pool: SqlitePool,
-    writer: Writer,
+    writer: Writer<SqliteCommitter>,
     head: watch::Receiver<u64>,
     path: PathBuf,
 }
@@ -93,10 +91,6 @@ impl SqliteEventStore {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn writer_stats(&self) -> &WriterStats {
-        self.writer.stats()
     }
 }
 
@@ -124,24 +118,31 @@ struct SqliteCommitter {
 }
 
 impl Committer for SqliteCommitter {
-    async fn commit<'a>(
-        &'a mut self,
-        batch: &'a [Prepared],
-        now: Timestamp,
-    ) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let context = load_context(&mut tx, batch).await?;
-        let plan = plan::plan(context, batch, now);
-        let Some(last_position) = plan.last_position() else {
-            tx.rollback().await?;
-            return Ok(Committed {
-                outcomes: plan.outcomes,
-                last_position: None,
-            });
-        };
-        insert_events(&mut tx, &plan.rows, Table::Events).await?;
-        let recorded_at = plan.recorded_at.to_rfc3339();
-        for row in &plan.secrets {
+    type Tx = Transaction<'static, Sqlite>;
+
+    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn context(tx: &mut Self::Tx, batch: &[Prepared]) -> Result<Context, StoreError> {
+        load_context(tx, batch).await
+    }
+
+    async fn head(tx: &mut Self::Tx) -> Result<Option<HeadRow>, StoreError> {
+        head_row(&mut **tx).await
+    }
+
+    async fn insert_events(tx: &mut Self::Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+        insert_events(tx, rows).await
+    }
+
+    async fn insert_secrets(
+        tx: &mut Self::Tx,
+        secrets: &[SecretRow<'_>],
+        recorded_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let recorded_at = recorded_at.to_rfc3339();
+        for row in secrets {
             sqlx::query(
                 "INSERT INTO secrets (id, kind, stream_id, material, position, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?) \
@@ -154,37 +155,29 @@ impl Committer for SqliteCommitter {
             .bind(row.secret.material.expose_secret())
             .bind(to_i64(row.position))
             .bind(recorded_at.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(Committed {
-            outcomes: plan.outcomes,
-            last_position: Some(last_position),
-        })
+        Ok(())
     }
-}
 
-/// Where [`insert_events`] writes: the log, or the benchmark's scratch copy.
-#[derive(Clone, Copy)]
-enum Table {
-    Events,
-    BenchRaw,
+    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.rollback().await?)
+    }
 }
 
 /// Inserts rows in statements of up to [`ROWS_PER_INSERT`] rows.
 async fn insert_events(
     conn: &mut sqlx::SqliteConnection,
     rows: &[EventRow<'_>],
-    table: Table,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(match table {
-            Table::Events => "INSERT INTO events",
-            Table::BenchRaw => "INSERT INTO bench_raw_events",
-        });
-        sql.push_str(
-            " (position, event_id, stream_id, stream_version, type, schema_version, data, \
+        let mut sql = String::from(
+            "INSERT INTO events (position, event_id, stream_id, stream_version, type, schema_version, data, \
              metadata, recorded_at, prev_hash, hash) VALUES ",
         );
         for i in 0..chunk.len() {
@@ -212,68 +205,6 @@ async fn insert_events(
         query.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-impl SqliteEventStore {
-    /// The ceiling of one ordered writer, for `proofline bench append`:
-    /// inserts `rows` into a scratch table shaped like `events` (same
-    /// columns, keys and indexes, no trigger), `batch` rows per transaction,
-    /// on one connection, with the writer's insert code. Returns the time
-    /// the inserts took.
-    /// Stores envelopes exactly as given (positions, ids, times, hashes):
-    /// `proofline log import`. They must continue the stored log: the first
-    /// at the head's next position with the head's hash as `prev_hash`,
-    /// each linked to the one before and hashing to its `hash`. Only for a
-    /// store no service is appending to (this instance's writer is not
-    /// told about the new head).
-    pub async fn import(&self, rows: &[Envelope]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        super::check_import(head, rows)?;
-        let texts = canonical_texts(rows)?;
-        let rows = rows_of(rows, &texts);
-        for chunk in rows.chunks(50) {
-            insert_events(&mut tx, chunk, Table::Events).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn raw_insert_benchmark(
-        &self,
-        rows: &[Envelope],
-        batch: usize,
-    ) -> Result<std::time::Duration, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "CREATE TABLE bench_raw_events (position INTEGER PRIMARY KEY, \
-             event_id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL, \
-             stream_version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, \
-             data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, \
-             prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (stream_id, stream_version)) STRICT",
-        )
-        .execute(&mut *conn)
-        .await?;
-        let texts = canonical_texts(rows)?;
-        let rows = rows_of(rows, &texts);
-        let started = std::time::Instant::now();
-        for chunk in rows.chunks(batch.max(1)) {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            insert_events(&mut tx, chunk, Table::BenchRaw).await?;
-            tx.commit().await?;
-        }
-        let elapsed = started.elapsed();
-        sqlx::query("DROP TABLE bench_raw_events")
-            .execute(&mut *conn)
-            .await?;
-        Ok(elapsed)
-    }
 }
 
 /// The head, the batch's stream versions, which of its event ids are
@@ -379,6 +310,14 @@ impl EventStore for SqliteEventStore {
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.writer.append(request).await
+    }
+
+    async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError> {
+        self.writer.import(envelopes).await
+    }
+
+    fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
     }
 
     async fn read_stream(

@@ -18,6 +18,12 @@ use proofline_domain::log::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use proofline_domain::log::{ChainVerifier, Envelope, EventHash};
+
+use crate::report::error_chain;
+
+use super::plan::{self, Context, EventRow, HeadRow, SecretRow};
+use super::rows::{canonical_texts, rows_of};
 use super::{AppendOutcome, AppendRequest, Prepared, StoreError};
 
 /// Most events committed in one transaction.
@@ -32,13 +38,102 @@ pub(crate) struct Committed {
     pub last_position: Option<u64>,
 }
 
-/// One backend's way to commit a group of appends in one transaction.
-pub(crate) trait Committer: Send + 'static {
-    fn commit<'a>(
-        &'a mut self,
-        batch: &'a [Prepared],
-        now: Timestamp,
-    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'a;
+/// What a database gives the writer: transactions that hold the writer's
+/// lock, and the writer's statements inside them. The order of a commit
+/// ([`commit`]) and of an import ([`import`]) is written once, here; an
+/// adapter only says how its database does each step.
+pub(crate) trait Committer: Send + Sync + 'static {
+    type Tx: Send;
+
+    /// A transaction that holds the writer's lock (SQLite: `BEGIN
+    /// IMMEDIATE`; Postgres: an advisory lock taken with `BEGIN`), so the
+    /// head read in it stays the head until it ends.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+
+    /// The head, the batch's stream versions, its stored event ids and taken
+    /// secret ids.
+    fn context(
+        tx: &mut Self::Tx,
+        batch: &[Prepared],
+    ) -> impl Future<Output = Result<Context, StoreError>> + Send;
+
+    /// The last stored event.
+    fn head(tx: &mut Self::Tx) -> impl Future<Output = Result<Option<HeadRow>, StoreError>> + Send;
+
+    /// Inserts rows into `events`, in as many statements as the database
+    /// needs.
+    fn insert_events(
+        tx: &mut Self::Tx,
+        rows: &[EventRow<'_>],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts (or replaces) the secrets written with the events.
+    fn insert_secrets(
+        tx: &mut Self::Tx,
+        secrets: &[SecretRow<'_>],
+        recorded_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn commit(tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn rollback(tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Plans a group against the state read under the lock and writes it.
+async fn commit<C: Committer>(
+    committer: &C,
+    batch: &[Prepared],
+    now: Timestamp,
+) -> Result<Committed, StoreError> {
+    let mut tx = committer.begin().await?;
+    let context = C::context(&mut tx, batch).await?;
+    let plan = plan::plan(context, batch, now);
+    let Some(last_position) = plan.last_position() else {
+        // Nothing to write (conflicts, duplicates): release the lock at once.
+        C::rollback(tx).await?;
+        return Ok(Committed {
+            outcomes: plan.outcomes,
+            last_position: None,
+        });
+    };
+    C::insert_events(&mut tx, &plan.rows).await?;
+    if !plan.secrets.is_empty() {
+        C::insert_secrets(&mut tx, &plan.secrets, plan.recorded_at).await?;
+    }
+    C::commit(tx).await?;
+    Ok(Committed {
+        outcomes: plan.outcomes,
+        last_position: Some(last_position),
+    })
+}
+
+/// Envelopes stored exactly as given (positions, ids, times, hashes), in
+/// one transaction under the writer's lock, after checking that they
+/// continue the stored log: `proofline log import`.
+pub(crate) async fn import<C: Committer>(
+    committer: &C,
+    envelopes: &[Envelope],
+) -> Result<(), StoreError> {
+    let mut tx = committer.begin().await?;
+    let head = C::head(&mut tx).await?;
+    check_import(head.map(|h| (h.position, h.hash)), envelopes)?;
+    let texts = canonical_texts(envelopes)?;
+    let rows = rows_of(envelopes, &texts);
+    C::insert_events(&mut tx, &rows).await?;
+    C::commit(tx).await
+}
+
+/// Checks that `rows` continue a log whose last stored event is `head`
+/// (position and hash; none for an empty log).
+fn check_import(head: Option<(u64, EventHash)>, rows: &[Envelope]) -> Result<(), StoreError> {
+    let (position, hash) = head.unwrap_or((0, EventHash::GENESIS));
+    let mut chain = ChainVerifier::resume(position, hash);
+    for envelope in rows {
+        chain.check(envelope).map_err(|e| {
+            StoreError::InvalidAppend(format!("the imported events do not continue the log: {e}"))
+        })?;
+    }
+    Ok(())
 }
 
 struct Pending {
@@ -54,22 +149,31 @@ pub struct WriterStats {
     pub events: AtomicU64,
 }
 
-pub(crate) struct Writer {
+pub(crate) struct Writer<C> {
+    committer: Arc<C>,
     sender: Mutex<Option<mpsc::Sender<Pending>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<WriterStats>,
 }
 
-impl Writer {
-    pub fn spawn<C: Committer>(committer: C, head: watch::Sender<u64>) -> Self {
+impl<C: Committer> Writer<C> {
+    pub fn spawn(committer: C, head: watch::Sender<u64>) -> Self {
+        let committer = Arc::new(committer);
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(committer, receiver, head, stats.clone()));
+        let task = tokio::spawn(run(committer.clone(), receiver, head, stats.clone()));
         Self {
+            committer,
             sender: Mutex::new(Some(sender)),
             task: tokio::sync::Mutex::new(Some(task)),
             stats,
         }
+    }
+
+    /// See [`import`]: for a store no service is appending to (the writer
+    /// task is not told about the new head).
+    pub async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError> {
+        import(self.committer.as_ref(), envelopes).await
     }
 
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -106,7 +210,7 @@ fn now() -> Timestamp {
 }
 
 async fn run<C: Committer>(
-    mut committer: C,
+    committer: Arc<C>,
     mut queue: mpsc::Receiver<Pending>,
     head: watch::Sender<u64>,
     stats: Arc<WriterStats>,
@@ -130,7 +234,7 @@ async fn run<C: Committer>(
                 Err(_) => break,
             }
         }
-        let outcomes = commit_group(&mut committer, &requests, &head, &stats).await;
+        let outcomes = commit_group(committer.as_ref(), &requests, &head, &stats).await;
         for (reply, outcome) in replies.drain(..).zip(outcomes) {
             // The appender may have gone (its request was cancelled); the
             // outcome stands either way.
@@ -141,7 +245,7 @@ async fn run<C: Committer>(
 }
 
 async fn commit_group<C: Committer>(
-    committer: &mut C,
+    committer: &C,
     requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
@@ -169,12 +273,12 @@ async fn commit_group<C: Committer>(
 }
 
 async fn commit_once<C: Committer>(
-    committer: &mut C,
+    committer: &C,
     requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let committed = committer.commit(requests, now()).await?;
+    let committed = commit(committer, requests, now()).await?;
     if let Some(last) = committed.last_position {
         head.send_if_modified(|known| {
             let newer = last > *known;
@@ -202,16 +306,4 @@ async fn commit_once<C: Committer>(
 /// connection: worth retrying the group's appends one at a time.
 fn is_statement_failure(error: &StoreError) -> bool {
     matches!(error, StoreError::Unavailable(e) if matches!(**e, sqlx::Error::Database(_)))
-}
-
-/// The error and its sources on one line, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

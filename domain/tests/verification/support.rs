@@ -242,6 +242,6 @@ impl World {
 pub fn failure(outcome: &Outcome) -> (Option<&'static str>, Option<String>) {
     (
         outcome.failed_step.map(|s| s.name()),
-        outcome.reason.clone(),
+        outcome.reason.map(|r| r.as_str().to_owned()),
     )
 }

@@ -17,6 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
+use proofline_commands::report::root_cause;
 use proofline_commands::webhooks::forbidden;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use secrecy::{ExposeSecret, SecretString};
@@ -229,16 +230,10 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         "the request failed"
     };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
-    if cause.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {cause}")
+    // reqwest's own message names the URL; its causes do not.
+    match std::error::Error::source(error) {
+        None => kind.to_owned(),
+        Some(source) => format!("{kind}: {}", root_cause(source)),
     }
 }
 

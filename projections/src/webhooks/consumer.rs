@@ -23,7 +23,7 @@ use proofline_commands::webhooks::{record_attempt, secret_of};
 use proofline_domain::lender::LenderId;
 use proofline_domain::log::{Metadata, Timestamp};
 use proofline_domain::webhook_delivery::{
-    AttemptOutcome, DEFAULT_RETRY_SCHEDULE, DeliveryId, next_delay,
+    AttemptOutcome, DEFAULT_RETRY_SCHEDULE, DeliveryError, DeliveryId, next_delay,
 };
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -410,9 +410,15 @@ impl Shared {
                     "webhook attempt recorded");
                 self.settle(row.id, done.outcome.stream_version as i64);
             }
-            Err(CommandError::Rejected { message, .. }) => {
-                // Another consumer recorded this attempt first.
-                tracing::debug!(delivery = %id, %message, "webhook attempt recorded elsewhere");
+            Err(CommandError::Rejected(rejected))
+                if matches!(
+                    rejected.downcast_ref::<DeliveryError>(),
+                    Some(DeliveryError::AttemptRecorded { .. } | DeliveryError::Settled(_))
+                ) =>
+            {
+                // Another consumer recorded this attempt (or the last one)
+                // first.
+                tracing::debug!(delivery = %id, %rejected, "webhook attempt recorded elsewhere");
                 self.settle(row.id, row.version + 1);
             }
             Err(error) => {

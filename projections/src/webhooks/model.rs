@@ -8,6 +8,7 @@
 //! the consumer keeps no state of its own that a crash could lose.
 
 use async_trait::async_trait;
+use proofline_domain::ids::Category;
 use proofline_domain::lender::{LenderEvent, LenderId};
 use proofline_domain::log::{Envelope, Timestamp};
 use proofline_domain::webhook_delivery::{self, DeliveryId, WebhookDeliveryEvent};
@@ -229,16 +230,16 @@ impl Projection for WebhookDeliveries {
     }
 
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
-        match envelope.stream_id.category() {
-            "lender" => {
+        match envelope.stream_id.kind() {
+            Some(Category::Lender) => {
                 if let Some(lender) = LenderId::from_stream(&envelope.stream_id) {
                     let event = decode::<LenderEvent>(envelope)?;
                     self.target(tx, lender, &event).await?;
                 }
                 self.schedule(tx, envelope).await
             }
-            "verification" => self.schedule(tx, envelope).await,
-            webhook_delivery::CATEGORY => self.outcome(tx, envelope).await,
+            Some(Category::Verification) => self.schedule(tx, envelope).await,
+            Some(Category::Webhook) => self.outcome(tx, envelope).await,
             _ => Ok(()),
         }
     }

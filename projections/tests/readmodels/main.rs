@@ -12,7 +12,7 @@ use proofline_domain::decider::EventSchema;
 use proofline_domain::ids::StreamId;
 use proofline_domain::lender::LenderId;
 use proofline_domain::log::{Envelope, Timestamp};
-use proofline_domain::verification::{Outcome, Step};
+use proofline_domain::verification::{Outcome, Reason, Step};
 use proofline_domain::verification_record::{Asked, VerificationId, VerificationRecord};
 use proofline_projections::db::{Kind, ReadDb};
 use proofline_projections::models::{DailyStats, Projection, Verifications};
@@ -75,7 +75,7 @@ async fn append_verifications(store: &dyn EventStore, count: usize) {
         let verified = !i.is_multiple_of(3);
         let outcome = Outcome {
             failed_step: (!verified).then_some(Step::Revocation),
-            reason: (!verified).then(|| "status_revoked".to_owned()),
+            reason: (!verified).then_some(Reason::StatusRevoked),
             steps: Vec::new(),
             issuer: Some("did:example:issuer".into()),
             kid: None,

@@ -8,6 +8,8 @@
 //! no Disclosure are decoys and vanish; no digest appears twice; no
 //! Disclosure names `_sd` or `...` or replaces a claim that is already
 //! there. Only `sha-256` is accepted as `_sd_alg`.
+//!
+//! Issuing (for the demo's issuer and wallet, and tests) is in `issuance.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +17,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::jose::{CompactJws, b64url_decode, b64url_encode};
+use crate::verification::Reason;
+
+mod issuance;
+
+pub use issuance::{Issuance, KeyBinding, NoSuchClaim, present};
 
 /// Largest presentation accepted.
 pub const MAX_PRESENTATION_BYTES: usize = 256 * 1024;
@@ -28,11 +35,11 @@ pub const MAX_DEPTH: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {detail}")]
 pub struct FormatError {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub detail: String,
 }
 
-fn fail(reason: &'static str, detail: impl Into<String>) -> FormatError {
+fn fail(reason: Reason, detail: impl Into<String>) -> FormatError {
     FormatError {
         reason,
         detail: detail.into(),
@@ -54,12 +61,12 @@ pub struct Disclosure {
 impl Disclosure {
     pub fn parse(text: &str) -> Result<Self, FormatError> {
         let bytes = b64url_decode(text)
-            .map_err(|_| fail("disclosure_malformed", "a Disclosure is not base64url"))?;
+            .map_err(|_| fail(Reason::DisclosureMalformed, "a Disclosure is not base64url"))?;
         let parsed: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| fail("disclosure_malformed", "a Disclosure is not JSON"))?;
+            .map_err(|_| fail(Reason::DisclosureMalformed, "a Disclosure is not JSON"))?;
         let Value::Array(mut parts) = parsed else {
             return Err(fail(
-                "disclosure_malformed",
+                Reason::DisclosureMalformed,
                 "a Disclosure is not a JSON array",
             ));
         };
@@ -69,7 +76,7 @@ impl Disclosure {
                 let value = parts.pop().unwrap_or(Value::Null);
                 let Some(Value::String(name)) = parts.pop() else {
                     return Err(fail(
-                        "disclosure_malformed",
+                        Reason::DisclosureMalformed,
                         "a Disclosure's claim name is not a string",
                     ));
                 };
@@ -77,14 +84,14 @@ impl Disclosure {
             }
             n => {
                 return Err(fail(
-                    "disclosure_malformed",
+                    Reason::DisclosureMalformed,
                     format!("a Disclosure has {n} elements, not 2 or 3"),
                 ));
             }
         };
         if !parts.first().is_some_and(Value::is_string) {
             return Err(fail(
-                "disclosure_malformed",
+                Reason::DisclosureMalformed,
                 "a Disclosure's salt is not a string",
             ));
         }
@@ -117,26 +124,26 @@ impl Presentation {
     pub fn parse(text: &str) -> Result<Self, FormatError> {
         if text.len() > MAX_PRESENTATION_BYTES {
             return Err(fail(
-                "too_large",
+                Reason::TooLarge,
                 format!("the presentation is over {MAX_PRESENTATION_BYTES} bytes"),
             ));
         }
         let last_tilde = text
             .rfind('~')
-            .ok_or_else(|| fail("malformed", "an SD-JWT has at least one ~"))?;
+            .ok_or_else(|| fail(Reason::Malformed, "an SD-JWT has at least one ~"))?;
         let (head, key_binding) = text.split_at(last_tilde + 1);
         let mut parts = head[..head.len() - 1].split('~');
         let issuer_jwt = parts.next().unwrap_or_default();
         let issuer_jwt = CompactJws::parse(issuer_jwt)
-            .map_err(|e| fail("malformed", format!("the issuer-signed JWT: {e}")))?;
+            .map_err(|e| fail(Reason::Malformed, format!("the issuer-signed JWT: {e}")))?;
         let mut disclosures = Vec::new();
         for part in parts {
             if part.is_empty() {
-                return Err(fail("malformed", "an empty part between two ~"));
+                return Err(fail(Reason::Malformed, "an empty part between two ~"));
             }
             if disclosures.len() == MAX_DISCLOSURES {
                 return Err(fail(
-                    "too_large",
+                    Reason::TooLarge,
                     format!("more than {MAX_DISCLOSURES} Disclosures"),
                 ));
             }
@@ -147,7 +154,7 @@ impl Presentation {
         } else {
             Some(
                 CompactJws::parse(key_binding)
-                    .map_err(|e| fail("kb_malformed", format!("the Key Binding JWT: {e}")))?,
+                    .map_err(|e| fail(Reason::KbMalformed, format!("the Key Binding JWT: {e}")))?,
             )
         };
         Ok(Self {
@@ -226,26 +233,30 @@ pub fn disclosed_at_top<'d>(
     })
 }
 
+/// Refuses an `_sd_alg` other than `sha-256`, the one digest algorithm
+/// Proofline computes (DECODE checks it first; [`process`] again).
+pub fn check_sd_alg(payload: &Map<String, Value>) -> Result<(), FormatError> {
+    match payload.get("_sd_alg") {
+        None => Ok(()),
+        Some(Value::String(alg)) if alg == "sha-256" => Ok(()),
+        Some(other) => Err(fail(
+            Reason::SdAlgUnsupported,
+            format!("_sd_alg {other} is not sha-256"),
+        )),
+    }
+}
+
 /// Processes `payload` with `disclosures` per RFC 9901 §7.1.
 pub fn process(
     payload: &Map<String, Value>,
     disclosures: &[Disclosure],
 ) -> Result<Processed, FormatError> {
-    match payload.get("_sd_alg") {
-        None => {}
-        Some(Value::String(alg)) if alg == "sha-256" => {}
-        Some(other) => {
-            return Err(fail(
-                "sd_alg_unsupported",
-                format!("_sd_alg {other} (only sha-256)"),
-            ));
-        }
-    }
+    check_sd_alg(payload)?;
     let mut by_digest: HashMap<&str, &Disclosure> = HashMap::new();
     for disclosure in disclosures {
         if by_digest.insert(&disclosure.digest, disclosure).is_some() {
             return Err(fail(
-                "disclosure_duplicate",
+                Reason::DisclosureDuplicate,
                 "the same Disclosure is presented twice",
             ));
         }
@@ -264,7 +275,7 @@ pub fn process(
             .filter(|d| !state.used.contains(d.digest.as_str()))
             .count();
         return Err(fail(
-            "disclosure_unreferenced",
+            Reason::DisclosureUnreferenced,
             format!("{unused} Disclosure(s) match no digest of the payload"),
         ));
     }
@@ -294,7 +305,7 @@ impl<'a> State<'a> {
     fn see(&mut self, digest: &str) -> Result<(), FormatError> {
         if !self.seen.insert(digest.to_owned()) {
             return Err(fail(
-                "disclosure_duplicate",
+                Reason::DisclosureDuplicate,
                 "a digest appears more than once in the payload",
             ));
         }
@@ -303,7 +314,10 @@ impl<'a> State<'a> {
 
     fn value(&mut self, value: &Value, path: &str, depth: usize) -> Result<Value, FormatError> {
         if depth > MAX_DEPTH {
-            return Err(fail("malformed", format!("nested deeper than {MAX_DEPTH}")));
+            return Err(fail(
+                Reason::Malformed,
+                format!("nested deeper than {MAX_DEPTH}"),
+            ));
         }
         Ok(match value {
             Value::Object(object) => Value::Object(self.object(object, path, depth + 1)?),
@@ -328,31 +342,31 @@ impl<'a> State<'a> {
         let digests = match object.get("_sd") {
             None => return Ok(out),
             Some(Value::Array(digests)) => digests,
-            Some(_) => return Err(fail("sd_invalid", "_sd is not an array")),
+            Some(_) => return Err(fail(Reason::SdInvalid, "_sd is not an array")),
         };
         for digest in digests {
             let digest = digest
                 .as_str()
-                .ok_or_else(|| fail("sd_invalid", "_sd holds something other than strings"))?;
+                .ok_or_else(|| fail(Reason::SdInvalid, "_sd holds something other than strings"))?;
             self.see(digest)?;
             let Some(disclosure) = self.by_digest.get(digest).copied() else {
                 continue; // a decoy
             };
             let name = disclosure.name.as_deref().ok_or_else(|| {
                 fail(
-                    "disclosure_wrong_kind",
+                    Reason::DisclosureWrongKind,
                     "an array-element Disclosure is referenced from _sd",
                 )
             })?;
             if name == "_sd" || name == "..." {
                 return Err(fail(
-                    "disclosure_invalid_name",
+                    Reason::DisclosureInvalidName,
                     format!("a Disclosure names {name:?}"),
                 ));
             }
             if out.contains_key(name) {
                 return Err(fail(
-                    "disclosure_claim_conflict",
+                    Reason::DisclosureClaimConflict,
                     format!("a Disclosure replaces the claim {name:?}"),
                 ));
             }
@@ -377,14 +391,14 @@ impl<'a> State<'a> {
                 Value::Object(object) if object.contains_key("...") => {
                     if object.len() != 1 {
                         return Err(fail(
-                            "sd_invalid",
+                            Reason::SdInvalid,
                             "an array element with ... has other members",
                         ));
                     }
                     Some(
                         object["..."]
                             .as_str()
-                            .ok_or_else(|| fail("sd_invalid", "... is not a string"))?,
+                            .ok_or_else(|| fail(Reason::SdInvalid, "... is not a string"))?,
                     )
                 }
                 _ => None,
@@ -399,7 +413,7 @@ impl<'a> State<'a> {
                     };
                     if disclosure.name.is_some() {
                         return Err(fail(
-                            "disclosure_wrong_kind",
+                            Reason::DisclosureWrongKind,
                             "an object-property Disclosure is referenced from an array",
                         ));
                     }
@@ -469,59 +483,59 @@ mod tests {
         let reason = |p: Value, d: Vec<Disclosure>| process(&payload(p), &d).unwrap_err().reason;
         assert_eq!(
             reason(json!({"_sd": []}), vec![name.clone()]),
-            "disclosure_unreferenced"
+            Reason::DisclosureUnreferenced
         );
         assert_eq!(
             reason(
                 json!({"_sd": [name.digest]}),
                 vec![name.clone(), name.clone()]
             ),
-            "disclosure_duplicate"
+            Reason::DisclosureDuplicate
         );
         assert_eq!(
             reason(
                 json!({"_sd": [name.digest, name.digest]}),
                 vec![name.clone()]
             ),
-            "disclosure_duplicate"
+            Reason::DisclosureDuplicate
         );
         assert_eq!(
             reason(
                 json!({"_sd": [name.digest], "given_name": "X"}),
                 vec![name.clone()]
             ),
-            "disclosure_claim_conflict"
+            Reason::DisclosureClaimConflict
         );
         let sd_named = disclosure(json!(["s", "_sd", ["x"]]));
         assert_eq!(
             reason(json!({"_sd": [sd_named.digest]}), vec![sd_named]),
-            "disclosure_invalid_name"
+            Reason::DisclosureInvalidName
         );
         let dots = disclosure(json!(["s", "...", "x"]));
         assert_eq!(
             reason(json!({"_sd": [dots.digest]}), vec![dots]),
-            "disclosure_invalid_name"
+            Reason::DisclosureInvalidName
         );
         let element = disclosure(json!(["s", "x"]));
         assert_eq!(
             reason(json!({"_sd": [element.digest]}), vec![element.clone()]),
-            "disclosure_wrong_kind"
+            Reason::DisclosureWrongKind
         );
         assert_eq!(
             reason(json!({"a": [{"...": name.digest}]}), vec![name.clone()]),
-            "disclosure_wrong_kind"
+            Reason::DisclosureWrongKind
         );
         assert_eq!(
             reason(
                 json!({"a": [{"...": element.digest, "b": 1}]}),
                 vec![element]
             ),
-            "sd_invalid"
+            Reason::SdInvalid
         );
-        assert_eq!(reason(json!({"_sd": "x"}), vec![]), "sd_invalid");
+        assert_eq!(reason(json!({"_sd": "x"}), vec![]), Reason::SdInvalid);
         assert_eq!(
             reason(json!({"_sd_alg": "sha-512"}), vec![]),
-            "sd_alg_unsupported"
+            Reason::SdAlgUnsupported
         );
     }
 
@@ -553,13 +567,13 @@ mod tests {
             let text = b64url_encode(serde_json::to_vec(&bad).unwrap());
             assert_eq!(
                 Disclosure::parse(&text).unwrap_err().reason,
-                "disclosure_malformed",
+                Reason::DisclosureMalformed,
                 "{bad}"
             );
         }
         assert_eq!(
             Disclosure::parse("not base64!").unwrap_err().reason,
-            "disclosure_malformed"
+            Reason::DisclosureMalformed
         );
     }
 
@@ -583,185 +597,19 @@ mod tests {
         let with_kb = Presentation::parse(&format!("{jwt}~{jwt}")).unwrap();
         assert!(with_kb.key_binding.is_some() && with_kb.disclosures.is_empty());
         assert_eq!(with_kb.sd_hash_input, format!("{jwt}~"));
-        assert_eq!(Presentation::parse(&jwt).unwrap_err().reason, "malformed");
+        assert_eq!(
+            Presentation::parse(&jwt).unwrap_err().reason,
+            Reason::Malformed
+        );
         assert_eq!(
             Presentation::parse(&format!("{jwt}~~")).unwrap_err().reason,
-            "malformed"
+            Reason::Malformed
         );
         assert_eq!(
             Presentation::parse(&format!("{jwt}~not-a-jwt"))
                 .unwrap_err()
                 .reason,
-            "kb_malformed"
+            Reason::KbMalformed
         );
     }
-}
-
-/// Building an SD-JWT, for issuers: the demo's issuer and tests. Salts and
-/// signatures come from the caller (this crate draws no randomness and holds
-/// no private key).
-pub struct Issuance<S: FnMut() -> String> {
-    payload: Map<String, Value>,
-    disclosures: Vec<String>,
-    salt: S,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot conceal {0}: no such claim")]
-pub struct NoSuchClaim(pub String);
-
-impl<S: FnMut() -> String> Issuance<S> {
-    pub fn new(payload: Map<String, Value>, salt: S) -> Self {
-        Self {
-            payload,
-            disclosures: Vec::new(),
-            salt,
-        }
-    }
-
-    fn parent<'p>(
-        payload: &'p mut Map<String, Value>,
-        path: &str,
-    ) -> Option<(&'p mut Map<String, Value>, String)> {
-        let mut segments: Vec<&str> = path.split('.').collect();
-        let name = segments.pop()?.to_owned();
-        let mut current = payload;
-        for segment in segments {
-            current = current.get_mut(segment)?.as_object_mut()?;
-        }
-        Some((current, name))
-    }
-
-    fn disclose(&mut self, parts: Value) -> String {
-        let text = b64url_encode(serde_json::to_vec(&parts).expect("JSON serializes"));
-        let digest = digest(&text);
-        self.disclosures.push(text);
-        digest
-    }
-
-    /// Makes the claim at `path` (dotted) selectively disclosable. Conceal
-    /// inner claims before outer ones to nest Disclosures.
-    pub fn conceal(&mut self, path: &str) -> Result<&mut Self, NoSuchClaim> {
-        let salt = (self.salt)();
-        let (parent, name) =
-            Self::parent(&mut self.payload, path).ok_or_else(|| NoSuchClaim(path.into()))?;
-        let value = parent
-            .remove(&name)
-            .ok_or_else(|| NoSuchClaim(path.into()))?;
-        let digest = self.disclose(serde_json::json!([salt, name, value]));
-        let (parent, _) =
-            Self::parent(&mut self.payload, path).ok_or_else(|| NoSuchClaim(path.into()))?;
-        let sd = parent
-            .entry("_sd")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(digests) = sd {
-            digests.push(Value::String(digest));
-        }
-        Ok(self)
-    }
-
-    /// Makes element `index` of the array at `path` selectively disclosable.
-    pub fn conceal_element(&mut self, path: &str, index: usize) -> Result<&mut Self, NoSuchClaim> {
-        let salt = (self.salt)();
-        let missing = || NoSuchClaim(format!("{path}.{index}"));
-        let (parent, name) = Self::parent(&mut self.payload, path).ok_or_else(missing)?;
-        let element = parent
-            .get_mut(&name)
-            .and_then(Value::as_array_mut)
-            .and_then(|a| a.get_mut(index))
-            .ok_or_else(missing)?;
-        let value = element.take();
-        let digest = self.disclose(serde_json::json!([salt, value]));
-        let (parent, name) = Self::parent(&mut self.payload, path).ok_or_else(missing)?;
-        if let Some(slot) = parent
-            .get_mut(&name)
-            .and_then(Value::as_array_mut)
-            .and_then(|a| a.get_mut(index))
-        {
-            *slot = serde_json::json!({"...": digest});
-        }
-        Ok(self)
-    }
-
-    /// Adds a decoy digest to the top-level `_sd`.
-    pub fn decoy(&mut self) -> &mut Self {
-        let decoy = digest(&(self.salt)());
-        let sd = self
-            .payload
-            .entry("_sd")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(digests) = sd {
-            digests.push(Value::String(decoy));
-        }
-        self
-    }
-
-    /// Signs the payload (with `_sd_alg`) under `header`; returns the issued
-    /// SD-JWT (`<JWT>~<Disclosure>~…~`) and the Disclosures.
-    pub fn sign(
-        mut self,
-        header: &Value,
-        sign: impl FnOnce(&[u8]) -> Vec<u8>,
-    ) -> (String, Vec<String>) {
-        self.payload
-            .insert("_sd_alg".into(), Value::String("sha-256".into()));
-        let input = format!(
-            "{}.{}",
-            b64url_encode(serde_json::to_vec(header).expect("JSON serializes")),
-            b64url_encode(serde_json::to_vec(&self.payload).expect("JSON serializes"))
-        );
-        let jwt = format!("{input}.{}", b64url_encode(sign(input.as_bytes())));
-        let mut issued = jwt;
-        for disclosure in &self.disclosures {
-            issued.push('~');
-            issued.push_str(disclosure);
-        }
-        issued.push('~');
-        (issued, self.disclosures)
-    }
-}
-
-/// What a holder puts in a Key Binding JWT, and the key that signs it.
-pub struct KeyBinding<'a> {
-    /// The KB-JWT header (`alg`, `typ: kb+jwt`).
-    pub header: &'a Value,
-    /// Signs the KB-JWT's signing input with the holder's key.
-    pub sign: &'a mut dyn FnMut(&[u8]) -> Vec<u8>,
-    /// The verifier's nonce.
-    pub nonce: &'a str,
-    /// The verifier's audience.
-    pub audience: &'a str,
-    /// Issued-at, seconds since the epoch.
-    pub iat: i64,
-}
-
-/// The presentation of `jwt` with the chosen `disclosures`, bound to a
-/// verifier by a Key Binding JWT when `key_binding` is given.
-pub fn present(jwt: &str, disclosures: &[&str], key_binding: Option<KeyBinding<'_>>) -> String {
-    let mut presentation = jwt.split('~').next().unwrap_or_default().to_owned();
-    for disclosure in disclosures {
-        presentation.push('~');
-        presentation.push_str(disclosure);
-    }
-    presentation.push('~');
-    if let Some(KeyBinding {
-        header,
-        sign,
-        nonce,
-        audience,
-        iat,
-    }) = key_binding
-    {
-        let payload = serde_json::json!({"nonce": nonce, "aud": audience, "iat": iat, "sd_hash": digest(&presentation)});
-        let input = format!(
-            "{}.{}",
-            b64url_encode(serde_json::to_vec(header).expect("JSON serializes")),
-            b64url_encode(serde_json::to_vec(&payload).expect("JSON serializes"))
-        );
-        presentation.push_str(&format!(
-            "{input}.{}",
-            b64url_encode(sign(input.as_bytes()))
-        ));
-    }
-    presentation
 }

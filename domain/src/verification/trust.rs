@@ -1,0 +1,102 @@
+//! What the verifier needs of the trust registry, resolved before it runs:
+//! the [`Trust`] it asks, [`Resolved`] (the one issuer and list of a
+//! presentation), and the [`References`] a presentation makes to them.
+
+use serde_json::Value;
+
+use crate::issuer::KeyLookupError;
+use crate::jose::PublicKey;
+use crate::log::Timestamp;
+use crate::sd_jwt;
+use crate::status_list::StatusList;
+
+/// What the verifier needs to know of the world, resolved beforehand.
+pub trait Trust {
+    /// Whether `iss` is a registered issuer: `None` if unknown, else whether
+    /// it is suspended.
+    fn issuer_suspended(&self, iss: &str) -> Option<bool>;
+    /// The key of `iss` that `kid` names, as of `signed_at`.
+    fn issuer_key(
+        &self,
+        iss: &str,
+        kid: Option<&str>,
+        signed_at: Timestamp,
+    ) -> Result<PublicKey, KeyLookupError>;
+    /// Whether `iss` is trusted for credentials of type `vct`.
+    fn allows(&self, iss: &str, vct: &str) -> bool;
+    /// The status list published at `uri`.
+    fn status_list(&self, uri: &str) -> Option<&StatusList>;
+}
+
+/// The trust registry as resolved for one verification: the issuer the
+/// credential names (if registered) and the status list it points to (if
+/// published).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resolved<'a> {
+    pub issuer: Option<&'a crate::issuer::Issuer>,
+    pub list: Option<&'a StatusList>,
+}
+
+impl Resolved<'_> {
+    fn issuer(&self, iss: &str) -> Option<&crate::issuer::Issuer> {
+        self.issuer.filter(|issuer| issuer.did.as_str() == iss)
+    }
+}
+
+impl Trust for Resolved<'_> {
+    fn issuer_suspended(&self, iss: &str) -> Option<bool> {
+        self.issuer(iss).map(|issuer| issuer.suspended)
+    }
+
+    fn issuer_key(
+        &self,
+        iss: &str,
+        kid: Option<&str>,
+        signed_at: Timestamp,
+    ) -> Result<PublicKey, KeyLookupError> {
+        let issuer = self.issuer(iss).ok_or(KeyLookupError::UnknownKid)?;
+        issuer.key_at(kid, signed_at).map(|key| key.key.clone())
+    }
+
+    fn allows(&self, iss: &str, vct: &str) -> bool {
+        self.issuer(iss).is_some_and(|issuer| issuer.allows(vct))
+    }
+
+    fn status_list(&self, uri: &str) -> Option<&StatusList> {
+        self.list.filter(|list| list.uri.as_str() == uri)
+    }
+}
+
+/// What a presentation says it needs from the trust registry, read before
+/// anything is verified: the issuer's `iss` and the status list's `uri`.
+/// Used only to look them up; [`verify`] checks everything again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    pub iss: Option<String>,
+    pub status_list_uri: Option<String>,
+}
+
+/// The references of `text`; empty when it does not even split.
+pub fn references(text: &str) -> References {
+    if text.len() > sd_jwt::MAX_PRESENTATION_BYTES {
+        return References::default();
+    }
+    let jwt = text.split('~').next().unwrap_or_default();
+    let Ok(jws) = crate::jose::CompactJws::parse(jwt) else {
+        return References::default();
+    };
+    References {
+        iss: jws
+            .payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        status_list_uri: jws
+            .payload
+            .get("status")
+            .and_then(|s| s.get("status_list"))
+            .and_then(|s| s.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}

@@ -1,0 +1,241 @@
+//! `bench verify`: the pure verifier on one core (trust resolved
+//! beforehand), then `POST /v1/verifications` end to end over HTTP from
+//! concurrent clients, each presentation verified and recorded, and the
+//! ratio of the two.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use proofline_api::{router, serve};
+use proofline_commands::signing::ServiceKey;
+use proofline_domain::did::Did;
+use proofline_domain::status_list::ListUri;
+use proofline_domain::verification::{self, ClaimPath, Profile, Request, Resolved};
+use serde_json::json;
+
+use super::{Latencies, Scratch, api_state, progress};
+use crate::config::Config;
+use crate::wallet::{self, DEMO_VCT, Issuer};
+
+/// `bench verify`: the pure verifier on one core, then `POST
+/// /v1/verifications` end to end over HTTP with `clients` concurrent
+/// clients, and the ratio of the two. Runs against a scratch store, with
+/// the per-key rate limit off.
+pub async fn verify(config: &Config, presentations: u64, clients: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(presentations >= 100, "--presentations must be at least 100");
+    anyhow::ensure!(clients >= 1, "--clients must be at least 1");
+    Scratch::run(config, false, async |scratch| {
+        run(scratch, presentations, clients).await
+    })
+    .await
+}
+
+async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()> {
+    let store = scratch.store("log").await?;
+    let (state, operator) = api_state(store.clone()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router(state.clone()), async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+
+    // The world: an issuer with a status list, a lender, a holder.
+    let issuer = Issuer::new(ServiceKey::generate()?);
+    let holder = ServiceKey::generate()?;
+    let answer = post(
+        "/v1/issuers",
+        &operator,
+        json!({"did": issuer.did.as_str(), "name": "Bench Issuer", "credential_types": [DEMO_VCT]}),
+    )
+    .await?;
+    anyhow::ensure!(
+        answer.status() == 201,
+        "registering the issuer: {}",
+        answer.status()
+    );
+    let uri = "https://status.bench.example/1";
+    let now = chrono::Utc::now().timestamp();
+    let answer = post(
+        "/v1/status-lists",
+        &operator,
+        json!({"uri": uri, "token": issuer.status_list(uri, &[0; 1024], now - 10)}),
+    )
+    .await?;
+    anyhow::ensure!(
+        answer.status() == 201,
+        "publishing the list: {}",
+        answer.status()
+    );
+    let answer = post(
+        "/v1/lenders",
+        &operator,
+        json!({"name": "Bench Lending", "contact_email": "bench@lender.example"}),
+    )
+    .await?;
+    anyhow::ensure!(
+        answer.status() == 201,
+        "registering the lender: {}",
+        answer.status()
+    );
+    let lender: serde_json::Value = answer.json().await?;
+    let lender_key = lender["api_key"].as_str().unwrap_or_default().to_owned();
+    let audience = lender["audience"].as_str().unwrap_or_default().to_owned();
+
+    // One credential, presented `count` times with distinct nonces, as a
+    // wallet does for each lender's request.
+    let (claims, concealed) = wallet::demo_claims();
+    let (issued, disclosures) = issuer.issue(
+        &holder.verifying_key(),
+        claims,
+        concealed,
+        Some((uri, 7)),
+        now - 60,
+    );
+    let generating = ProgressBar::new(count).with_message("presenting");
+    let presentations: Arc<Vec<(String, String)>> = Arc::new(
+        (0..count)
+            .map(|_| {
+                generating.inc(1);
+                let nonce = wallet::random_token();
+                let presentation =
+                    wallet::present_to(&holder, &issued, &disclosures, &nonce, &audience, now);
+                (presentation, nonce)
+            })
+            .collect(),
+    );
+    generating.finish_and_clear();
+    let size = presentations[0].0.len();
+    println!(
+        "bench verify: {count} presentations of {size} bytes ({} disclosures), {}",
+        disclosures.len(),
+        scratch.describe()
+    );
+
+    // 1. The pure verifier, one thread, trust resolved beforehand.
+    let did = Did::parse(issuer.did.as_str())?;
+    let registered = state.registry.issuer(&did).await?;
+    anyhow::ensure!(registered.is_some(), "the issuer is not in the registry");
+    let list = state.registry.status_list(&ListUri::parse(uri)?).await?;
+    anyhow::ensure!(list.is_some(), "the list is not in the registry");
+    let required = vec![ClaimPath::parse("address.country").map_err(anyhow::Error::msg)?];
+    let timed = presentations.clone();
+    let at = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
+    let (verified, elapsed) = tokio::task::spawn_blocking(move || {
+        let trust = Resolved {
+            issuer: registered.as_ref().as_ref(),
+            list: list.as_ref().as_ref(),
+        };
+        let started = Instant::now();
+        let mut verified = 0u64;
+        for (presentation, nonce) in timed.iter() {
+            let request = Request {
+                nonce,
+                audience: &audience,
+                required_claims: &required,
+                require_holder_binding: true,
+                max_age_seconds: verification::DEFAULT_MAX_AGE_SECONDS as i64,
+                now: at,
+                profile: Profile::SdJwtVc,
+            };
+            verified += u64::from(verification::verify(presentation, &request, &trust).verified());
+        }
+        (verified, started.elapsed())
+    })
+    .await?;
+    anyhow::ensure!(
+        verified == count,
+        "only {verified} of {count} verified in process"
+    );
+    let per_core = count as f64 / elapsed.as_secs_f64();
+    println!(
+        "verifier, one core: {per_core:.0} presentations/s ({:.1} µs each)",
+        elapsed.as_secs_f64() * 1e6 / count as f64
+    );
+
+    // 2. End to end: POST /v1/verifications, `clients` at a time.
+    let next = Arc::new(AtomicU64::new(0));
+    let progress = progress(
+        count,
+        "{bar:40} {pos}/{len} POST /v1/verifications {per_sec}",
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, base, key, presentations, next, progress) = (
+            client.clone(),
+            base.clone(),
+            lender_key.clone(),
+            presentations.clone(),
+            next.clone(),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((presentation, nonce)) = presentations.get(i as usize) else {
+                    return (latencies, failures);
+                };
+                let sent = Instant::now();
+                let answer = client
+                    .post(format!("{base}/v1/verifications"))
+                    .bearer_auth(&key)
+                    .json(&json!({"presentation": presentation, "nonce": nonce, "required_claims": ["address.country"]}))
+                    .send()
+                    .await;
+                let ok = match answer {
+                    Ok(answer) if answer.status() == 201 => answer
+                        .json::<serde_json::Value>()
+                        .await
+                        .is_ok_and(|body| body["verified"] == true),
+                    _ => false,
+                };
+                latencies.push(sent.elapsed());
+                failures += u64::from(!ok);
+                progress.inc(1);
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count as usize);
+    let mut failures = 0;
+    for task in tasks {
+        let (mine, failed) = task.await?;
+        latencies.extend(mine);
+        failures += failed;
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    anyhow::ensure!(
+        failures == 0,
+        "{failures} of {count} requests did not verify"
+    );
+    let latencies = Latencies::new(latencies);
+    let end_to_end = count as f64 / elapsed.as_secs_f64();
+    println!(
+        "POST /v1/verifications, {clients} clients: {end_to_end:.0} verifications/s (p50 {:.1} ms, p99 {:.1} ms), every one recorded",
+        latencies.ms(0.5),
+        latencies.ms(0.99)
+    );
+    println!(
+        "ratio end to end / verifier on one core: {:.2}",
+        end_to_end / per_core
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    store.close().await;
+    Ok(())
+}
