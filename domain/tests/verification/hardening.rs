@@ -8,7 +8,7 @@ use proofline_domain::issuer::{IssuerCommand, Kid};
 use proofline_domain::jose::testing::TestKey;
 use proofline_domain::jose::{CompactJws, b64url_decode, b64url_encode};
 use proofline_domain::sd_jwt::{Issuance, canonical_text};
-use proofline_domain::verification::Step;
+use proofline_domain::verification::{Outcome, Reason, Step};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -19,7 +19,7 @@ fn all(disclosures: &[String]) -> Vec<&str> {
 }
 
 /// The outcome's texts as the log would write them.
-fn recorded_bytes(outcome: &proofline_domain::verification::Outcome) -> usize {
+fn recorded_bytes(outcome: &Outcome) -> usize {
     let texts: Vec<&str> = outcome
         .steps
         .iter()
@@ -107,11 +107,10 @@ fn times_the_log_cannot_hold_exactly_are_credential_time_invalid() {
         ("exp", json!(1e300)),
         ("exp", json!("never")),
     ] {
-        let (issued, disclosures) = world.issue_with(json!({ name: value }), None);
-        let outcome = world.verify(&world.present(&issued, &all(&disclosures)));
+        let outcome = world.verify_issued(json!({ name: value }), None);
         assert_eq!(
             failure(&outcome),
-            (Some("FRESHNESS"), Some("credential_time_invalid".into())),
+            (Some(Step::Freshness), Some(Reason::CredentialTimeInvalid)),
             "{name} = {value}"
         );
     }
@@ -162,29 +161,35 @@ proptest! {
     }
 }
 
+/// A credential of `world`'s issuer that makes `claim`, one SD-JWT VC
+/// keeps in the clear, selectively disclosable: issued and its Disclosures.
+pub(crate) fn issued_with_disclosable(world: &World, claim: &str) -> (String, Vec<String>) {
+    let mut payload = json!({
+        "iss": world.did.as_str(), "iat": NOW - 3600, "nbf": NOW - 3600, "exp": NOW + 3600,
+        "vct": crate::support::VCT,
+        "status": {"status_list": {"idx": 1, "uri": LIST_URI}},
+        "cnf": {"jwk": serde_json::to_value(world.holder_key.public().to_jwk()).unwrap()},
+    });
+    payload["given_name"] = json!("Erika");
+    let mut n = 0;
+    let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), move || {
+        n += 1;
+        format!("salt-{n}-abcdefghijklmnop")
+    });
+    issuance.conceal(claim).unwrap();
+    let kid = world.issuer.keys[0].kid.as_str().to_owned();
+    issuance.sign(
+        &json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": kid}),
+        |input| world.issuer_key.sign_raw(input),
+    )
+}
+
 #[test]
 fn claims_a_holder_could_withhold_may_not_be_disclosable() {
     let mut world = World::new();
     world.publish_list(&[0, 1]);
     for claim in ["status", "exp", "iat", "cnf", "vct", "nbf", "iss"] {
-        let mut payload = json!({
-            "iss": world.did.as_str(), "iat": NOW - 3600, "nbf": NOW - 3600, "exp": NOW + 3600,
-            "vct": crate::support::VCT,
-            "status": {"status_list": {"idx": 1, "uri": LIST_URI}},
-            "cnf": {"jwk": serde_json::to_value(world.holder_key.public().to_jwk()).unwrap()},
-        });
-        payload["given_name"] = json!("Erika");
-        let mut n = 0;
-        let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), move || {
-            n += 1;
-            format!("salt-{n}-abcdefghijklmnop")
-        });
-        issuance.conceal(claim).unwrap();
-        let kid = world.issuer.keys[0].kid.as_str().to_owned();
-        let (issued, disclosures) = issuance.sign(
-            &json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": kid}),
-            |input| world.issuer_key.sign_raw(input),
-        );
+        let (issued, disclosures) = issued_with_disclosable(&world, claim);
         // Presented, the Disclosure is refused. Withheld, the verifier sees
         // what the signed payload says, as for any credential: here no
         // `status` (the verifier cannot tell a withheld Disclosure from a
@@ -192,7 +197,7 @@ fn claims_a_holder_could_withhold_may_not_be_disclosable() {
         let outcome = world.verify(&world.present(&issued, &all(&disclosures)));
         assert_eq!(
             failure(&outcome),
-            (Some("DECODE"), Some("claim_not_disclosable".into())),
+            (Some(Step::Decode), Some(Reason::ClaimNotDisclosable)),
             "{claim}"
         );
         let withheld = world.verify(&world.present(&issued, &[]));
@@ -232,17 +237,23 @@ fn the_outcome_names_the_list_and_its_version_never_the_entry() {
     }
 }
 
+/// The standard credential under an issuer header with a critical
+/// parameter Proofline does not understand.
+pub(crate) fn critical_header_in_the_issuer_jwt() -> Outcome {
+    let world = World::new();
+    let kid = world.issuer.keys[0].kid.as_str().to_owned();
+    world.verify_issued(
+        json!({}),
+        Some(json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": kid, "crit": ["exp"], "exp": 1})),
+    )
+}
+
 #[test]
 fn unknown_critical_headers_are_refused_in_either_jwt() {
     let world = World::new();
-    let kid = world.issuer.keys[0].kid.as_str().to_owned();
-    let (issued, disclosures) = world.issue_with(
-        json!({}),
-        Some(json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": kid, "crit": ["exp"], "exp": 1})),
-    );
     assert_eq!(
-        failure(&world.verify(&world.present(&issued, &all(&disclosures)))),
-        (Some("DECODE"), Some("crit_unsupported".into()))
+        failure(&critical_header_in_the_issuer_jwt()),
+        (Some(Step::Decode), Some(Reason::CritUnsupported))
     );
     let (issued, disclosures) = world.issue();
     let header = json!({"alg": "ES256", "typ": "kb+jwt", "crit": ["b64"], "b64": true});
@@ -260,7 +271,7 @@ fn unknown_critical_headers_are_refused_in_either_jwt() {
     );
     assert_eq!(
         failure(&world.verify(&presentation)),
-        (Some("DECODE"), Some("crit_unsupported".into()))
+        (Some(Step::Decode), Some(Reason::CritUnsupported))
     );
     // And a status list token or any JWS with crit never verifies.
     let key = TestKey::ed25519(1);
@@ -336,8 +347,9 @@ fn relative_kids_name_registered_and_did_key_keys() {
     }
 }
 
-#[test]
-fn a_revoked_key_fails_issuer_auth_whatever_the_credentials_iat() {
+/// A credential issued at `iat` under a key its issuer revoked ten seconds
+/// ago.
+pub(crate) fn under_a_revoked_key(iat: i64) -> Outcome {
     let mut world = World::with_web_issuer();
     world.issuer_does(
         IssuerCommand::RevokeKey {
@@ -345,11 +357,15 @@ fn a_revoked_key_fails_issuer_auth_whatever_the_credentials_iat() {
         },
         t(-10),
     );
+    world.verify_issued(json!({"iat": iat}), None)
+}
+
+#[test]
+fn a_revoked_key_fails_issuer_auth_whatever_the_credentials_iat() {
     for iat in [NOW - 1_000_000, NOW - 20, NOW] {
-        let (issued, disclosures) = world.issue_with(json!({"iat": iat}), None);
         assert_eq!(
-            failure(&world.verify(&world.present(&issued, &all(&disclosures)))),
-            (Some("ISSUER_AUTH"), Some("key_revoked".into())),
+            failure(&under_a_revoked_key(iat)),
+            (Some(Step::IssuerAuth), Some(Reason::KeyRevoked)),
             "iat {iat}"
         );
     }

@@ -7,16 +7,19 @@ use proofline_domain::decider::Decider;
 use proofline_domain::did::Did;
 use proofline_domain::issuer::{Issuer, IssuerCommand, IssuerDecider, Kid, RegisteredKey, Vct};
 use proofline_domain::jose::PublicKey;
+use proofline_domain::jose::b64url_encode;
 use proofline_domain::jose::testing::TestKey;
 use proofline_domain::log::Timestamp;
-use proofline_domain::sd_jwt::{Issuance, KeyBinding, present};
+use proofline_domain::sd_jwt::{Issuance, KeyBinding, digest, present};
 use proofline_domain::status_list::testing::lst;
 use proofline_domain::status_list::{
     ListUri, StatusList, StatusListCommand, StatusListDecider, TOKEN_TYPE, verify_token,
 };
 use proofline_domain::values::Name;
-use proofline_domain::verification::{ClaimPath, Outcome, Profile, Request, Resolved, verify};
-use serde_json::{Value, json};
+use proofline_domain::verification::{
+    ClaimPath, Outcome, Profile, Reason, Request, Resolved, Step, verify,
+};
+use serde_json::{Map, Value, json};
 
 pub const NOW: i64 = 1_790_000_000;
 pub const VCT: &str = "https://credentials.example/income";
@@ -113,28 +116,38 @@ impl World {
 
     /// Publishes a status list with `statuses` (1 bit per entry unless a 2 is in it).
     pub fn publish_list(&mut self, statuses: &[u8]) {
+        self.list = Some(self.list_of(statuses, None));
+    }
+
+    /// The list this world's issuer publishes at `LIST_URI` at `t(0)`, with
+    /// `statuses` (1 bit per entry unless one is over 1, then 2) and `exp`,
+    /// checked and folded as the service does; not installed in the world.
+    pub fn list_of(&self, statuses: &[u8], exp: Option<i64>) -> StatusList {
         let bits = if statuses.iter().any(|s| *s > 1) {
             2
         } else {
             1
         };
         let kid = self.issuer.keys[0].kid.as_str().to_owned();
+        let mut claims = json!({"sub": LIST_URI, "iat": NOW - 100, "status_list": {"bits": bits, "lst": lst(statuses, bits)}});
+        if let Some(exp) = exp {
+            claims["exp"] = json!(exp);
+        }
         let token = self.issuer_key.sign(
             &json!({"alg": self.issuer_key.alg(), "typ": TOKEN_TYPE, "kid": kid}),
-            &json!({"sub": LIST_URI, "iat": NOW - 100, "status_list": {"bits": bits, "lst": lst(statuses, bits)}}),
+            &claims,
         );
         let uri = ListUri::parse(LIST_URI).unwrap();
         let verified = verify_token(&token, &uri, &self.issuer, t(0)).unwrap();
         let events =
             StatusListDecider::decide(&StatusListCommand::Publish { list: verified }, &None, t(0))
                 .unwrap();
-        self.list = StatusListDecider::fold(&events);
+        StatusListDecider::fold(&events).unwrap()
     }
 
-    /// The standard credential: given_name, family_name and address.country
-    /// selectively disclosable (address.country nested inside a concealed
-    /// address), two nationalities concealed as array elements, decoys.
-    pub fn issue_with(&self, extra: Value, header: Option<Value>) -> (String, Vec<String>) {
+    /// The standard credential's claims (see [`World::issue_with`]), before
+    /// any is concealed, with `extra` merged in (a `null` removes a claim).
+    pub fn claims(&self, extra: Value) -> Map<String, Value> {
         let mut payload = json!({
             "iss": self.did.as_str(),
             "iat": NOW - 3600,
@@ -146,14 +159,29 @@ impl World {
             "nationalities": ["DE", "FR"],
             "cnf": {"jwk": serde_json::to_value(self.holder_key.public().to_jwk()).unwrap()},
         });
-        for (name, value) in extra.as_object().cloned().unwrap_or_default() {
-            if value.is_null() {
-                payload.as_object_mut().unwrap().remove(&name);
-            } else {
-                payload[&name] = value;
-            }
-        }
-        let mut issuance = Issuance::new(payload.as_object().unwrap().clone(), salts());
+        merge(&mut payload, extra);
+        payload.as_object().unwrap().clone()
+    }
+
+    /// The issued SD-JWT (`<JWT>~`) of `payload` exactly as given, signed by
+    /// the issuer under the standard header: for payloads [`Issuance`] would
+    /// not make (a foreign `_sd_alg`, a malformed `_sd`, Disclosures referenced
+    /// from the wrong place).
+    pub fn sign_credential(&self, payload: &Map<String, Value>) -> String {
+        let kid = self.issuer.keys[0].kid.as_str().to_owned();
+        let header = json!({"alg": self.issuer_key.alg(), "typ": "dc+sd-jwt", "kid": kid});
+        format!(
+            "{}~",
+            self.issuer_key
+                .sign(&header, &Value::Object(payload.clone()))
+        )
+    }
+
+    /// The standard credential: given_name, family_name and address.country
+    /// selectively disclosable (address.country nested inside a concealed
+    /// address), two nationalities concealed as array elements, decoys.
+    pub fn issue_with(&self, extra: Value, header: Option<Value>) -> (String, Vec<String>) {
+        let mut issuance = Issuance::new(self.claims(extra), salts());
         issuance
             .conceal("given_name")
             .unwrap()
@@ -206,6 +234,27 @@ impl World {
         )
     }
 
+    /// A presentation of `issued` with `disclosures` and a Key Binding JWT
+    /// signed by the holder, its usual header (`alg`, `typ: kb+jwt`) and
+    /// claims (`nonce`, `aud`, `iat` five seconds ago, the right `sd_hash`)
+    /// changed by `header` and `claims` (a `null` removes a member): for Key
+    /// Binding JWTs [`present`] would not make.
+    pub fn present_kb(
+        &self,
+        issued: &str,
+        disclosures: &[&str],
+        header: Value,
+        claims: Value,
+    ) -> String {
+        let head = present(issued, disclosures, None);
+        let mut kb_header = json!({"alg": self.holder_key.alg(), "typ": "kb+jwt"});
+        merge(&mut kb_header, header);
+        let mut payload =
+            json!({"nonce": NONCE, "aud": AUDIENCE, "iat": NOW - 5, "sd_hash": digest(&head)});
+        merge(&mut payload, claims);
+        format!("{head}{}", self.holder_key.sign(&kb_header, &payload))
+    }
+
     pub fn present(&self, issued: &str, disclosures: &[&str]) -> String {
         self.present_bound(
             issued,
@@ -236,12 +285,42 @@ impl World {
             },
         )
     }
+
+    /// Issues the standard credential with `extra` and `header` (see
+    /// [`World::issue_with`]), presents every Disclosure, bound by the
+    /// holder, and verifies it.
+    pub fn verify_issued(&self, extra: Value, header: Option<Value>) -> Outcome {
+        let (issued, disclosures) = self.issue_with(extra, header);
+        let refs: Vec<&str> = disclosures.iter().map(String::as_str).collect();
+        self.verify(&self.present(&issued, &refs))
+    }
 }
 
+/// Sets every member of the object `extra` in the object `base`, removing
+/// those it sets to `null`.
+fn merge(base: &mut Value, extra: Value) {
+    let base = base.as_object_mut().expect("an object");
+    for (name, value) in extra.as_object().cloned().unwrap_or_default() {
+        if value.is_null() {
+            base.remove(&name);
+        } else {
+            base.insert(name, value);
+        }
+    }
+}
+
+/// A Disclosure of `parts` (`[salt, name, value]` or `[salt, value]`): its
+/// text and the digest that references it.
+pub fn disclosure(parts: &Value) -> (String, String) {
+    let text = b64url_encode(serde_json::to_vec(parts).unwrap());
+    let digest = digest(&text);
+    (text, digest)
+}
+
+/// `(failed step, reason)` of an outcome (or a record), as compared.
+pub type Failure = (Option<Step>, Option<Reason>);
+
 /// `(failed step, reason)` of an outcome, for compact assertions.
-pub fn failure(outcome: &Outcome) -> (Option<&'static str>, Option<String>) {
-    (
-        outcome.failed_step.map(|s| s.name()),
-        outcome.reason.map(|r| r.as_str().to_owned()),
-    )
+pub fn failure(outcome: &Outcome) -> Failure {
+    (outcome.failed_step, outcome.reason)
 }
