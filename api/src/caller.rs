@@ -37,41 +37,6 @@ impl Caller {
         self.authenticated.principal
     }
 
-    /// 403 unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        let role = self.principal().role();
-        if roles.contains(&role) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("the {role} role may not use this route"),
-            ))
-        }
-    }
-
-    /// The calling lender, or 403.
-    pub fn lender(&self) -> Result<LenderId, ApiError> {
-        match self.principal() {
-            Principal::Lender(id) => Ok(id),
-            other => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("the {} role may not use this route", other.role()),
-            )),
-        }
-    }
-
-    /// The calling auditor, or 403.
-    pub fn auditor(&self) -> Result<AuditorId, ApiError> {
-        match self.principal() {
-            Principal::Auditor(id) => Ok(id),
-            other => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("the {} role may not use this route", other.role()),
-            )),
-        }
-    }
-
     /// The time and metadata of a command made by this caller: the request
     /// id is both the correlation id and the request id of its events.
     /// Asking for it starts the command: from here the request is answered
@@ -87,6 +52,81 @@ impl Caller {
             actor: Some(self.principal().actor()),
             ..Metadata::default()
         })
+    }
+}
+
+fn forbidden(role: Role) -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        format!("the {role} role may not use this route"),
+    )
+}
+
+/// A lender calling (403 for any other role): the route's handler takes
+/// `Lender { id, caller }`.
+pub struct Lender {
+    pub id: LenderId,
+    pub caller: Caller,
+}
+
+/// An auditor calling (403 otherwise).
+pub struct Auditor {
+    pub id: AuditorId,
+    pub caller: Caller,
+}
+
+/// The operator calling (403 otherwise).
+pub struct Operator(pub Caller);
+
+/// Who may read the whole log: an auditor or the operator (403 for a
+/// lender).
+pub struct LogReader(pub Caller);
+
+impl FromRequestParts<AppState> for Lender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.principal() {
+            Principal::Lender(id) => Ok(Lender { id, caller }),
+            other => Err(forbidden(other.role())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.principal() {
+            Principal::Auditor(id) => Ok(Auditor { id, caller }),
+            other => Err(forbidden(other.role())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.principal() {
+            Principal::Operator => Ok(Operator(caller)),
+            other => Err(forbidden(other.role())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for LogReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.principal() {
+            Principal::Auditor(_) | Principal::Operator => Ok(LogReader(caller)),
+            other @ Principal::Lender(_) => Err(forbidden(other.role())),
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Extractors whose rejections are problem+json like every other error:
-//! the raw body (kept as bytes so an idempotent retry can be compared) and
-//! path parameters.
+//! the raw body (kept as bytes so an idempotent retry can be compared),
+//! path parameters and query strings.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -54,6 +54,23 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
                     ErrorCode::NotFound,
                     format!("no such resource ({rejection})"),
                 )
+            })
+    }
+}
+
+/// A query string; one that does not parse (an unknown parameter, a value
+/// of the wrong type or out of its range) is a 422 that says why.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|rejection: QueryRejection| {
+                ApiError::new(ErrorCode::ValidationFailed, rejection.body_text())
             })
     }
 }

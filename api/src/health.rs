@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ErrorCode, Problem};
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,7 +26,6 @@ pub async fn live() -> Json<Value> {
     get, path = "/health/ready", tag = "health",
     responses(
         (status = 200, body = inline(Value)),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -13,6 +13,10 @@
 //! - one with query parameters or an `Idempotency-Key` may answer 422, one
 //!   with path parameters 404.
 //!
+//! A handler names only the answers particular to it: `(status = 409,
+//! description = "…")` gets the problem+json body here, and a bare
+//! `(status = 422)` becomes the shared response of its status.
+//!
 //! Parameters are also made exact: a query or header parameter is never
 //! JSON `null` (utoipa writes optional ones as nullable), and the
 //! `Idempotency-Key` header says what the service accepts.
@@ -40,6 +44,11 @@ const PROBLEMS: &[(&str, &str, &str)] = &[
         "404",
         "NotFound",
         "no such resource, or not the caller's (NOT_FOUND)",
+    ),
+    (
+        "409",
+        "Conflict",
+        "conflicts with the current state (CONFLICT)",
     ),
     (
         "413",
@@ -187,11 +196,39 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
     }
     let responses = operation.entry("responses").or_insert_with(|| json!({}));
     if let Value::Object(responses) = responses {
+        for (status, response) in responses.iter_mut() {
+            if status.as_str() >= "400" {
+                problem(status, response);
+            }
+        }
         for status in statuses {
             responses
                 .entry(status.to_owned())
                 .or_insert_with(|| reference(status));
         }
+    }
+}
+
+/// A handler's own problem answer: a bare status becomes the shared
+/// response; one with a description gets the problem+json body.
+fn problem(status: &str, response: &mut Value) {
+    let Value::Object(fields) = response else {
+        return;
+    };
+    if fields.contains_key("$ref") || fields.contains_key("content") {
+        return;
+    }
+    let described = fields
+        .get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|d| !d.is_empty());
+    if described {
+        fields.insert(
+            "content".into(),
+            json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}),
+        );
+    } else {
+        *response = reference(status);
     }
 }
 
@@ -230,7 +267,7 @@ mod tests {
                         {"name": "Idempotency-Key", "in": "header", "schema": {"type": ["string", "null"]}},
                         {"name": "limit", "in": "query", "schema": {"type": ["integer", "null"], "minimum": 1}},
                     ],
-                    "responses": {"201": {"description": "made"}, "422": {"description": "own words"}},
+                    "responses": {"201": {"description": "made"}, "422": {"description": "own words"}, "409": {"description": ""}},
                 }},
                 "/health/live": {"get": {"responses": {"200": {"description": "up"}}}},
             },
@@ -250,6 +287,15 @@ mod tests {
         assert_eq!(
             thing["responses"]["422"]["description"], "own words",
             "an operation's own answer is kept"
+        );
+        assert_eq!(
+            thing["responses"]["422"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "and given the problem body"
+        );
+        assert_eq!(
+            thing["responses"]["409"]["$ref"], "#/components/responses/Conflict",
+            "a bare status is the shared response"
         );
         assert_eq!(thing["parameters"][2]["schema"]["type"], "integer");
         assert_eq!(thing["parameters"][1]["schema"]["maxLength"], 255);

@@ -62,7 +62,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
-        .routes(routes!(routes::lenders::register))
+        .routes(routes!(routes::lenders::register, routes::lenders::list))
         .routes(routes!(routes::lenders::me))
         .routes(routes!(
             routes::lenders::put_webhook,
@@ -70,8 +70,10 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::lenders::rotate))
         .routes(routes!(routes::lenders::revoke))
-        .routes(routes!(routes::lenders::deactivate))
-        .routes(routes!(routes::lenders::reactivate))
+        .routes(routes!(routes::lenders::standing::deactivate))
+        .routes(routes!(routes::lenders::standing::reactivate))
+        .routes(routes!(routes::lenders::standing::suspend))
+        .routes(routes!(routes::lenders::standing::unsuspend))
         .routes(routes!(routes::auditors::register))
         .routes(routes!(routes::auditors::rotate))
         .routes(routes!(routes::auditors::revoke))

@@ -368,7 +368,7 @@ impl Authenticator {
                 match handler::load::<LenderDecider>(store, stream).await?.state {
                     LenderState::Registered(lender) => match lender.key_validity(prefix, now) {
                         KeyValidity::Valid { until } => Ok(until),
-                        KeyValidity::Inactive => Err(AuthError::Inactive),
+                        KeyValidity::Inactive | KeyValidity::Suspended => Err(AuthError::Inactive),
                         KeyValidity::Invalid => Err(AuthError::Invalid),
                     },
                     LenderState::Unregistered => Err(AuthError::Invalid),

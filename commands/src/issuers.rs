@@ -1,8 +1,9 @@
 //! The trust registry's commands: issuers and status lists.
 //!
 //! Registering an issuer also appends, in the same atomic append, an entry
-//! to the catalog stream `registry-issuers`, so listing issuers reads one
-//! small stream instead of the whole log.
+//! to the catalog stream `registry-issuers`: one small stream in which an
+//! auditor or analyst finds every issuer ever registered. (The API lists
+//! issuers from the `issuers` read model.)
 
 use proofline_domain::decider::EventSchema;
 use proofline_domain::did::Did;

@@ -21,7 +21,6 @@ use proofline_domain::issuer::{Issuer, IssuerDecider, IssuerId};
 use proofline_domain::status_list::{ListUri, StatusList, StatusListDecider};
 
 use crate::handler::CommandError;
-use crate::issuers::{CatalogEvent, catalog_stream};
 use crate::store::EventStore;
 
 /// Most streams found empty (an unknown DID or list URI) that are
@@ -198,34 +197,6 @@ impl Registry {
     /// How many issuers and lists are cached (found or not).
     pub fn cached(&self) -> (usize, usize) {
         (self.issuers.len(), self.lists.len())
-    }
-
-    /// Every registered issuer, in registration order.
-    pub async fn issuers(&self) -> Result<Vec<Issuer>, CommandError> {
-        let mut dids = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .read_stream(&catalog_stream(), after, 1_000)
-                .await?;
-            let done = page.len() < 1_000;
-            for envelope in page {
-                let CatalogEvent::IssuerListed { did, .. } = envelope.decode::<CatalogEvent>()?;
-                dids.push(did);
-                after = envelope.stream_version;
-            }
-            if done {
-                break;
-            }
-        }
-        let mut issuers = Vec::with_capacity(dids.len());
-        for did in dids {
-            if let Some(issuer) = self.issuer(&did).await?.as_ref() {
-                issuers.push(issuer.clone());
-            }
-        }
-        Ok(issuers)
     }
 }
 

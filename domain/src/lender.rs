@@ -8,7 +8,12 @@
 //!   a second rotation replaces it;
 //! - revoking ends the previous key now; the current key cannot be revoked,
 //!   only rotated away;
-//! - deactivation and reactivation each need the opposite state.
+//! - deactivation and reactivation each need the opposite state;
+//! - suspension and unsuspension too: a lender is active, suspended or
+//!   deactivated. Only an active lender is suspended; deactivation ends a
+//!   suspension. A suspended lender's keys authenticate nothing and it
+//!   changes nothing, but unlike a deactivated one it keeps its webhook
+//!   (deliveries go on) and its data.
 //!
 //! Contact emails are unique across lenders. That is not a rule of one
 //! lender's stream: the command handler appends, in the same atomic append,
@@ -82,6 +87,8 @@ pub enum LenderCommand {
     },
     Deactivate,
     Reactivate,
+    Suspend,
+    Unsuspend,
     /// Sets (or replaces) the webhook; its signing secret is kept outside
     /// the log by the command handler.
     ConfigureWebhook {
@@ -127,6 +134,12 @@ pub enum LenderEvent {
     LenderReactivated {
         reactivated_at: Timestamp,
     },
+    LenderSuspended {
+        suspended_at: Timestamp,
+    },
+    LenderUnsuspended {
+        unsuspended_at: Timestamp,
+    },
     WebhookConfigured {
         url: WebhookUrl,
         configured_at: Timestamp,
@@ -147,7 +160,9 @@ impl AffectsCredentials for LenderEvent {
             | LenderEvent::ApiKeyRotated { .. }
             | LenderEvent::ApiKeyRevoked { .. }
             | LenderEvent::LenderDeactivated { .. }
-            | LenderEvent::LenderReactivated { .. } => true,
+            | LenderEvent::LenderReactivated { .. }
+            | LenderEvent::LenderSuspended { .. }
+            | LenderEvent::LenderUnsuspended { .. } => true,
             LenderEvent::WebhookConfigured { .. } | LenderEvent::WebhookRemoved { .. } => false,
         }
     }
@@ -171,6 +186,8 @@ pub struct Lender {
     /// no lender can verify a presentation made for another.
     pub audiences: Audiences,
     pub active: bool,
+    /// Suspended by the operator: no key authenticates until unsuspended.
+    pub suspended: bool,
     /// The current key (set by the `ApiKeyIssued` that always follows
     /// registration) and a previous one in its grace.
     pub keys: KeyRing,
@@ -197,14 +214,30 @@ pub enum KeyValidity {
     Valid { until: Option<Timestamp> },
     /// The lender is deactivated.
     Inactive,
+    /// The lender is suspended.
+    Suspended,
     /// Rotated away and past its grace, or revoked, or never this lender's.
     Invalid,
 }
 
 impl Lender {
+    /// Whether the lender may change its keys or its webhook.
+    fn may_change(&self) -> Result<(), LenderError> {
+        if !self.active {
+            return Err(LenderError::Deactivated);
+        }
+        if self.suspended {
+            return Err(LenderError::Suspended);
+        }
+        Ok(())
+    }
+
     pub fn key_validity(&self, prefix: &str, now: Timestamp) -> KeyValidity {
         if !self.active {
             return KeyValidity::Inactive;
+        }
+        if self.suspended {
+            return KeyValidity::Suspended;
         }
         match self.keys.validity(prefix, now) {
             Some(until) => KeyValidity::Valid { until },
@@ -225,6 +258,12 @@ pub enum LenderError {
     AlreadyActive,
     #[error("the lender is already deactivated")]
     AlreadyDeactivated,
+    #[error("the lender is suspended")]
+    Suspended,
+    #[error("the lender is already suspended")]
+    AlreadySuspended,
+    #[error("the lender is not suspended")]
+    NotSuspended,
     #[error("only the current key may rotate or revoke keys")]
     NotCurrentKey,
     #[error("the grace period is at most {max_seconds} seconds")]
@@ -255,6 +294,9 @@ impl Rejection for LenderError {
             | LenderError::Deactivated
             | LenderError::AlreadyActive
             | LenderError::AlreadyDeactivated
+            | LenderError::Suspended
+            | LenderError::AlreadySuspended
+            | LenderError::NotSuspended
             | LenderError::CannotRevokeCurrentKey => RejectionKind::Conflict,
             LenderError::NotFound | LenderError::KeyNotFound | LenderError::NoWebhook => {
                 RejectionKind::NotFound
@@ -316,9 +358,7 @@ impl Decider for LenderDecider {
                 grace,
                 using,
             } => {
-                if !lender.active {
-                    return Err(LenderError::Deactivated);
-                }
+                lender.may_change()?;
                 let rotation = lender.keys.rotate(using, *grace, now)?;
                 Ok(vec![LenderEvent::ApiKeyRotated {
                     new_prefix: new_prefix.clone(),
@@ -329,6 +369,9 @@ impl Decider for LenderDecider {
                 }])
             }
             LenderCommand::RevokeKey { prefix, using } => {
+                if lender.suspended {
+                    return Err(LenderError::Suspended);
+                }
                 lender.keys.revoke(prefix, using, now)?;
                 Ok(vec![LenderEvent::ApiKeyRevoked {
                     key_prefix: prefix.clone(),
@@ -351,10 +394,25 @@ impl Decider for LenderDecider {
                     reactivated_at: now,
                 }])
             }
-            LenderCommand::ConfigureWebhook { url } => {
+            LenderCommand::Suspend => {
                 if !lender.active {
                     return Err(LenderError::Deactivated);
                 }
+                if lender.suspended {
+                    return Err(LenderError::AlreadySuspended);
+                }
+                Ok(vec![LenderEvent::LenderSuspended { suspended_at: now }])
+            }
+            LenderCommand::Unsuspend => {
+                if !lender.suspended {
+                    return Err(LenderError::NotSuspended);
+                }
+                Ok(vec![LenderEvent::LenderUnsuspended {
+                    unsuspended_at: now,
+                }])
+            }
+            LenderCommand::ConfigureWebhook { url } => {
+                lender.may_change()?;
                 Ok(vec![LenderEvent::WebhookConfigured {
                     url: url.clone(),
                     configured_at: now,
@@ -389,6 +447,7 @@ impl Decider for LenderDecider {
                 audiences: Audiences::new(audiences.clone())
                     .unwrap_or_else(|_| Audiences::single(audience.clone())),
                 active: true,
+                suspended: false,
                 keys: KeyRing::default(),
                 webhook: None,
             }),
@@ -410,8 +469,15 @@ impl Decider for LenderDecider {
                     LenderEvent::ApiKeyRevoked { key_prefix, .. } => {
                         lender.keys.revoked(key_prefix)
                     }
-                    LenderEvent::LenderDeactivated { .. } => lender.active = false,
+                    // Deactivation is the stronger state: it ends a
+                    // suspension.
+                    LenderEvent::LenderDeactivated { .. } => {
+                        lender.active = false;
+                        lender.suspended = false;
+                    }
                     LenderEvent::LenderReactivated { .. } => lender.active = true,
+                    LenderEvent::LenderSuspended { .. } => lender.suspended = true,
+                    LenderEvent::LenderUnsuspended { .. } => lender.suspended = false,
                     LenderEvent::WebhookConfigured { url, .. } => {
                         lender.webhook = Some(url.clone());
                     }

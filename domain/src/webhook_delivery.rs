@@ -123,11 +123,13 @@ impl Told for LenderEvent {
                 json!({"key_prefix": key_prefix.to_string(), "revoked_at": revoked_at}),
             )),
             // The lender made these itself, or had no webhook yet, or the
-            // operator did (and a deactivated lender is not told).
+            // operator did (a deactivated or suspended lender is not told).
             LenderEvent::LenderRegistered { .. }
             | LenderEvent::ApiKeyIssued { .. }
             | LenderEvent::LenderDeactivated { .. }
             | LenderEvent::LenderReactivated { .. }
+            | LenderEvent::LenderSuspended { .. }
+            | LenderEvent::LenderUnsuspended { .. }
             | LenderEvent::WebhookConfigured { .. }
             | LenderEvent::WebhookRemoved { .. } => None,
         }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 const IDLE: Duration = Duration::from_secs(1);
 const BATCH: usize = 256;
 
-use crate::db::{ReadDb, ReadError};
+use crate::db::{Kind, Param, ReadDb, ReadError};
 use crate::models::{CHECKPOINTS, Projection};
 use crate::subscription::{Subscription, SubscriptionError};
 
@@ -35,15 +35,52 @@ pub enum ProjectorError {
     Store(#[from] proofline_commands::StoreError),
 }
 
-/// Creates the checkpoints table and every projection's tables.
+/// Creates the checkpoints table and every projection's tables. A model
+/// whose stored version is not its code's ([`Projection::version`]) is
+/// dropped and its checkpoint reset, under its checkpoint lock, so its
+/// projector builds it again from the log.
 pub async fn prepare(db: &ReadDb, projections: &[Arc<dyn Projection>]) -> Result<(), ReadError> {
     for statement in CHECKPOINTS {
         db.execute(statement, &[]).await?;
     }
     for projection in projections {
-        for statement in projection.schema() {
-            db.execute(statement, &[]).await?;
+        let name = projection.name();
+        let mut tx = db.begin().await?;
+        tx.lock_checkpoint(name).await?;
+        let stored = tx
+            .fetch(
+                "SELECT version FROM read_model_versions WHERE name = $1",
+                &[Param::text(name)],
+                &[Kind::Int],
+            )
+            .await?
+            .first()
+            .and_then(|row| row[0].as_int())
+            .unwrap_or(1);
+        let version = i64::from(projection.version());
+        if stored != version {
+            tracing::info!(
+                model = name,
+                from = stored,
+                to = version,
+                "the read model's shape changed; rebuilding it from the log"
+            );
+            for table in projection.tables() {
+                tx.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
+                    .await?;
+            }
+            tx.set_checkpoint(name, 0).await?;
         }
+        tx.execute(
+            "INSERT INTO read_model_versions (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            &[Param::text(name), Param::int(version)],
+        )
+        .await?;
+        for statement in projection.schema() {
+            tx.execute(statement, &[]).await?;
+        }
+        tx.commit().await?;
     }
     Ok(())
 }
@@ -88,14 +125,9 @@ impl Projector {
         self.reached.subscribe()
     }
 
-    /// Applies `envelope` if it is the next one; fills a gap first; skips a
-    /// repeat. Returns whether anything was applied.
-    pub async fn handle(&mut self, envelope: &Envelope) -> Result<bool, ProjectorError> {
-        self.handle_batch(std::slice::from_ref(envelope)).await
-    }
-
-    /// Applies consecutive deliveries in one transaction, each as
-    /// [`Projector::handle`] would.
+    /// Applies consecutive deliveries in one transaction: each one if it is
+    /// the next, after filling any gap before it from the store; a repeat
+    /// is skipped. Returns whether anything was applied.
     ///
     /// The stored checkpoint decides, read under its lock in the same
     /// transaction as the effects: the in-memory one is only a shortcut for

@@ -242,3 +242,156 @@ pub async fn webhook_delivery(
         .await?;
     Ok(rows.first().map(|r| delivery_json(r)))
 }
+
+/// What a lender's standing is, in the lenders read model's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LenderStatus {
+    Active,
+    Suspended,
+    Deactivated,
+}
+
+impl LenderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LenderStatus::Active => "active",
+            LenderStatus::Suspended => "suspended",
+            LenderStatus::Deactivated => "deactivated",
+        }
+    }
+
+    /// The SQL condition on `active` and `suspended` for this status.
+    fn condition(self) -> &'static str {
+        match self {
+            LenderStatus::Active => "active = TRUE AND suspended = FALSE",
+            LenderStatus::Suspended => "active = TRUE AND suspended = TRUE",
+            LenderStatus::Deactivated => "active = FALSE",
+        }
+    }
+}
+
+/// Filters of `GET /v1/lenders`.
+#[derive(Debug, Clone, Default)]
+pub struct LenderFilter {
+    pub status: Option<LenderStatus>,
+    /// Only lenders whose contact email is this one (compared in
+    /// lowercase, as registration normalizes it).
+    pub contact_email: Option<String>,
+    /// Only lenders registered after this one (the previous page's last).
+    pub after_lender: Option<String>,
+}
+
+/// A page of lenders in registration order (their ids are UUIDv7), and
+/// the cursor of the next page when there may be more.
+pub async fn lenders(
+    db: &ReadDb,
+    filter: &LenderFilter,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>), ReadError> {
+    let mut sql = String::from(
+        "SELECT lender_id, name, contact_email, audiences, active, suspended, key_prefix, \
+         webhook_url, registered_at, position FROM lenders WHERE 1 = 1",
+    );
+    let mut params = Vec::new();
+    if let Some(status) = filter.status {
+        sql.push_str(&format!(" AND {}", status.condition()));
+    }
+    if let Some(email) = &filter.contact_email {
+        params.push(Param::text(email.to_lowercase()));
+        sql.push_str(&format!(" AND contact_email = ${}", params.len()));
+    }
+    if let Some(after) = &filter.after_lender {
+        params.push(Param::text(after.clone()));
+        sql.push_str(&format!(" AND lender_id > ${}", params.len()));
+    }
+    params.push(Param::int(limit as i64 + 1));
+    sql.push_str(&format!(" ORDER BY lender_id LIMIT ${}", params.len()));
+    let kinds = [
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Bool,
+        Kind::Bool,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Int,
+    ];
+    let rows = db.fetch(&sql, &params, &kinds).await?;
+    let more = rows.len() > limit;
+    let mut items = Vec::with_capacity(limit.min(rows.len()));
+    for row in rows.iter().take(limit) {
+        let audiences: Value = serde_json::from_str(row[3].as_text().unwrap_or("[]"))
+            .map_err(|e| ReadError::Data(e.to_string()))?;
+        let status = match (row[4].as_bool(), row[5].as_bool()) {
+            (Some(false), _) => LenderStatus::Deactivated,
+            (_, Some(true)) => LenderStatus::Suspended,
+            _ => LenderStatus::Active,
+        };
+        items.push(json!({
+            "lender_id": row[0].as_text(),
+            "name": row[1].as_text(),
+            "contact_email": row[2].as_text(),
+            "audiences": audiences,
+            "status": status.as_str(),
+            "key_prefix": row[6].as_text(),
+            "webhook_url": row[7].as_text(),
+            "registered_at": row[8].as_text(),
+            "position": row[9].as_int(),
+        }));
+    }
+    let next = items
+        .last()
+        .filter(|_| more)
+        .and_then(|item| item["lender_id"].as_str())
+        .map(str::to_owned);
+    Ok((items, next))
+}
+
+/// Every issuer of the trust registry, in registration order, as the API
+/// shows it.
+pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
+    let rows = db
+        .fetch(
+            "SELECT issuer_id, did, name, suspended, credential_types, keys, registered_at \
+             FROM issuers ORDER BY registered_at, issuer_id",
+            &[],
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Bool,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+            ],
+        )
+        .await?;
+    let json_of = |text: Option<&str>| -> Result<Value, ReadError> {
+        text.map_or(Ok(Value::Null), |t| {
+            serde_json::from_str(t).map_err(|e| ReadError::Data(e.to_string()))
+        })
+    };
+    rows.iter()
+        .map(|row| {
+            let mut keys = json_of(row[5].as_text())?;
+            for key in keys.as_array_mut().into_iter().flatten() {
+                for field in ["retired_at", "revoked_at"] {
+                    if key.get(field).is_none() {
+                        key[field] = Value::Null;
+                    }
+                }
+            }
+            Ok(json!({
+                "issuer_id": row[0].as_text(),
+                "did": row[1].as_text(),
+                "name": row[2].as_text(),
+                "status": if row[3].as_bool() == Some(true) { "suspended" } else { "active" },
+                "credential_types": json_of(row[4].as_text())?,
+                "keys": keys,
+                "registered_at": row[6].as_text(),
+            }))
+        })
+        .collect()
+}

@@ -6,15 +6,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use proofline_commands::auditors::{self, AuditorRegistered};
 use proofline_commands::lenders::NewKey;
-use proofline_domain::principal::Role;
 use proofline_domain::values::Name;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, Problem};
+use crate::caller::{Auditor, Operator};
+use crate::error::ApiError;
 use crate::extract::{Body, PathParam};
 use crate::idempotency::{Idem, answer};
 use crate::json;
@@ -44,21 +43,15 @@ pub struct AuditorCreated {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = AuditorCreated),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn register(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let idem = Idem::new(&state, &caller, &headers, "POST /v1/auditors", &body)?;
     if let Some(replayed) = idem.replay(&state).await? {
         return Ok(replayed);
@@ -87,20 +80,19 @@ pub async fn register(
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = KeyRotated),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an auditor, or not its current key"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an auditor, or not its current key"),
     ),
     security(("api_key" = []))
 )]
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    Auditor {
+        id: auditor,
+        caller,
+    }: Auditor,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let auditor = caller.auditor()?;
     api_keys::rotate(&state, &caller, &headers, &body, KeyOwner::Auditor(auditor)).await
 }
 
@@ -110,18 +102,18 @@ pub async fn rotate(
     params(("prefix" = String, Path, description = "the key's public prefix")),
     responses(
         (status = 200, description = "revoked", body = inline(serde_json::Value)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such key in its grace"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "it is the current key"),
+        (status = 404, description = "no such key in its grace"),
+        (status = 409, description = "it is the current key"),
     ),
     security(("api_key" = []))
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    Auditor {
+        id: auditor,
+        caller,
+    }: Auditor,
     PathParam(prefix): PathParam<String>,
 ) -> Result<Response, ApiError> {
-    let auditor = caller.auditor()?;
     api_keys::revoke(&state, &caller, &prefix, KeyOwner::Auditor(auditor)).await
 }

@@ -10,12 +10,12 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use proofline_domain::log::Envelope;
-use proofline_domain::principal::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode, Problem};
+use crate::caller::LogReader;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Query;
 use crate::state::AppState;
 
 /// Most envelopes a page holds.
@@ -26,7 +26,7 @@ pub const MAX_LIMIT: usize = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Envelopes after this position (default 0: from the start).
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
     /// 1 to 1000, default 100.
@@ -52,20 +52,16 @@ pub struct EventPage {
     params(EventsQuery),
     responses(
         (status = 200, body = EventPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "lenders may not read the log"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "lenders may not read the log"),
+        (status = 422),
     ),
     security(("api_key" = []))
 )]
 pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    _reader: LogReader,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Operator])?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::new(
@@ -90,7 +86,7 @@ pub async fn page(
 pub struct StreamQuery {
     /// Envelopes after this position (default 0). A `Last-Event-ID`
     /// header, as a reconnecting client sends, takes precedence.
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
 }
@@ -110,30 +106,25 @@ const READ: usize = 500;
     params(StreamQuery, ("Last-Event-ID" = Option<u64>, Header, minimum = 0, maximum = 9007199254740991.0, description = "resume after this position")),
     responses(
         (status = 200, content_type = "text/event-stream", description = "the tail, until the client leaves"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json", description = "this key has as many tails open as it may"),
-        (status = 503, body = Problem, content_type = "application/problem+json", description = "the service has as many tails open as it serves"),
+        (status = 422),
+        (status = 429, description = "this key has as many tails open as it may"),
+        (status = 503, description = "the service has as many tails open as it serves"),
     ),
     security(("api_key" = []))
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
+    LogReader(caller): LogReader,
     headers: HeaderMap,
-    query: Result<axum::extract::Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Operator])?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let resume = headers
         .get("last-event-id")
         .map(|v| {
             v.to_str()
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok())
-                .filter(|p| *p <= crate::routes::MAX_POSITION)
+                .filter(|p| *p <= crate::routes::paging::MAX_POSITION)
                 .ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::ValidationFailed,

@@ -8,9 +8,8 @@ use axum::response::Response;
 use proofline_commands::issuers::{self, NewIssuer};
 use proofline_commands::lenders::no_seal;
 use proofline_domain::did::Did;
-use proofline_domain::issuer::{Issuer, IssuerCommand, IssuerId, Kid, RegisteredKey, Vct};
+use proofline_domain::issuer::{IssuerCommand, IssuerId, Kid, RegisteredKey, Vct};
 use proofline_domain::jose::Jwk;
-use proofline_domain::principal::Role;
 use proofline_domain::status_list::ListUri;
 use proofline_domain::values::Name;
 use serde::{Deserialize, Serialize};
@@ -18,11 +17,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{Body, PathParam};
+use crate::caller::{Caller, Operator};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::{Idem, answer};
 use crate::json;
+use crate::routes::paging::{read_models, wait_for_read_model};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,21 +85,16 @@ fn did_param(text: &str) -> Result<Did, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = IssuerRegistered),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "the DID is registered already"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the DID is registered already"),
     ),
     security(("api_key" = []))
 )]
 pub async fn register(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let idem = Idem::new(&state, &caller, &headers, "POST /v1/issuers", &body)?;
     if let Some(replayed) = idem.replay(&state).await? {
         return Ok(replayed);
@@ -171,55 +166,43 @@ pub struct IssuerView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuerList {
-    pub items: Vec<IssuerView>,
+    /// In registration order.
+    #[schema(value_type = Vec<IssuerView>)]
+    pub items: Vec<Value>,
 }
 
-pub fn issuer_view(issuer: &Issuer) -> IssuerView {
-    IssuerView {
-        issuer_id: issuer.id.as_uuid(),
-        did: issuer.did.as_str().to_owned(),
-        name: issuer.name.as_str().to_owned(),
-        status: if issuer.suspended {
-            "suspended"
-        } else {
-            "active"
-        }
-        .to_owned(),
-        keys: issuer
-            .keys
-            .iter()
-            .map(|k| IssuerKeyView {
-                kid: k.kid.as_str().to_owned(),
-                jwk: k.jwk.clone(),
-                added_at: k.added_at.to_rfc3339(),
-                retired_at: k.retired_at.map(|t| t.to_rfc3339()),
-                revoked_at: k.revoked_at.map(|t| t.to_rfc3339()),
-            })
-            .collect(),
-        credential_types: issuer
-            .credential_types
-            .as_ref()
-            .map(|t| t.iter().map(|v| v.as_str().to_owned()).collect()),
-        registered_at: issuer.registered_at.to_rfc3339(),
-    }
+/// Query of `GET /v1/issuers`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IssuersQuery {
+    /// Wait (up to 5 s) until the registry's read model has applied this
+    /// log position (the `position` a command answered).
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
+    pub min_position: Option<u64>,
 }
 
-/// The trust registry: every issuer, its keys and status.
+/// The trust registry: every issuer, its keys and status, from the
+/// `issuers` read model (pass a command's `position` as `min_position` to
+/// read your own write).
 #[utoipa::path(
     get, path = "/v1/issuers", tag = "issuers",
+    params(IssuersQuery),
     responses(
         (status = 200, body = IssuerList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
+    Query(query): Query<IssuersQuery>,
 ) -> Result<Json<IssuerList>, ApiError> {
-    let issuers = state.registry.issuers().await?;
+    let read = read_models(&state)?;
+    wait_for_read_model(read, "issuers", query.min_position).await?;
     Ok(Json(IssuerList {
-        items: issuers.iter().map(issuer_view).collect(),
+        items: proofline_projections::queries::issuers(read).await?,
     }))
 }
 
@@ -257,22 +240,17 @@ async fn issuer_command(
     request_body = KeyInput,
     responses(
         (status = 201, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "the kid is used"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the kid is used"),
     ),
     security(("api_key" = []))
 )]
 pub async fn add_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     PathParam(did): PathParam<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let did = did_param(&did)?;
     let input: KeyInput = json::parse(&headers, &body)?;
     let key = key_input(&input)?;
@@ -302,19 +280,15 @@ pub async fn add_key(
     params(("did" = String, Path, description = "the issuer's DID"), ("kid" = String, Path, description = "the key id, percent-encoded")),
     responses(
         (status = 200, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "retired already"),
+        (status = 409, description = "retired already"),
     ),
     security(("api_key" = []))
 )]
 pub async fn retire_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     PathParam((did, kid)): PathParam<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let did = did_param(&did)?;
     let kid = Kid::parse(&kid).map_err(|_| ApiError::new(ErrorCode::NotFound, "no such key"))?;
     let render = json!({"did": did.as_str(), "kid": kid.as_str(), "retired": true});
@@ -342,20 +316,16 @@ pub async fn retire_key(
     ),
     responses(
         (status = 200, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "revoked already"),
+        (status = 409, description = "revoked already"),
     ),
     security(("api_key" = []))
 )]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     PathParam((did, kid)): PathParam<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let did = did_param(&did)?;
     let kid = Kid::parse(&kid).map_err(|_| ApiError::new(ErrorCode::NotFound, "no such key"))?;
     let render = json!({"did": did.as_str(), "kid": kid.as_str(), "revoked": true});
@@ -384,20 +354,16 @@ pub async fn revoke_key(
     params(("did" = String, Path, description = "the issuer's DID")),
     responses(
         (status = 200, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 409),
     ),
     security(("api_key" = []))
 )]
 pub async fn suspend(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     PathParam(did): PathParam<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let did = did_param(&did)?;
     let render = json!({"did": did.as_str(), "status": "suspended"});
     let idem = Idem::new(
@@ -425,20 +391,16 @@ pub async fn suspend(
     params(("did" = String, Path, description = "the issuer's DID")),
     responses(
         (status = 200, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 409),
     ),
     security(("api_key" = []))
 )]
 pub async fn reinstate(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     PathParam(did): PathParam<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let did = did_param(&did)?;
     let render = json!({"did": did.as_str(), "status": "active"});
     let idem = Idem::new(
@@ -491,20 +453,17 @@ pub struct StatusListPublished {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = StatusListPublished),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "a list as new or newer is published"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "the token does not check out"),
+        (status = 409, description = "a list as new or newer is published"),
+        (status = 422, description = "the token does not check out"),
     ),
     security(("api_key" = []))
 )]
 pub async fn publish(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let idem = Idem::new(&state, &caller, &headers, "POST /v1/status-lists", &body)?;
     if let Some(replayed) = idem.replay(&state).await? {
         return Ok(replayed);

@@ -6,9 +6,9 @@ use proofline_commands::service_keys::{self, RecordedKey};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use proofline_domain::principal::Role;
-
-use crate::error::{ApiError, Problem};
+use crate::caller::LogReader;
+use crate::error::ApiError;
+use crate::extract::Query;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,7 +55,6 @@ fn view(key: &RecordedKey) -> PublicKeyView {
     get, path = "/v1/log/public-key", tag = "log",
     responses(
         (status = 200, body = PublicKeys),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn public_key(State(state): State<AppState>) -> Result<Json<PublicKeys>, ApiError> {
@@ -126,17 +125,14 @@ fn checkpoint_view(recorded: &proofline_commands::checkpoints::Recorded) -> Chec
     get, path = "/v1/log/checkpoints/latest", tag = "log",
     responses(
         (status = 200, body = CheckpointView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "none signed yet"),
+        (status = 404, description = "none signed yet"),
     ),
     security(("api_key" = []))
 )]
 pub async fn latest_checkpoint(
     State(state): State<AppState>,
-    caller: crate::caller::Caller,
+    _reader: LogReader,
 ) -> Result<Json<CheckpointView>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Operator])?;
     let latest = proofline_commands::checkpoints::latest(state.store.as_ref()).await?;
     latest
         .as_ref()
@@ -154,7 +150,7 @@ pub async fn latest_checkpoint(
 #[serde(deny_unknown_fields)]
 pub struct CheckpointsQuery {
     /// Checkpoints covering positions after this one (default 0).
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<u64>,
     /// 1 to 1000, default 100.
@@ -173,21 +169,16 @@ pub struct CheckpointPage {
     params(CheckpointsQuery),
     responses(
         (status = 200, body = CheckpointPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422),
     ),
     security(("api_key" = []))
 )]
 pub async fn checkpoints(
     State(state): State<AppState>,
-    caller: crate::caller::Caller,
-    query: Result<axum::extract::Query<CheckpointsQuery>, axum::extract::rejection::QueryRejection>,
+    _reader: LogReader,
+    Query(query): Query<CheckpointsQuery>,
 ) -> Result<Json<CheckpointPage>, ApiError> {
     use crate::error::ErrorCode;
-    caller.require(&[Role::Auditor, Role::Operator])?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::new(

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use proofline_commands::verifications::{Verified, VerifyRequest};
-use proofline_domain::principal::Role;
 use proofline_domain::values::Audience;
 use proofline_domain::verification::{ClaimPath, Reason};
 use proofline_domain::verification_record::{VerificationId, VerificationRecord};
@@ -15,11 +14,12 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use uuid::Uuid;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{Body, PathParam};
+use crate::caller::Lender;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::Idem;
 use crate::json;
+use crate::routes::paging::{cursor_position, page_limit, read_models, wait_for_read_model};
 use crate::state::AppState;
 
 /// Longest nonce accepted.
@@ -182,24 +182,15 @@ fn validate(input: VerifyPresentation) -> Result<VerifyRequest, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = VerificationView, description = "recorded, verified or not"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender { id: lender, caller }: Lender,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
     let idem = Idem::new(&state, &caller, &headers, "POST /v1/verifications", &body)?;
     if let Some(replayed) = replay(&state, &idem, lender).await? {
         return Ok(replayed);
@@ -281,19 +272,15 @@ async fn replay(
     params(("id" = Uuid, Path, description = "the verification id")),
     responses(
         (status = 200, body = VerificationView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such verification of this lender"),
+        (status = 404, description = "no such verification of this lender"),
     ),
     security(("api_key" = []))
 )]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender { id: lender, .. }: Lender,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Json<VerificationView>, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
     let (record, position) = state
         .verifier
         .get(lender, VerificationId::from_uuid(id))
@@ -323,7 +310,7 @@ pub struct ListQuery {
     #[param(pattern = "^[0-9]{1,15}$")]
     pub cursor: Option<String>,
     /// Wait (up to 5 s) until the read model has applied this log position.
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
@@ -335,66 +322,6 @@ pub struct VerificationPage {
     pub items: Vec<Value>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
-}
-
-/// Longest a query waits for `min_position`.
-pub const MIN_POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Waits for the read model `name` to reach `min_position`, or answers 503
-/// with the position reached.
-pub async fn wait_for_read_model(
-    read: &proofline_projections::db::ReadDb,
-    name: &str,
-    min_position: Option<u64>,
-) -> Result<(), ApiError> {
-    let Some(position) = min_position else {
-        return Ok(());
-    };
-    match proofline_projections::queries::wait_for(read, name, position, MIN_POSITION_WAIT).await? {
-        Ok(()) => Ok(()),
-        Err(reached) => Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!("the read model reached position {reached}, not {position}, within 5 s"),
-        )
-        .with_position(reached)
-        .with_retry_after(1)),
-    }
-}
-
-/// The `limit` of a read-model list: 1 to 500, default 50.
-pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if (1..=500).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "limit: 1 to 500",
-        ))
-    }
-}
-
-/// The position a list's `cursor` stands for (the previous page's last).
-pub fn cursor_position(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
-    cursor
-        .map(|c| {
-            c.parse::<u64>()
-                .ok()
-                .filter(|p| c.len() <= 15 && *p <= crate::routes::MAX_POSITION)
-                .ok_or_else(|| {
-                    ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours")
-                })
-        })
-        .transpose()
-}
-
-pub fn read_models(state: &AppState) -> Result<&proofline_projections::db::ReadDb, ApiError> {
-    state.read.as_ref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "this instance serves no read models (role)",
-        )
-    })
 }
 
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -418,22 +345,16 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiErro
     params(ListQuery),
     responses(
         (status = 200, body = VerificationPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json", description = "min_position not reached within 5 s; `position` says where the read model is"),
+        (status = 422),
+        (status = 503, description = "min_position not reached within 5 s; `position` says where the read model is"),
     ),
     security(("api_key" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Lender { id: lender, .. }: Lender,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<VerificationPage>, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let limit = page_limit(query.limit)?;
     let before_position = cursor_position(query.cursor.as_deref())?;
     let filter = proofline_projections::queries::VerificationFilter {
@@ -465,7 +386,7 @@ pub struct StatsQuery {
     #[param(format = Date)]
     pub to: Option<String>,
     /// Wait (up to 5 s) until the stats have applied this log position.
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
@@ -498,22 +419,15 @@ fn day_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError
     params(StatsQuery),
     responses(
         (status = 200, body = DailyStats),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 422),
     ),
     security(("api_key" = []))
 )]
 pub async fn daily_stats(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<axum::extract::Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+    Lender { id: lender, .. }: Lender,
+    Query(query): Query<StatsQuery>,
 ) -> Result<Json<DailyStats>, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let from = day_param("from", query.from.as_deref())?;
     let to = day_param("to", query.to.as_deref())?;
     let read = read_models(&state)?;

@@ -6,18 +6,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use proofline_commands::webhooks;
-use proofline_domain::principal::Role;
 use proofline_domain::webhook_delivery::DeliveryId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::PathParam;
+use crate::caller::Lender;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{PathParam, Query};
 use crate::idempotency::{Idem, answer};
-use crate::routes::verifications::{cursor_position, page_limit, read_models, wait_for_read_model};
+use crate::routes::paging::{cursor_position, page_limit, read_models, wait_for_read_model};
 use crate::state::AppState;
 
 /// Query of `GET /v1/webhooks/deliveries`.
@@ -35,7 +34,7 @@ pub struct DeliveriesQuery {
     #[param(pattern = "^[0-9]{1,15}$")]
     pub cursor: Option<String>,
     /// Wait (up to 5 s) until the deliveries have applied this log position.
-    #[serde(default, deserialize_with = "crate::routes::position")]
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
     #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_position: Option<u64>,
 }
@@ -57,22 +56,15 @@ pub struct DeliveryPage {
     params(DeliveriesQuery),
     responses(
         (status = 200, body = DeliveryPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 422),
     ),
     security(("api_key" = []))
 )]
 pub async fn deliveries(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<axum::extract::Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+    Lender { id: lender, .. }: Lender,
+    Query(query): Query<DeliveriesQuery>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
-    let axum::extract::Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.body_text()))?;
     let limit = page_limit(query.limit)?;
     if let Some(status) = &query.status
         && !["pending", "delivered", "failed"].contains(&status.as_str())
@@ -120,21 +112,17 @@ pub struct RedeliveryRequested {
     ),
     responses(
         (status = 202, body = RedeliveryRequested),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such delivery of this lender"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "still pending: it is retried on its own"),
+        (status = 404, description = "no such delivery of this lender"),
+        (status = 409, description = "still pending: it is retried on its own"),
     ),
     security(("api_key" = []))
 )]
 pub async fn retry(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender { id: lender, caller }: Lender,
     headers: HeaderMap,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Lender])?;
-    let lender = caller.lender()?;
     let route = format!("POST /v1/webhooks/deliveries/{id}/retry");
     let idem = Idem::new(&state, &caller, &headers, &route, &Bytes::new())?;
     if let Some(replayed) = idem.replay(&state).await? {

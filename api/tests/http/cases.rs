@@ -1,7 +1,9 @@
-//! The cases of the HTTP contract for lenders, auditors and keys.
+//! The cases of the HTTP contract every route shares: roles, credentials,
+//! input validation, idempotency, secrets shown once, request ids, the
+//! OpenAPI document and CORS.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proofline_api::ApiSettings;
 use reqwest::Method;
@@ -9,182 +11,16 @@ use serde_json::json;
 
 use crate::support::{TestApp, captured_logs};
 
-fn defaults() -> ApiSettings {
+pub(crate) fn defaults() -> ApiSettings {
     ApiSettings::default()
 }
 
-fn email() -> String {
+pub(crate) fn email() -> String {
     format!("risk-{}@acme.example", uuid::Uuid::now_v7().simple())
 }
 
 /// Bounds waits for something that must happen by a deadline.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-pub async fn key_lifecycle_register_rotate_grace_revoke<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(defaults()).await;
-    let (lender_id, first) = app.register_lender(&email()).await;
-
-    // The key works at once: auth reads the write side, not a projection.
-    let me = app.get("/v1/lenders/me", Some(&first)).await;
-    assert_eq!(me.status, 200, "{}", me.text);
-    assert_eq!(me.body["lender_id"], lender_id.as_str());
-    assert_eq!(me.body["status"], "active");
-    assert_eq!(me.body["keys"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        me.body["audience"],
-        format!("urn:proofline:lender:{lender_id}")
-    );
-
-    // Rotate with a 1 s grace: both keys work, then only the new one.
-    let rotated_at = Instant::now();
-    let rotated = app
-        .post(
-            "/v1/lenders/me/api-keys/rotate",
-            Some(&first),
-            &json!({"grace_period_seconds": 1}),
-        )
-        .await;
-    assert_eq!(rotated.status, 201, "{}", rotated.text);
-    let second = rotated.body["api_key"].as_str().unwrap().to_owned();
-    assert!(rotated.body["previous_key_valid_until"].is_string());
-    assert!(rotated.body["position"].as_u64().unwrap() > 0);
-    assert_ne!(second, first);
-    let both = app.get("/v1/lenders/me", Some(&second)).await;
-    assert_eq!(both.status, 200);
-    let keys = both.body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "{keys:?}");
-    assert_eq!(keys.iter().filter(|k| k["current"] == true).count(), 1);
-
-    // The old key works until its grace ends, and only then is refused.
-    let refused_after = loop {
-        let answer = app.get("/v1/lenders/me", Some(&first)).await;
-        if answer.status == 401 {
-            assert_eq!(answer.code(), "BAD_CREDENTIALS");
-            break rotated_at.elapsed();
-        }
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        assert!(
-            rotated_at.elapsed() < PATIENCE,
-            "the old key was never refused"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(
-        refused_after >= Duration::from_millis(900),
-        "refused after {refused_after:?}, before its grace ended"
-    );
-    assert_eq!(app.get("/v1/lenders/me", Some(&second)).await.status, 200);
-
-    // The old key may not rotate any more; the new one may. Revoke then ends
-    // the grace of the key it replaced, at once.
-    let third_answer = app
-        .post("/v1/lenders/me/api-keys/rotate", Some(&second), &json!({}))
-        .await;
-    assert_eq!(third_answer.status, 201, "{}", third_answer.text);
-    let third = third_answer.body["api_key"].as_str().unwrap().to_owned();
-    assert_eq!(
-        app.get("/v1/lenders/me", Some(&second)).await.status,
-        200,
-        "default grace is a day"
-    );
-    let second_prefix = &second[3..19];
-    let revoked = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/lenders/me/api-keys/{second_prefix}"),
-            Some(&third),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(revoked.status, 200, "{}", revoked.text);
-    assert_eq!(app.get("/v1/lenders/me", Some(&second)).await.status, 401);
-    assert_eq!(app.get("/v1/lenders/me", Some(&third)).await.status, 200);
-    // The current key cannot be revoked; an unknown one is not found.
-    let third_prefix = &third[3..19];
-    let current = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/lenders/me/api-keys/{third_prefix}"),
-            Some(&third),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!((current.status, current.code()), (409, "CONFLICT"));
-    let unknown = app
-        .call(
-            Method::DELETE,
-            "/v1/lenders/me/api-keys/0000000000000000",
-            Some(&third),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!((unknown.status, unknown.code()), (404, "NOT_FOUND"));
-    // Grace periods are bounded.
-    let too_long = app
-        .post(
-            "/v1/lenders/me/api-keys/rotate",
-            Some(&third),
-            &json!({"grace_period_seconds": 604_801}),
-        )
-        .await;
-    assert_eq!(
-        (too_long.status, too_long.code()),
-        (422, "VALIDATION_FAILED")
-    );
-}
-
-pub async fn deactivation_refuses_the_lenders_keys<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(defaults()).await;
-    let (lender_id, key) = app.register_lender(&email()).await;
-    assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
-    let deactivated = app
-        .post(
-            &format!("/v1/lenders/{lender_id}/deactivate"),
-            Some(&app.operator_key),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(deactivated.status, 200, "{}", deactivated.text);
-    assert_eq!(deactivated.body["status"], "deactivated");
-    let refused = app.get("/v1/lenders/me", Some(&key)).await;
-    assert_eq!((refused.status, refused.code()), (401, "BAD_CREDENTIALS"));
-    let again = app
-        .post(
-            &format!("/v1/lenders/{lender_id}/deactivate"),
-            Some(&app.operator_key),
-            &json!({}),
-        )
-        .await;
-    assert_eq!((again.status, again.code()), (409, "CONFLICT"));
-    let reactivated = app
-        .post(
-            &format!("/v1/lenders/{lender_id}/reactivate"),
-            Some(&app.operator_key),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(reactivated.status, 200, "{}", reactivated.text);
-    assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
-    let unknown = app
-        .post(
-            &format!("/v1/lenders/{}/deactivate", uuid::Uuid::now_v7()),
-            Some(&app.operator_key),
-            &json!({}),
-        )
-        .await;
-    assert_eq!((unknown.status, unknown.code()), (404, "NOT_FOUND"));
-}
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 pub async fn roles_are_enforced<F, Fut>(open: F)
 where
@@ -387,159 +223,6 @@ where
         .map(|e| e.event_type)
         .collect();
     assert_eq!(types, ["OperatorKeyIssued", "ServiceKeyActivated"]);
-}
-
-pub async fn duplicate_emails_conflict_even_when_racing<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(defaults()).await;
-    let address = email();
-    app.register_lender(&address).await;
-    let again = app
-        .post(
-            "/v1/lenders",
-            Some(&app.operator_key),
-            &json!({"name": "Copy", "contact_email": address.to_uppercase()}),
-        )
-        .await;
-    assert_eq!(
-        (again.status, again.code()),
-        (409, "CONFLICT"),
-        "{}",
-        again.text
-    );
-
-    let contested = email();
-    let app = std::sync::Arc::new(app);
-    let tasks: Vec<_> = (0..10)
-        .map(|n| {
-            let (app, contested) = (app.clone(), contested.clone());
-            tokio::spawn(async move {
-                app.post(
-                    "/v1/lenders",
-                    Some(&app.operator_key),
-                    &json!({"name": format!("Racer {n}"), "contact_email": contested}),
-                )
-                .await
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        let answer = task.await.unwrap();
-        if answer.status == 409 {
-            assert_eq!(answer.code(), "CONFLICT");
-        }
-        statuses.push(answer.status);
-    }
-    statuses.sort_unstable();
-    assert_eq!(statuses, [vec![201], vec![409; 9]].concat());
-    let registered = app
-        .all_events()
-        .await
-        .iter()
-        .filter(|e| e.event_type == "LenderRegistered")
-        .count();
-    assert_eq!(registered, 2, "one lender per email");
-}
-
-pub async fn failed_auth_is_rate_limited_per_address<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(defaults()).await;
-    let (_, key) = app.register_lender(&email()).await;
-    assert_eq!(
-        app.get("/v1/lenders/me", Some(&key)).await.status,
-        200,
-        "cached now"
-    );
-    let mut first_429 = None;
-    // After the budget is spent, the limiter refills one failure every 2 s
-    // (30 a minute): a slow machine may see that many 401s again, no more.
-    let mut since_429: Option<std::time::Instant> = None;
-    let mut refilled = 0u64;
-    for attempt in 0..200 {
-        let answer = app
-            .get(
-                "/v1/lenders/me",
-                Some("pl_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-            )
-            .await;
-        match answer.status {
-            401 => {
-                if let Some(since) = since_429 {
-                    refilled += 1;
-                    let allowed = since.elapsed().as_secs() / 2 + 1;
-                    assert!(
-                        refilled <= allowed,
-                        "{refilled} 401s after a 429 at attempt {attempt}, within {:?}",
-                        since.elapsed()
-                    );
-                }
-            }
-            429 => {
-                assert_eq!(answer.code(), "RATE_LIMITED");
-                let retry: u64 = answer.headers["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                assert!(retry >= 1);
-                first_429.get_or_insert(attempt);
-                since_429.get_or_insert_with(std::time::Instant::now);
-            }
-            other => panic!("unexpected {other}: {}", answer.text),
-        }
-    }
-    let first = first_429.expect("200 failures from one address reach 429");
-    assert!(
-        first <= 31,
-        "the budget is 30 a minute; first 429 at {first}"
-    );
-    // A caller whose key is already known is not held back.
-    assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
-    // Nor is a request with no key or a key of no Proofline shape: it costs
-    // nothing to refuse, and is told so (401), not to wait.
-    assert_eq!(app.get("/v1/lenders/me", None).await.status, 401);
-    assert_eq!(
-        app.get("/v1/lenders/me", Some("not-a-key")).await.status,
-        401
-    );
-}
-
-pub async fn each_key_has_a_request_budget<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(ApiSettings {
-        requests_per_key_per_second: 5,
-        ..defaults()
-    })
-    .await;
-    let (_, key) = app.register_lender(&email()).await;
-    let (_, other) = app.register_lender(&email()).await;
-    let mut limited = None;
-    for _ in 0..40 {
-        let answer = app.get("/v1/lenders/me", Some(&key)).await;
-        if answer.status == 429 {
-            limited = Some(answer);
-            break;
-        }
-        assert_eq!(answer.status, 200);
-    }
-    let limited = limited.expect("40 rapid requests exceed 5/s with a burst of 10");
-    assert_eq!(limited.code(), "RATE_LIMITED");
-    assert!(limited.headers.contains_key("retry-after"));
-    assert_eq!(
-        app.get("/v1/lenders/me", Some(&other)).await.status,
-        200,
-        "other keys keep their budget"
-    );
 }
 
 pub async fn idempotent_retries_return_the_first_answer<F, Fut>(open: F)
@@ -809,6 +492,9 @@ where
         ("delete", "/v1/lenders/me/api-keys/{prefix}"),
         ("post", "/v1/lenders/{id}/deactivate"),
         ("post", "/v1/lenders/{id}/reactivate"),
+        ("post", "/v1/lenders/{id}/suspend"),
+        ("post", "/v1/lenders/{id}/unsuspend"),
+        ("get", "/v1/lenders"),
         ("post", "/v1/auditors"),
         ("post", "/v1/issuers"),
         ("get", "/v1/issuers"),
@@ -834,8 +520,13 @@ where
             "POST /v1/lenders documents {status}"
         );
     }
+    // A shared answer is a reference to `components.responses`.
+    let unauthorized = register["responses"]["401"]["$ref"]
+        .as_str()
+        .and_then(|r| document.body.pointer(r.trim_start_matches('#')))
+        .unwrap_or(&register["responses"]["401"]);
     assert_eq!(
-        register["responses"]["401"]["content"]["application/problem+json"]["schema"]["$ref"],
+        unauthorized["content"]["application/problem+json"]["schema"]["$ref"],
         "#/components/schemas/Problem"
     );
     assert!(document.body["components"]["securitySchemes"]["api_key"].is_object());
@@ -909,114 +600,6 @@ where
         "{}",
         metrics.text
     );
-}
-
-pub async fn auditors_register_and_authenticate<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(defaults()).await;
-    let answer = app
-        .post(
-            "/v1/auditors",
-            Some(&app.operator_key),
-            &json!({"name": "Ledger Audit LLP"}),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.text);
-    assert!(answer.body["auditor_id"].is_string());
-    let key = answer.body["api_key"].as_str().unwrap();
-    // The auditor is known (403 for a lender route, not 401).
-    assert_eq!(app.get("/v1/lenders/me", Some(key)).await.status, 403);
-    let empty = app
-        .post(
-            "/v1/auditors",
-            Some(&app.operator_key),
-            &json!({"name": ""}),
-        )
-        .await;
-    assert_eq!(empty.status, 422);
-    let events = app.all_events().await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.event_type == "AuditorRegistered" && e.stream_id.category() == "auditor")
-    );
-}
-
-/// Steady-state authentication is the cache: N requests with one key cost
-/// one argon2 verification.
-pub async fn n_requests_with_one_key_cost_one_argon2_verification<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let app = open(ApiSettings {
-        requests_per_key_per_second: 0,
-        ..defaults()
-    })
-    .await;
-    let (_, key) = app.register_lender(&email()).await;
-    let before = app.state.auth.argon2_verifications();
-    let app = std::sync::Arc::new(app);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (app, key) = (app.clone(), key.clone());
-            tokio::spawn(async move {
-                for _ in 0..25 {
-                    assert_eq!(app.get("/v1/lenders/me", Some(&key)).await.status, 200);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(
-        app.state.auth.argon2_verifications() - before,
-        1,
-        "200 requests, 8 at a time, one verification"
-    );
-}
-
-/// A key cached by one instance is dropped when another instance
-/// deactivates its owner: the instances follow the log, so the cache is not
-/// stale until its time to live.
-pub async fn deactivation_reaches_other_instances<F, Fut>(open: F)
-where
-    F: Fn(ApiSettings) -> Fut,
-    Fut: Future<Output = TestApp>,
-{
-    let first = open(defaults()).await;
-    let second = first.second_instance(defaults()).await;
-    let (lender_id, key) = first.register_lender(&email()).await;
-    assert_eq!(
-        second.get("/v1/lenders/me", Some(&key)).await.status,
-        200,
-        "cached by the second instance"
-    );
-    let deactivated = first
-        .post(
-            &format!("/v1/lenders/{lender_id}/deactivate"),
-            Some(&first.operator_key),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(deactivated.status, 200);
-    let started = Instant::now();
-    loop {
-        let answer = second.get("/v1/lenders/me", Some(&key)).await;
-        if answer.status == 401 {
-            break;
-        }
-        assert_eq!(answer.status, 200);
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the second instance kept accepting a deactivated lender's key"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub async fn cors_is_off_unless_configured<F, Fut>(open: F)

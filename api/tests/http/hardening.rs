@@ -280,7 +280,10 @@ where
         "{}",
         answer.text
     );
-    let listed = world.app.get("/v1/issuers", Some(&world.lender_key)).await;
+    let listed = world
+        .app
+        .get_current("/v1/issuers", Some(&world.lender_key))
+        .await;
     let issuer = listed.body["items"]
         .as_array()
         .unwrap()

@@ -76,7 +76,7 @@ where
         .await;
     let auditor = auditor.body["api_key"].as_str().unwrap().to_owned();
     for key in [&app.operator_key, &lender, &auditor] {
-        let listed = app.get("/v1/issuers", Some(key)).await;
+        let listed = app.get_current("/v1/issuers", Some(key)).await;
         assert_eq!(listed.status, 200, "{}", listed.text);
         let items = listed.body["items"].as_array().unwrap();
         assert_eq!(items.len(), 2);
@@ -198,7 +198,7 @@ where
         )
         .await;
     assert_eq!((missing.status, missing.code()), (404, "NOT_FOUND"));
-    let listed = app.get("/v1/issuers", operator).await;
+    let listed = app.get_current("/v1/issuers", operator).await;
     let keys = listed.body["items"][0]["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 3);
     assert!(keys[2]["retired_at"].is_string());
@@ -240,7 +240,7 @@ where
         suspended.text
     );
     assert_eq!(
-        app.get("/v1/issuers", operator).await.body["items"][0]["status"],
+        app.get_current("/v1/issuers", operator).await.body["items"][0]["status"],
         "suspended"
     );
     let twice = app
@@ -256,7 +256,7 @@ where
         .await;
     assert_eq!(reinstated.status, 200);
     assert_eq!(
-        app.get("/v1/issuers", operator).await.body["items"][0]["status"],
+        app.get_current("/v1/issuers", operator).await.body["items"][0]["status"],
         "active"
     );
     let unknown = app
@@ -499,7 +499,9 @@ where
             answer.text
         );
     }
-    let listed = app.get("/v1/issuers", Some(&app.operator_key)).await;
+    let listed = app
+        .get_current("/v1/issuers", Some(&app.operator_key))
+        .await;
     assert_eq!(
         listed.body["items"].as_array().unwrap().len(),
         1,

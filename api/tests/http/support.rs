@@ -429,6 +429,15 @@ impl TestApp {
         self.call(Method::GET, path, key, None, &[]).await
     }
 
+    /// A list of a read model as of the log's head now (`min_position`):
+    /// what a client that passes its last command's position reads.
+    pub async fn get_current(&self, path: &str, key: Option<&str>) -> Answer {
+        let head = self.store.head().await.unwrap().map_or(0, |h| h.position);
+        let join = if path.contains('?') { '&' } else { '?' };
+        self.get(&format!("{path}{join}min_position={head}"), key)
+            .await
+    }
+
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Answer {
         self.call(Method::POST, path, key, Some(body), &[]).await
     }

@@ -282,6 +282,83 @@ fn deactivation_refuses_every_key_and_reactivation_restores_them() {
 }
 
 #[test]
+fn a_suspended_lender_has_no_valid_key_and_changes_nothing_until_unsuspended() {
+    let suspended = given::<LenderDecider>(registered())
+        .when(LenderCommand::Suspend, t(10))
+        .then([LenderEvent::LenderSuspended {
+            suspended_at: t(10),
+        }]);
+    let state = lender(&suspended);
+    assert!(state.active && state.suspended);
+    assert_eq!(
+        state.key_validity(prefix(1).as_str(), t(11)),
+        KeyValidity::Suspended
+    );
+    for command in [
+        rotate(2, 60, 1),
+        LenderCommand::RevokeKey {
+            prefix: prefix(9),
+            using: prefix(1),
+        },
+        LenderCommand::ConfigureWebhook {
+            url: webhook("https://hooks.acme.example/"),
+        },
+    ] {
+        given::<LenderDecider>(suspended.clone())
+            .when(command, t(11))
+            .then_error(LenderError::Suspended);
+    }
+    given::<LenderDecider>(suspended.clone())
+        .when(LenderCommand::Suspend, t(11))
+        .then_error(LenderError::AlreadySuspended);
+    let back = given::<LenderDecider>(suspended.clone())
+        .when(LenderCommand::Unsuspend, t(12))
+        .then([LenderEvent::LenderUnsuspended {
+            unsuspended_at: t(12),
+        }]);
+    assert_eq!(
+        lender(&back).key_validity(prefix(1).as_str(), t(13)),
+        KeyValidity::Valid { until: None }
+    );
+    given::<LenderDecider>(back)
+        .when(LenderCommand::Unsuspend, t(13))
+        .then_error(LenderError::NotSuspended);
+    given::<LenderDecider>([])
+        .when(LenderCommand::Suspend, t(13))
+        .then_error(LenderError::NotFound);
+}
+
+#[test]
+fn a_suspension_keeps_the_webhook_and_deactivation_ends_it() {
+    let url = webhook("https://hooks.acme.example/proofline");
+    let configured = given::<LenderDecider>(registered())
+        .when(LenderCommand::ConfigureWebhook { url: url.clone() }, t(5))
+        .accepted();
+    let suspended = given::<LenderDecider>(configured)
+        .when(LenderCommand::Suspend, t(10))
+        .accepted();
+    assert_eq!(lender(&suspended).webhook, Some(url));
+    let deactivated = given::<LenderDecider>(suspended)
+        .when(LenderCommand::Deactivate, t(11))
+        .accepted();
+    let state = lender(&deactivated);
+    assert!(!state.active && !state.suspended);
+    given::<LenderDecider>(deactivated.clone())
+        .when(LenderCommand::Suspend, t(12))
+        .then_error(LenderError::Deactivated);
+    given::<LenderDecider>(deactivated.clone())
+        .when(LenderCommand::Unsuspend, t(12))
+        .then_error(LenderError::NotSuspended);
+    let reactivated = given::<LenderDecider>(deactivated)
+        .when(LenderCommand::Reactivate, t(13))
+        .accepted();
+    assert_eq!(
+        lender(&reactivated).key_validity(prefix(1).as_str(), t(14)),
+        KeyValidity::Valid { until: None }
+    );
+}
+
+#[test]
 fn events_round_trip_through_their_wire_form() {
     let events = given::<LenderDecider>(registered())
         .when(rotate(2, 60, 1), t(100))

@@ -1,15 +1,14 @@
-//! `/v1/lenders`: registration (operator), the lender's own view and keys,
-//! deactivation and reactivation (operator).
+//! `/v1/lenders`: registration and the list (operator), the lender's own
+//! view, keys and webhook; its standing (operator) is in `standing.rs`.
+
+pub mod standing;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use proofline_commands::lenders::{self, NewKey, Registered, Registration};
 use proofline_commands::webhooks;
-use proofline_domain::lender::{LenderCommand, LenderId};
-use proofline_domain::principal::Role;
 use proofline_domain::values::{Audience, Audiences, ContactEmail, Name, WebhookUrl};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -17,12 +16,13 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{Body, PathParam};
+use crate::caller::{Lender, Operator};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::{Idem, answer};
 use crate::json;
 use crate::routes::api_keys::{self, KeyOwner, KeyRotated, RotateKey};
+use crate::routes::paging::{page_limit, read_models, wait_for_read_model};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,23 +95,16 @@ pub struct LenderRegistered {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = LenderRegistered),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "the contact email is taken"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the contact email is taken"),
     ),
     security(("api_key" = []))
 )]
 pub async fn register(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
     let idem = Idem::new(&state, &caller, &headers, "POST /v1/lenders", &body)?;
     if let Some(replayed) = idem.replay(&state).await? {
         return Ok(replayed);
@@ -171,7 +164,7 @@ pub struct LenderView {
     pub audience: String,
     /// Every audience this lender may verify presentations for.
     pub audiences: Vec<String>,
-    /// `active` or `deactivated`.
+    /// `active`, `suspended` or `deactivated`.
     pub status: String,
     pub keys: Vec<KeyView>,
     pub webhook: Option<WebhookView>,
@@ -182,16 +175,16 @@ pub struct LenderView {
     get, path = "/v1/lenders/me", tag = "lenders",
     responses(
         (status = 200, body = LenderView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn me(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender {
+        id: lender_id,
+        caller,
+    }: Lender,
 ) -> Result<Json<LenderView>, ApiError> {
-    let lender_id = caller.lender()?;
     let now = caller.command_context().now;
     let lender = lenders::get(state.store.as_ref(), lender_id)
         .await?
@@ -222,10 +215,10 @@ pub async fn me(
             .into_iter()
             .map(str::to_owned)
             .collect(),
-        status: if lender.active {
-            "active"
-        } else {
-            "deactivated"
+        status: match (lender.active, lender.suspended) {
+            (false, _) => "deactivated",
+            (true, true) => "suspended",
+            (true, false) => "active",
         }
         .to_owned(),
         keys,
@@ -233,6 +226,94 @@ pub async fn me(
             url: url.as_str().to_owned(),
         }),
     }))
+}
+
+/// Query of `GET /v1/lenders`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LendersQuery {
+    /// Only lenders of this standing.
+    #[param(pattern = "^(active|suspended|deactivated)$")]
+    pub status: Option<String>,
+    /// Only the lender with this contact email (compared in lowercase).
+    #[param(min_length = 3, max_length = 254)]
+    pub contact_email: Option<String>,
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[param(format = Uuid)]
+    pub cursor: Option<Uuid>,
+    /// Wait (up to 5 s) until the read model has applied this log position.
+    #[serde(default, deserialize_with = "crate::routes::paging::position")]
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
+    pub min_position: Option<u64>,
+}
+
+/// A lender as the operator lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LenderSummary {
+    pub lender_id: Uuid,
+    pub name: String,
+    pub contact_email: String,
+    pub audiences: Vec<String>,
+    /// `active`, `suspended` or `deactivated`.
+    pub status: String,
+    /// The current key's public prefix.
+    pub key_prefix: Option<String>,
+    pub webhook_url: Option<String>,
+    pub registered_at: String,
+    /// The position of the lender's last change.
+    pub position: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LenderPage {
+    /// In registration order.
+    #[schema(value_type = Vec<LenderSummary>)]
+    pub items: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Every lender, from the `lenders` read model: for the operator.
+#[utoipa::path(
+    get, path = "/v1/lenders", tag = "lenders",
+    params(LendersQuery),
+    responses(
+        (status = 200, body = LenderPage),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Query(query): Query<LendersQuery>,
+) -> Result<Json<LenderPage>, ApiError> {
+    use proofline_projections::queries::{self, LenderFilter, LenderStatus};
+    let limit = page_limit(query.limit)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("active") => Some(LenderStatus::Active),
+        Some("suspended") => Some(LenderStatus::Suspended),
+        Some("deactivated") => Some(LenderStatus::Deactivated),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "status: active, suspended or deactivated",
+            ));
+        }
+    };
+    let filter = LenderFilter {
+        status,
+        contact_email: query.contact_email,
+        after_lender: query.cursor.map(|id| id.to_string()),
+    };
+    let read = read_models(&state)?;
+    wait_for_read_model(read, "lenders", query.min_position).await?;
+    let (items, next_cursor) = queries::lenders(read, &filter, limit).await?;
+    Ok(Json(LenderPage { items, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -264,20 +345,20 @@ pub struct WebhookConfigured {
     request_body = ConfigureWebhook,
     responses(
         (status = 200, body = WebhookConfigured),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "the lender is deactivated"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "not a URL, or refused by the SSRF guard"),
+        (status = 409, description = "the lender is deactivated"),
+        (status = 422, description = "not a URL, or refused by the SSRF guard"),
     ),
     security(("api_key" = []))
 )]
 pub async fn put_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender {
+        id: lender_id,
+        caller,
+    }: Lender,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<WebhookConfigured>, ApiError> {
-    let lender_id = caller.lender()?;
     let input: ConfigureWebhook = json::parse(&headers, &body)?;
     let url = WebhookUrl::parse(&input.url)?;
     let secret = webhooks::generate_secret()?;
@@ -303,17 +384,17 @@ pub async fn put_webhook(
     delete, path = "/v1/lenders/me/webhook", tag = "lenders",
     responses(
         (status = 200, body = inline(Object)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no webhook is configured"),
+        (status = 404, description = "no webhook is configured"),
     ),
     security(("api_key" = []))
 )]
 pub async fn delete_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender {
+        id: lender_id,
+        caller,
+    }: Lender,
 ) -> Result<Response, ApiError> {
-    let lender_id = caller.lender()?;
     let done = webhooks::remove(state.store.as_ref(), &caller.command_context(), lender_id).await?;
     Ok(answer(
         StatusCode::OK,
@@ -330,21 +411,20 @@ pub async fn delete_webhook(
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer")),
     responses(
         (status = 201, body = KeyRotated),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "not a lender, or not its current key"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "the lender is deactivated"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not a lender, or not its current key"),
+        (status = 409, description = "the lender is deactivated"),
     ),
     security(("api_key" = []))
 )]
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender {
+        id: lender_id,
+        caller,
+    }: Lender,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let lender_id = caller.lender()?;
     api_keys::rotate(
         &state,
         &caller,
@@ -362,116 +442,18 @@ pub async fn rotate(
     params(("prefix" = String, Path, description = "the key's public prefix")),
     responses(
         (status = 200, description = "revoked", body = inline(serde_json::Value)),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such key in its grace"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "it is the current key"),
+        (status = 404, description = "no such key in its grace"),
+        (status = 409, description = "it is the current key"),
     ),
     security(("api_key" = []))
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    Lender {
+        id: lender_id,
+        caller,
+    }: Lender,
     PathParam(prefix): PathParam<String>,
 ) -> Result<Response, ApiError> {
-    let lender_id = caller.lender()?;
     api_keys::revoke(&state, &caller, &prefix, KeyOwner::Lender(lender_id)).await
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LenderStatus {
-    pub lender_id: Uuid,
-    /// `active` or `deactivated`.
-    pub status: String,
-    pub position: u64,
-}
-
-async fn set_status(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    id: Uuid,
-    route: &str,
-    command: LenderCommand,
-    status: &'static str,
-) -> Result<Response, ApiError> {
-    caller.require(&[Role::Operator])?;
-    let idem = Idem::new(state, caller, headers, route, &Bytes::new())?;
-    if let Some(replayed) = idem.replay(state).await? {
-        return Ok(replayed);
-    }
-    let lender_id = LenderId::from_uuid(id);
-    let render = |_: &()| json!({"lender_id": id, "status": status});
-    let seal = idem.seal(StatusCode::OK, render);
-    let context = caller.command_context();
-    let result = lenders::run(state.store.as_ref(), &context, lender_id, command, &seal).await;
-    state.auth.invalidate_stream(&lender_id.stream_id());
-    match result {
-        Ok(done) => Ok(answer(StatusCode::OK, render(&()), done.position())),
-        Err(error) => idem.replay_after_failure(state, error.into()).await,
-    }
-}
-
-/// Deactivate a lender: its keys stop working at once.
-#[utoipa::path(
-    post, path = "/v1/lenders/{id}/deactivate", tag = "lenders",
-    params(("id" = Uuid, Path, description = "the lender id")),
-    responses(
-        (status = 200, body = LenderStatus),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "already deactivated"),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn deactivate(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    PathParam(id): PathParam<Uuid>,
-) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/deactivate");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Deactivate,
-        "deactivated",
-    )
-    .await
-}
-
-/// Reactivate a deactivated lender: its keys work again.
-#[utoipa::path(
-    post, path = "/v1/lenders/{id}/reactivate", tag = "lenders",
-    params(("id" = Uuid, Path, description = "the lender id")),
-    responses(
-        (status = 200, body = LenderStatus),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "already active"),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn reactivate(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    PathParam(id): PathParam<Uuid>,
-) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/reactivate");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Reactivate,
-        "active",
-    )
-    .await
 }

@@ -1,0 +1,86 @@
+//! What every list of a read model shares: the page size, the cursor,
+//! positions in queries, and the bounded wait for `min_position` (read your
+//! own writes).
+
+use proofline_projections::db::ReadDb;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The largest log position a query may name: the largest integer JSON
+/// carries exactly, which positions never exceed.
+pub const MAX_POSITION: u64 = (1 << 53) - 1;
+
+/// Deserializes an optional position, refusing one past [`MAX_POSITION`]
+/// (so that what `/openapi.json` says and what is accepted are the same).
+pub fn position<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let value = <Option<u64> as serde::Deserialize>::deserialize(deserializer)?;
+    match value {
+        Some(n) if n > MAX_POSITION => Err(serde::de::Error::custom(format!(
+            "a position is at most {MAX_POSITION}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Longest a query waits for `min_position`.
+pub const MIN_POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the read model `name` to reach `min_position`, or answers 503
+/// with the position reached.
+pub async fn wait_for_read_model(
+    read: &ReadDb,
+    name: &str,
+    min_position: Option<u64>,
+) -> Result<(), ApiError> {
+    let Some(position) = min_position else {
+        return Ok(());
+    };
+    match proofline_projections::queries::wait_for(read, name, position, MIN_POSITION_WAIT).await? {
+        Ok(()) => Ok(()),
+        Err(reached) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the read model reached position {reached}, not {position}, within 5 s"),
+        )
+        .with_position(reached)
+        .with_retry_after(1)),
+    }
+}
+
+/// The `limit` of a read-model list: 1 to 500, default 50.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit: 1 to 500",
+        ))
+    }
+}
+
+/// The position a list's `cursor` stands for (the previous page's last).
+pub fn cursor_position(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<u64>()
+                .ok()
+                .filter(|p| c.len() <= 15 && *p <= MAX_POSITION)
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::ValidationFailed, "cursor: not one of ours")
+                })
+        })
+        .transpose()
+}
+
+pub fn read_models(state: &AppState) -> Result<&ReadDb, ApiError> {
+    state.read.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "this instance serves no read models (role)",
+        )
+    })
+}
