@@ -148,8 +148,9 @@ impl Role {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Concurrent appends through the store (one event per new stream), then
-    /// the same rows as raw batched INSERTs on one connection, and the ratio.
-    /// Runs in a scratch database (Postgres) or file (embedded), dropped after.
+    /// the same rows imported in ordered batches into a second store (the
+    /// ceiling of one ordered writer), and the ratio. Runs in scratch
+    /// databases (Postgres) or files (embedded), dropped after.
     Append {
         /// Concurrent appending tasks
         #[arg(long, default_value_t = 32)]
@@ -157,7 +158,7 @@ pub enum BenchCommand {
         /// Events in all
         #[arg(long, default_value_t = 20_000)]
         events: u64,
-        /// Rows per INSERT of the raw measurement
+        /// Rows per transaction of the ordered measurement
         #[arg(long, default_value_t = 500)]
         raw_batch: usize,
         /// Keep the scratch database or file

@@ -14,7 +14,6 @@ use proofline_commands::{service_keys, signing, webhooks};
 use proofline_domain::log::Metadata;
 use proofline_projections::models::{self, Projection};
 use proofline_projections::read_side::ReadSide;
-use proofline_projections::webhooks::client::ClientOptions;
 use proofline_projections::webhooks::{ConsumerOptions, WebhookConsumer, WebhookDeliveries};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -207,35 +206,11 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 pub fn consumer_options(config: &Config) -> ConsumerOptions {
-    ConsumerOptions {
-        client: ClientOptions {
-            connect_timeout: config.webhook_connect_timeout,
-            timeout: config.webhook_timeout,
-            allowed_networks: config.webhook_allowed_networks.clone(),
-        },
-        schedule: config.webhook_retry_schedule.clone(),
-        per_lender: config.webhook_per_lender,
-        ..ConsumerOptions::default()
-    }
+    config.webhooks.clone()
 }
 
 pub fn api_settings(config: &Config) -> ApiSettings {
-    ApiSettings {
-        trusted_proxies: config.trusted_proxies.clone(),
-        cors_allowed_origins: config.cors_allowed_origins.clone(),
-        request_timeout: config.request_timeout,
-        body_limit_bytes: config.max_body_bytes,
-        requests_per_key_per_second: config.rate_limit_per_key,
-        failed_auth_per_minute: config.failed_auth_per_minute,
-        presentation_max_age: config.presentation_max_age,
-        projector_max_lag: config.projector_max_lag,
-        webhook_allowed_networks: config.webhook_allowed_networks.clone(),
-        tails_per_key: config.event_tails_per_key,
-        tails_total: config.event_tails_max,
-        tail_recheck: std::time::Duration::from_secs(60),
-        checkpoint_every_seconds: config.checkpoint_every_seconds,
-        checkpoint_every_events: config.checkpoint_every_events,
-    }
+    config.api.clone()
 }
 
 async fn report_operator_key(store: &Arc<dyn EventStore>, config: &Config) -> anyhow::Result<()> {

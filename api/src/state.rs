@@ -57,7 +57,9 @@ impl Default for ApiSettings {
             body_limit_bytes: 1024 * 1024,
             requests_per_key_per_second: 100,
             failed_auth_per_minute: 30,
-            presentation_max_age: Duration::from_secs(300),
+            presentation_max_age: Duration::from_secs(
+                proofline_domain::verification::DEFAULT_MAX_AGE_SECONDS,
+            ),
             projector_max_lag: 10_000,
             webhook_allowed_networks: Vec::new(),
             tails_per_key: 4,

@@ -5,6 +5,43 @@
 //! what lets the rules be tested given/when/then and the log be verified
 //! offline by an auditor with nothing but this crate.
 //!
+//! An auditor's check of a log, for instance: each envelope's hash covers
+//! the one before it, so a changed event breaks the chain where it stands.
+//!
+//! ```
+//! use proofline_domain::ids::{Category, StreamId};
+//! use proofline_domain::log::{ChainError, ChainVerifier, Envelope, EventHash, Metadata, Timestamp};
+//!
+//! let event = |position: u64, prev_hash: EventHash| {
+//!     Envelope {
+//!         position,
+//!         event_id: uuid::Uuid::from_u128(u128::from(position)),
+//!         stream_id: StreamId::of(Category::Lender, uuid::Uuid::from_u128(7)),
+//!         stream_version: position,
+//!         event_type: "LenderReactivated".into(),
+//!         schema_version: 1,
+//!         data: serde_json::json!({"reactivated_at": "2026-12-01T00:00:00.000000Z"}),
+//!         metadata: Metadata::default(),
+//!         recorded_at: Timestamp::parse("2026-12-01T00:00:00Z").unwrap(),
+//!         prev_hash,
+//!         hash: EventHash::GENESIS,
+//!     }
+//!     .seal()
+//! };
+//! let first = event(1, EventHash::GENESIS);
+//! let second = event(2, first.hash);
+//!
+//! let mut verifier = ChainVerifier::new();
+//! assert!(verifier.check(&first).is_ok() && verifier.check(&second).is_ok());
+//!
+//! let mut changed = first.clone();
+//! changed.data["reactivated_at"] = "2020-01-01T00:00:00.000000Z".into();
+//! assert_eq!(
+//!     ChainVerifier::new().check(&changed),
+//!     Err(ChainError::HashMismatch { position: 1 })
+//! );
+//! ```
+//!
 //! # Layout
 //!
 //! - [`bounded`]: text from input, bounded before it reaches the log.

@@ -6,6 +6,37 @@
 //! its answer (a timeout, a dropped connection during COMMIT) can be retried
 //! as it is. Positions are global, gapless and assigned in commit order by
 //! one writer; see `writer` for how appends are grouped into transactions.
+//!
+//! The embedded adapter, as `proofline` opens it: a stream is created with
+//! `NoStream`, and a second command that also expects it absent conflicts.
+//!
+//! ```
+//! use proofline_commands::store::sqlite::{self, SqliteEventStore};
+//! use proofline_commands::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+//! use proofline_domain::ids::StreamId;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("events.sqlite");
+//! let pool = sqlite::connect_pool(&path).await?;
+//! proofline_commands::migrate::apply_sqlite(&pool).await?;
+//! let store = SqliteEventStore::open(pool, &path).await?;
+//!
+//! let stream = StreamId::parse("verification-1")?;
+//! let append = || AppendRequest::new(
+//!     stream.clone(),
+//!     ExpectedVersion::NoStream,
+//!     vec![NewEvent::new("Noted", 1, serde_json::json!({"n": 1}))],
+//! );
+//! let outcome = store.append(append()).await?;
+//! assert_eq!((outcome.first_position, outcome.stream_version), (1, 1));
+//! assert!(matches!(store.append(append()).await, Err(StoreError::Conflict { .. })));
+//! assert_eq!(store.read_stream(&stream, 0, 10).await?.len(), 1);
+//! store.close().await;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 
