@@ -82,53 +82,41 @@ pub struct Operator(pub Caller);
 /// lender).
 pub struct LogReader(pub Caller);
 
-impl FromRequestParts<AppState> for Lender {
-    type Rejection = ApiError;
+/// The extractor of a role: the caller, authenticated, if `$accept` takes
+/// it (`Some`), else 403.
+macro_rules! role {
+    ($role:ident, $caller:ident => $accept:expr) => {
+        impl FromRequestParts<AppState> for $role {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.principal() {
-            Principal::Lender(id) => Ok(Lender { id, caller }),
-            other => Err(forbidden(other.role())),
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, ApiError> {
+                let $caller = Caller::from_request_parts(parts, state).await?;
+                let role = $caller.principal().role();
+                $accept.ok_or_else(|| forbidden(role))
+            }
         }
-    }
+    };
 }
 
-impl FromRequestParts<AppState> for Auditor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.principal() {
-            Principal::Auditor(id) => Ok(Auditor { id, caller }),
-            other => Err(forbidden(other.role())),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.principal() {
-            Principal::Operator => Ok(Operator(caller)),
-            other => Err(forbidden(other.role())),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for LogReader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.principal() {
-            Principal::Auditor(_) | Principal::Operator => Ok(LogReader(caller)),
-            other @ Principal::Lender(_) => Err(forbidden(other.role())),
-        }
-    }
-}
+role!(Lender, caller => match caller.principal() {
+    Principal::Lender(id) => Some(Lender { id, caller }),
+    _ => None,
+});
+role!(Auditor, caller => match caller.principal() {
+    Principal::Auditor(id) => Some(Auditor { id, caller }),
+    _ => None,
+});
+role!(Operator, caller => match caller.principal() {
+    Principal::Operator => Some(Operator(caller)),
+    _ => None,
+});
+role!(LogReader, caller => match caller.principal() {
+    Principal::Auditor(_) | Principal::Operator => Some(LogReader(caller)),
+    Principal::Lender(_) => None,
+});
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in
 /// which case the right-most `X-Forwarded-For` hop that is not itself a

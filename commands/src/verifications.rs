@@ -246,12 +246,7 @@ impl Verifier {
                     failed_step: record.failed_step,
                     reason: record.reason,
                     steps: record.steps.clone(),
-                    issuer: None,
-                    kid: None,
-                    vct: None,
-                    status: None,
-                    claims: None,
-                    disclosed_paths: Vec::new(),
+                    ..Outcome::default()
                 };
                 Box::pin(self.record(context, record, &outcome, seal)).await
             }

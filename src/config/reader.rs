@@ -63,17 +63,7 @@ impl<'a> Reader<'a> {
     ) -> Result<u64, ConfigError> {
         match self.get(name, &default.to_string()) {
             None => Ok(default),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if range.contains(&n) => Ok(n),
-                _ => Err(bad(
-                    name,
-                    format!(
-                        "{v:?} is not a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )),
-            },
+            Some(v) => parse_number(name, v, &range),
         }
     }
 
@@ -83,20 +73,9 @@ impl<'a> Reader<'a> {
         name: &'static str,
         range: RangeInclusive<u64>,
     ) -> Result<Option<u64>, ConfigError> {
-        let Some(v) = self.get(name, "none") else {
-            return Ok(None);
-        };
-        match v.parse::<u64>() {
-            Ok(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(bad(
-                name,
-                format!(
-                    "{v:?} is not a number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        }
+        self.get(name, "none")
+            .map(|v| parse_number(name, v, &range))
+            .transpose()
     }
 
     /// Seconds within `range` (fractions allowed), `default` when absent.
@@ -167,6 +146,26 @@ fn seconds_text(duration: Duration) -> String {
     } else {
         seconds.to_string()
     }
+}
+
+fn parse_number(
+    name: &'static str,
+    text: &str,
+    range: &RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            bad(
+                name,
+                format!(
+                    "{text:?} is not a number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn parse_seconds(

@@ -174,7 +174,7 @@ pub struct StatusUsed {
     pub status: u8,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     pub failed_step: Option<Step>,
     pub reason: Option<Reason>,
@@ -305,17 +305,7 @@ pub fn numeric_date(value: &Value) -> Option<i64> {
 /// Runs the seven steps on `text`.
 pub fn verify(text: &str, request: &Request<'_>, trust: &impl Trust) -> Outcome {
     let mut run = Run { steps: Vec::new() };
-    let mut outcome = Outcome {
-        failed_step: None,
-        reason: None,
-        steps: Vec::new(),
-        issuer: None,
-        kid: None,
-        vct: None,
-        status: None,
-        claims: None,
-        disclosed_paths: Vec::new(),
-    };
+    let mut outcome = Outcome::default();
     let result = steps::run(text, request, trust, &mut run, &mut outcome);
     if let Err((step, (reason, detail))) = result {
         run.steps.push(StepResult {

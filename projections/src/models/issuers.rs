@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use proofline_domain::ids::Category;
 use proofline_domain::issuer::IssuerEvent;
-use proofline_domain::log::Envelope;
+use proofline_domain::log::{Envelope, Timestamp};
 use serde_json::{Value, json};
 
 use super::{Projection, decode, stream_uuid};
@@ -54,11 +54,6 @@ impl Projection for Issuers {
         }
         let id = stream_uuid(envelope);
         let position = Param::int(envelope.position as i64);
-        let keys_of = |tx_keys: Option<&str>| -> Vec<Value> {
-            tx_keys
-                .and_then(|k| serde_json::from_str::<Vec<Value>>(k).ok())
-                .unwrap_or_default()
-        };
         match decode::<IssuerEvent>(envelope)? {
             IssuerEvent::IssuerRegistered {
                 did,
@@ -70,7 +65,7 @@ impl Projection for Issuers {
             } => {
                 let keys: Vec<Value> = keys
                     .iter()
-                    .map(|k| json!({"kid": k.kid.as_str(), "jwk": k.jwk, "added_at": registered_at.to_rfc3339(), "retired_at": null}))
+                    .map(|k| key_json(k.kid.as_str(), &k.jwk, &registered_at))
                     .collect();
                 tx.execute(
                     "INSERT INTO issuers (issuer_id, did, name, suspended, credential_types, keys, registered_at, position) \
@@ -89,36 +84,26 @@ impl Projection for Issuers {
                 .await?;
             }
             IssuerEvent::IssuerKeyAdded { kid, jwk, added_at } => {
-                let current = tx
-                    .fetch(
-                        "SELECT keys FROM issuers WHERE issuer_id = $1",
-                        &[Param::text(id.clone())],
-                        &[Kind::Text],
-                    )
-                    .await?;
-                let mut keys = keys_of(current.first().and_then(|r| r[0].as_text()));
-                keys.push(json!({"kid": kid.as_str(), "jwk": jwk, "added_at": added_at.to_rfc3339(), "retired_at": null}));
-                tx.execute(
-                    "UPDATE issuers SET keys = $1, position = $2 WHERE issuer_id = $3",
-                    &[
-                        Param::text(Value::from(keys).to_string()),
-                        position,
-                        Param::text(id),
-                    ],
-                )
+                change_keys(tx, id, position, |keys| {
+                    keys.push(key_json(kid.as_str(), &jwk, &added_at));
+                })
                 .await?;
             }
             IssuerEvent::IssuerKeyRetired { kid, retired_at } => {
-                set_key_time(tx, id, kid.as_str(), "retired_at", &retired_at, position).await?;
+                change_keys(tx, id, position, |keys| {
+                    set_time(keys, kid.as_str(), "retired_at", &retired_at)
+                })
+                .await?;
             }
             IssuerEvent::IssuerKeyRevoked { kid, revoked_at } => {
-                set_key_time(tx, id, kid.as_str(), "revoked_at", &revoked_at, position).await?;
+                change_keys(tx, id, position, |keys| {
+                    set_time(keys, kid.as_str(), "revoked_at", &revoked_at)
+                })
+                .await?;
             }
-            IssuerEvent::IssuerSuspended { .. } | IssuerEvent::IssuerReinstated { .. } => {
-                let suspended = matches!(
-                    decode::<IssuerEvent>(envelope)?,
-                    IssuerEvent::IssuerSuspended { .. }
-                );
+            event
+            @ (IssuerEvent::IssuerSuspended { .. } | IssuerEvent::IssuerReinstated { .. }) => {
+                let suspended = matches!(event, IssuerEvent::IssuerSuspended { .. });
                 tx.execute(
                     "UPDATE issuers SET suspended = $1, position = $2 WHERE issuer_id = $3",
                     &[Param::Bool(Some(suspended)), position, Param::text(id)],
@@ -130,14 +115,24 @@ impl Projection for Issuers {
     }
 }
 
-/// Sets `field` (`retired_at`, `revoked_at`) of one key in an issuer's row.
-async fn set_key_time(
+/// A key as the row keeps it.
+fn key_json(kid: &str, jwk: &proofline_domain::jose::Jwk, added_at: &Timestamp) -> Value {
+    json!({"kid": kid, "jwk": jwk, "added_at": added_at.to_rfc3339(), "retired_at": null})
+}
+
+/// Sets `field` (`retired_at`, `revoked_at`) of the key `kid`.
+fn set_time(keys: &mut [Value], kid: &str, field: &str, at: &Timestamp) {
+    for key in keys.iter_mut().filter(|k| k["kid"] == kid) {
+        key[field] = at.to_rfc3339().into();
+    }
+}
+
+/// Reads an issuer's keys, changes them, writes them back.
+async fn change_keys(
     tx: &mut ReadTx,
     id: String,
-    kid: &str,
-    field: &str,
-    at: &proofline_domain::log::Timestamp,
     position: Param,
+    change: impl FnOnce(&mut Vec<Value>),
 ) -> Result<(), ReadError> {
     let current = tx
         .fetch(
@@ -151,11 +146,7 @@ async fn set_key_time(
         .and_then(|r| r[0].as_text())
         .and_then(|k| serde_json::from_str(k).ok())
         .unwrap_or_default();
-    for key in &mut keys {
-        if key["kid"] == kid {
-            key[field] = at.to_rfc3339().into();
-        }
-    }
+    change(&mut keys);
     tx.execute(
         "UPDATE issuers SET keys = $1, position = $2 WHERE issuer_id = $3",
         &[

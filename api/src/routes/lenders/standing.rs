@@ -1,5 +1,5 @@
 //! A lender's standing, which the operator sets: active, suspended or
-//! deactivated.
+//! deactivated. Each route is one [`Action`]; they share everything else.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::{Caller, Operator};
+use crate::caller::Operator;
 use crate::error::ApiError;
 use crate::extract::PathParam;
 use crate::idempotency::{Idem, answer};
@@ -26,24 +26,69 @@ pub struct LenderStatus {
     pub position: u64,
 }
 
-async fn set_status(
+/// What the operator does to a lender's standing.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Deactivate,
+    Reactivate,
+    Suspend,
+    Unsuspend,
+}
+
+impl Action {
+    /// The last segment of the route, `POST /v1/lenders/{id}/<segment>`.
+    fn segment(self) -> &'static str {
+        match self {
+            Action::Deactivate => "deactivate",
+            Action::Reactivate => "reactivate",
+            Action::Suspend => "suspend",
+            Action::Unsuspend => "unsuspend",
+        }
+    }
+
+    fn command(self) -> LenderCommand {
+        match self {
+            Action::Deactivate => LenderCommand::Deactivate,
+            Action::Reactivate => LenderCommand::Reactivate,
+            Action::Suspend => LenderCommand::Suspend,
+            Action::Unsuspend => LenderCommand::Unsuspend,
+        }
+    }
+
+    /// The standing it leaves the lender in.
+    fn status(self) -> &'static str {
+        match self {
+            Action::Deactivate => "deactivated",
+            Action::Suspend => "suspended",
+            Action::Reactivate | Action::Unsuspend => "active",
+        }
+    }
+}
+
+async fn act(
     state: &AppState,
-    caller: &Caller,
+    Operator(caller): Operator,
     headers: &HeaderMap,
     id: Uuid,
-    route: &str,
-    command: LenderCommand,
-    status: &'static str,
+    action: Action,
 ) -> Result<Response, ApiError> {
-    let idem = Idem::new(state, caller, headers, route, &Bytes::new())?;
+    let route = format!("POST /v1/lenders/{id}/{}", action.segment());
+    let idem = Idem::new(state, &caller, headers, &route, &Bytes::new())?;
     if let Some(replayed) = idem.replay(state).await? {
         return Ok(replayed);
     }
     let lender_id = LenderId::from_uuid(id);
-    let render = |_: &()| json!({"lender_id": id, "status": status});
+    let render = |_: &()| json!({"lender_id": id, "status": action.status()});
     let seal = idem.seal(StatusCode::OK, render);
     let context = caller.command_context();
-    let result = lenders::run(state.store.as_ref(), &context, lender_id, command, &seal).await;
+    let result = lenders::run(
+        state.store.as_ref(),
+        &context,
+        lender_id,
+        action.command(),
+        &seal,
+    )
+    .await;
     state.auth.invalidate_stream(&lender_id.stream_id());
     match result {
         Ok(done) => Ok(answer(StatusCode::OK, render(&()), done.position())),
@@ -63,21 +108,11 @@ async fn set_status(
 )]
 pub async fn deactivate(
     State(state): State<AppState>,
-    Operator(caller): Operator,
+    operator: Operator,
     headers: HeaderMap,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/deactivate");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Deactivate,
-        "deactivated",
-    )
-    .await
+    act(&state, operator, &headers, id, Action::Deactivate).await
 }
 
 /// Reactivate a deactivated lender: its keys work again.
@@ -92,21 +127,11 @@ pub async fn deactivate(
 )]
 pub async fn reactivate(
     State(state): State<AppState>,
-    Operator(caller): Operator,
+    operator: Operator,
     headers: HeaderMap,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/reactivate");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Reactivate,
-        "active",
-    )
-    .await
+    act(&state, operator, &headers, id, Action::Reactivate).await
 }
 
 /// Suspend a lender: its keys authenticate nothing until it is unsuspended;
@@ -123,21 +148,11 @@ pub async fn reactivate(
 )]
 pub async fn suspend(
     State(state): State<AppState>,
-    Operator(caller): Operator,
+    operator: Operator,
     headers: HeaderMap,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/suspend");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Suspend,
-        "suspended",
-    )
-    .await
+    act(&state, operator, &headers, id, Action::Suspend).await
 }
 
 /// Unsuspend a suspended lender: its keys work again.
@@ -152,19 +167,9 @@ pub async fn suspend(
 )]
 pub async fn unsuspend(
     State(state): State<AppState>,
-    Operator(caller): Operator,
+    operator: Operator,
     headers: HeaderMap,
     PathParam(id): PathParam<Uuid>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/lenders/{id}/unsuspend");
-    set_status(
-        &state,
-        &caller,
-        &headers,
-        id,
-        &route,
-        LenderCommand::Unsuspend,
-        "active",
-    )
-    .await
+    act(&state, operator, &headers, id, Action::Unsuspend).await
 }
