@@ -25,16 +25,6 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn sign_jws(key: &ServiceKey, header: &Value, payload: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url_encode(serde_json::to_vec(header).expect("JSON serializes")),
-        b64url_encode(serde_json::to_vec(payload).expect("JSON serializes"))
-    );
-    let signature = key.sign(input.as_bytes());
-    format!("{input}.{}", b64url_encode(signature.to_bytes()))
-}
-
 fn okp_jwk(key: &VerifyingKey) -> Value {
     json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key.as_bytes())})
 }
@@ -59,8 +49,7 @@ impl Issuer {
 
     /// A status list token for `uri`, one bit per entry.
     pub fn status_list(&self, uri: &str, statuses: &[u8], iat: i64) -> String {
-        sign_jws(
-            &self.key,
+        self.key.sign_jws(
             &json!({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": self.kid()}),
             &json!({"iss": self.did.as_str(), "sub": uri, "iat": iat, "ttl": 3600,
                     "status_list": {"bits": 1, "lst": encode_lst(statuses, 1)}}),

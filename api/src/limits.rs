@@ -116,10 +116,6 @@ impl<K: Eq + Hash + Clone> Budgets<K> {
                 b.in_flight > 0 || now.saturating_duration_since(b.refilled) < full_after
             });
     }
-
-    fn len(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 pub struct Limits {
@@ -220,11 +216,6 @@ impl Limits {
         if let Some(per_key) = &self.per_key {
             per_key.retain_recent();
         }
-    }
-
-    /// How many addresses and prefixes have a budget in use (for tests).
-    pub fn tracked(&self) -> (usize, usize) {
-        (self.by_address.len(), self.by_prefix.len())
     }
 }
 

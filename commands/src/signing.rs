@@ -51,6 +51,14 @@ impl ServiceKey {
         self.key.sign(message)
     }
 
+    /// A compact JWS of `header` and `payload` signed with this key (the
+    /// header says `EdDSA`).
+    pub fn sign_jws(&self, header: &serde_json::Value, payload: &serde_json::Value) -> String {
+        proofline_domain::jose::sign_compact(header, payload, |input| {
+            self.sign(input).to_bytes().to_vec()
+        })
+    }
+
     /// A 256-bit key for another purpose, derived from this key's secret
     /// with HKDF-SHA256 and `purpose` as the info string. Derived keys are
     /// independent of each other and of the signing key.

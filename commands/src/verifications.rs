@@ -13,7 +13,6 @@ use std::sync::{Arc, RwLock};
 
 use proofline_domain::decider::{Rejection, RejectionKind};
 use proofline_domain::did::Did;
-use proofline_domain::jose::b64url_encode;
 use proofline_domain::lender::{LenderError, LenderId};
 use proofline_domain::status_list::ListUri;
 use proofline_domain::values::{Audience, Audiences};
@@ -317,11 +316,5 @@ pub fn receipt(key: &ServiceKey, claims: &ReceiptClaims) -> String {
         "position": claims.position,
         "iat": claims.iat,
     });
-    let input = format!(
-        "{}.{}",
-        b64url_encode(serde_json::to_vec(&header).expect("JSON serializes")),
-        b64url_encode(serde_json::to_vec(&payload).expect("JSON serializes"))
-    );
-    let signature = key.sign(input.as_bytes());
-    format!("{input}.{}", b64url_encode(signature.to_bytes()))
+    key.sign_jws(&header, &payload)
 }

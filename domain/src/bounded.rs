@@ -44,11 +44,6 @@ pub fn text(input: &str) -> String {
     format!("{}{CUT_MARKER}", &input[..end])
 }
 
-/// [`text`] of an optional text.
-pub fn option(input: Option<&str>) -> Option<String> {
-    input.map(text)
-}
-
 /// Whether `input` was cut by [`text`].
 pub fn is_cut(input: &str) -> bool {
     input.ends_with(CUT_MARKER)

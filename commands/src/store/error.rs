@@ -46,12 +46,6 @@ impl StoreError {
             reason: reason.to_string(),
         }
     }
-
-    /// True for failures a caller may retry unchanged (the database was
-    /// unavailable); conflicts need a reload first and are not included.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
 }
 
 impl From<sqlx::Error> for StoreError {

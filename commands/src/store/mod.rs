@@ -45,7 +45,6 @@ use proofline_domain::decider::EventSchema;
 use proofline_domain::ids::{StreamId, validate_event_type};
 use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp, canonical_json};
 use secrecy::SecretString;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -145,17 +144,6 @@ impl NewEvent {
     pub fn of(event: &impl EventSchema) -> Self {
         let encoded = event.encode();
         Self::new(encoded.event_type, encoded.schema_version, encoded.data)
-    }
-
-    /// An event whose data is a serialized payload.
-    pub fn from_payload<T: Serialize>(
-        event_type: &str,
-        schema_version: u32,
-        payload: &T,
-    ) -> Result<Self, StoreError> {
-        let data = serde_json::to_value(payload)
-            .map_err(|e| StoreError::InvalidAppend(format!("event data: {e}")))?;
-        Ok(Self::new(event_type, schema_version, data))
     }
 }
 

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::error::{OpenError, describe_connect_error};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
 use super::rows::{parse_hash, parse_stream, to_i64, to_u64};
-use super::writer::{Committer, Writer, WriterStats};
+use super::writer::{Committer, Tx, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
     SecretRecord, StoreError,
@@ -254,23 +254,23 @@ struct PgCommitter {
 }
 
 impl Committer for PgCommitter {
-    type Tx = Transaction<'static, Postgres>;
+    type Db = Postgres;
 
     // Four round trips per group: BEGIN with the lock, the context, the
     // INSERT with its NOTIFY (and the secrets' INSERT, when any), COMMIT.
-    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+    async fn begin(&self) -> Result<Tx<Self>, StoreError> {
         Ok(self.pool.begin_with(BEGIN_LOCKED).await?)
     }
 
-    async fn context(tx: &mut Self::Tx, batch: &[Prepared]) -> Result<Context, StoreError> {
+    async fn context(tx: &mut Tx<Self>, batch: &[Prepared]) -> Result<Context, StoreError> {
         load_context(tx, batch).await
     }
 
-    async fn head(tx: &mut Self::Tx) -> Result<Option<HeadRow>, StoreError> {
+    async fn head(tx: &mut Tx<Self>) -> Result<Option<HeadRow>, StoreError> {
         head_row(&mut **tx).await
     }
 
-    async fn insert_events(tx: &mut Self::Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+    async fn insert_events(tx: &mut Tx<Self>, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
         // An import may bring many thousands of rows; arrays of a few
         // thousand keep each statement's memory small.
         for chunk in rows.chunks(super::writer::MAX_BATCH_EVENTS) {
@@ -280,7 +280,7 @@ impl Committer for PgCommitter {
     }
 
     async fn insert_secrets(
-        tx: &mut Self::Tx,
+        tx: &mut Tx<Self>,
         secrets: &[SecretRow<'_>],
         recorded_at: Timestamp,
     ) -> Result<(), StoreError> {
@@ -313,14 +313,6 @@ impl Committer for PgCommitter {
         .execute(&mut **tx)
         .await?;
         Ok(())
-    }
-
-    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
-        Ok(tx.commit().await?)
-    }
-
-    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
-        Ok(tx.rollback().await?)
     }
 }
 

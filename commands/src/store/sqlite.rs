@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use super::error::{OpenError, describe_connect_error};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
 use super::rows::{parse_hash, parse_stream, parse_time, parse_uuid, to_i64, to_u64};
-use super::writer::{Committer, Writer, WriterStats};
+use super::writer::{Committer, Tx, Writer, WriterStats};
 use super::{
     AppendOutcome, AppendRequest, Backend, EventStore, Head, MAX_READ_LIMIT, Prepared,
     SecretRecord, StoreError,
@@ -118,26 +118,26 @@ struct SqliteCommitter {
 }
 
 impl Committer for SqliteCommitter {
-    type Tx = Transaction<'static, Sqlite>;
+    type Db = Sqlite;
 
-    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+    async fn begin(&self) -> Result<Tx<Self>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn context(tx: &mut Self::Tx, batch: &[Prepared]) -> Result<Context, StoreError> {
+    async fn context(tx: &mut Tx<Self>, batch: &[Prepared]) -> Result<Context, StoreError> {
         load_context(tx, batch).await
     }
 
-    async fn head(tx: &mut Self::Tx) -> Result<Option<HeadRow>, StoreError> {
+    async fn head(tx: &mut Tx<Self>) -> Result<Option<HeadRow>, StoreError> {
         head_row(&mut **tx).await
     }
 
-    async fn insert_events(tx: &mut Self::Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+    async fn insert_events(tx: &mut Tx<Self>, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
         insert_events(tx, rows).await
     }
 
     async fn insert_secrets(
-        tx: &mut Self::Tx,
+        tx: &mut Tx<Self>,
         secrets: &[SecretRow<'_>],
         recorded_at: Timestamp,
     ) -> Result<(), StoreError> {
@@ -159,14 +159,6 @@ impl Committer for SqliteCommitter {
             .await?;
         }
         Ok(())
-    }
-
-    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
-        Ok(tx.commit().await?)
-    }
-
-    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
-        Ok(tx.rollback().await?)
     }
 }
 

@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
 use proofline_domain::log::Envelope;
 use tokio::sync::watch;
 
@@ -89,17 +88,6 @@ impl Tail {
                 () = tokio::time::sleep(self.poll) => {}
             }
         }
-    }
-
-    /// The tail as a stream of events; it ends after the first error.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Envelope, StoreError>> + Send {
-        futures::stream::unfold(Some(self), |state| async move {
-            let mut tail = state?;
-            match tail.next().await {
-                Ok(event) => Some((Ok(event), Some(tail))),
-                Err(error) => Some((Err(error), None)),
-            }
-        })
     }
 }
 

@@ -43,41 +43,48 @@ pub(crate) struct Committed {
 /// ([`commit`]) and of an import ([`import`]) is written once, here; an
 /// adapter only says how its database does each step.
 pub(crate) trait Committer: Send + Sync + 'static {
-    type Tx: Send;
+    type Db: sqlx::Database;
 
     /// A transaction that holds the writer's lock (SQLite: `BEGIN
     /// IMMEDIATE`; Postgres: an advisory lock taken with `BEGIN`), so the
     /// head read in it stays the head until it ends.
-    fn begin(&self) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+    fn begin(&self) -> impl Future<Output = Result<Tx<Self>, StoreError>> + Send;
 
     /// The head, the batch's stream versions, its stored event ids and taken
     /// secret ids.
     fn context(
-        tx: &mut Self::Tx,
+        tx: &mut Tx<Self>,
         batch: &[Prepared],
     ) -> impl Future<Output = Result<Context, StoreError>> + Send;
 
     /// The last stored event.
-    fn head(tx: &mut Self::Tx) -> impl Future<Output = Result<Option<HeadRow>, StoreError>> + Send;
+    fn head(tx: &mut Tx<Self>) -> impl Future<Output = Result<Option<HeadRow>, StoreError>> + Send;
 
     /// Inserts rows into `events`, in as many statements as the database
     /// needs.
     fn insert_events(
-        tx: &mut Self::Tx,
+        tx: &mut Tx<Self>,
         rows: &[EventRow<'_>],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Inserts (or replaces) the secrets written with the events.
     fn insert_secrets(
-        tx: &mut Self::Tx,
+        tx: &mut Tx<Self>,
         secrets: &[SecretRow<'_>],
         recorded_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn commit(tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn commit(tx: Tx<Self>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { Ok(tx.commit().await?) }
+    }
 
-    fn rollback(tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn rollback(tx: Tx<Self>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { Ok(tx.rollback().await?) }
+    }
 }
+
+/// A transaction of a committer's database.
+pub(crate) type Tx<C> = sqlx::Transaction<'static, <C as Committer>::Db>;
 
 /// Plans a group against the state read under the lock and writes it.
 async fn commit<C: Committer>(

@@ -1,7 +1,7 @@
 //! The operator principal: its one key.
 
 use proofline_domain::decider::{Decider, EventSchema};
-use proofline_domain::operator::{OperatorCommand, OperatorDecider, OperatorError};
+use proofline_domain::operator::{Operator, OperatorCommand, OperatorDecider, OperatorError};
 use proofline_domain::specification::given;
 use proofline_domain::values::KeyPrefix;
 
@@ -23,4 +23,21 @@ fn the_operator_key_is_issued_once() {
     given::<OperatorDecider>(events)
         .when(issue(), now)
         .then_error(OperatorError::AlreadyIssued);
+}
+
+#[test]
+fn the_issued_key_is_the_operators_state() {
+    let prefix = KeyPrefix::parse("fedcba9876543210").unwrap();
+    let state = given::<OperatorDecider>([])
+        .when(
+            OperatorCommand::IssueKey {
+                key_prefix: prefix.clone(),
+            },
+            t(0),
+        )
+        .then_state(Operator {
+            key_prefix: Some(prefix),
+        });
+    assert!(state.key_is_valid("fedcba9876543210"));
+    assert!(!state.key_is_valid("0123456789abcdef"));
 }
