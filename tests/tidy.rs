@@ -230,6 +230,28 @@ fn env_sample_lists_every_variable_without_a_secret() {
             "README's table lists {name}"
         );
     }
+    // The defaults they state are the code's own.
+    for (name, default) in proofline::config::Config::defaults() {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("README's table has a row for {name}"));
+        let stated = row
+            .split('|')
+            .nth(2)
+            .unwrap_or_default()
+            .trim()
+            .replace('`', "");
+        assert_eq!(stated, default, "README's default of {name}");
+        let concrete =
+            !default.contains('<') && !default.starts_with('(') && !default.starts_with("none");
+        if concrete {
+            assert!(
+                sample.contains(&format!("# {name}={default}\n")),
+                ".env.sample shows {name}={default}"
+            );
+        }
+    }
     let set: Vec<&str> = sample
         .lines()
         .map(str::trim)
@@ -347,4 +369,41 @@ fn the_analyst_may_not_read_any_consumer_of_the_service() {
             "deploy/nats/nats.conf denies {line}"
         );
     }
+}
+
+/// Lines of code of a source file: not blank, not a `//` comment, and not
+/// in the inline `#[cfg(test)] mod tests` that ends a file.
+fn lines_of_code(source: &str) -> usize {
+    let lines: Vec<&str> = source.lines().collect();
+    let end = lines
+        .windows(2)
+        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].starts_with("mod tests"))
+        .unwrap_or(lines.len());
+    lines[..end]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count()
+}
+
+#[test]
+fn no_source_file_is_over_600_lines_of_code() {
+    assert_eq!(
+        lines_of_code("fn a() {}\n\n// why\n#[cfg(test)]\nmod tests {\n    fn b() {}\n}\n"),
+        1
+    );
+    let mut long = Vec::new();
+    for path in rust_files(&root()) {
+        let count = lines_of_code(&fs::read_to_string(&path).unwrap());
+        if count > 600 {
+            long.push(format!(
+                "{} ({count})",
+                path.strip_prefix(root()).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over 600 lines of code (split by concern, as ARCHITECTURE.md's map does): {long:?}"
+    );
 }

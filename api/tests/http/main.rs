@@ -3,13 +3,16 @@
 //! with `--features service-tests`.
 
 mod cases;
+mod deliveries;
 mod events;
 mod hardening;
 mod limits;
 mod principals;
 mod registry;
+mod requests;
 mod support;
 mod verifications;
+mod webhook_support;
 mod webhooks;
 mod world;
 
@@ -22,8 +25,10 @@ macro_rules! http_suite {
                 invalid_input_is_rejected,
                 idempotent_retries_return_the_first_answer,
                 no_raw_key_leaks,
-                request_ids_reach_events_and_headers_are_set,
                 openapi_covers_every_route_and_metrics_count_requests,
+            );
+            http_suite!(@in requests $open;
+                request_ids_reach_events_and_headers_are_set,
                 cors_is_off_unless_configured,
             );
             http_suite!(@in principals $open;
@@ -68,12 +73,14 @@ macro_rules! http_suite {
             );
             http_suite!(@in webhooks $open;
                 webhooks_are_vetted_against_ssrf_and_their_secret_is_shown_once,
+                configuring_again_replaces_the_url_and_rotates_the_secret,
+            );
+            http_suite!(@in deliveries $open;
                 deliveries_are_signed_and_survive_a_receiver_that_is_down,
                 a_hanging_receiver_is_cut_at_the_timeout_and_delays_no_other_lender,
                 a_spent_retry_budget_is_recorded_and_a_manual_retry_delivers,
                 the_address_is_checked_again_at_each_delivery,
                 a_removed_webhook_fails_its_pending_deliveries,
-                configuring_again_replaces_the_url_and_rotates_the_secret,
             );
         }
     };

@@ -7,39 +7,40 @@
 mod cases;
 mod harness;
 
-/// Generates one `#[tokio::test]` per case for a backend's harness.
+/// Generates one `#[tokio::test]` per case (named `module::case` under
+/// `cases`) for a backend's harness.
 macro_rules! store_contract_suite {
     ($backend:ident, $harness:path) => {
         mod $backend {
             store_contract_suite!(@cases $harness;
-                expected_version_any,
-                expected_version_no_stream,
-                expected_version_exact,
-                racing_writers_on_one_stream,
-                racing_no_stream_creators,
-                writers_on_distinct_streams,
-                duplicate_event_ids,
-                events_refuse_update_and_delete,
-                read_all_paging,
-                read_stream_in_version_order,
-                subscription_resumes_after_restart,
-                secrets_are_written_with_their_append,
-                webhook_secrets_move_to_the_sealing_key,
-                head_and_metadata,
-                invalid_appends_are_refused,
-                numbers_the_log_cannot_hold_exactly_are_refused,
-                two_writers_share_one_log,
-                multi_stream_appends_are_atomic,
-                checkpoints_are_signed_once_and_survive_restarts,
+                appends::expected_version_any,
+                appends::expected_version_no_stream,
+                appends::expected_version_exact,
+                appends::duplicate_event_ids,
+                appends::events_refuse_update_and_delete,
+                appends::head_and_metadata,
+                appends::invalid_appends_are_refused,
+                appends::numbers_the_log_cannot_hold_exactly_are_refused,
+                concurrency::racing_writers_on_one_stream,
+                concurrency::racing_no_stream_creators,
+                concurrency::writers_on_distinct_streams,
+                concurrency::two_writers_share_one_log,
+                concurrency::multi_stream_appends_are_atomic,
+                reads::read_all_paging,
+                reads::read_stream_in_version_order,
+                reads::subscription_resumes_after_restart,
+                secrets::secrets_are_written_with_their_append,
+                secrets::webhook_secrets_move_to_the_sealing_key,
+                checkpoints::checkpoints_are_signed_once_and_survive_restarts,
             );
         }
     };
-    (@cases $harness:path; $($case:ident),* $(,)?) => {
+    (@cases $harness:path; $($module:ident::$case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let harness = $harness().await;
-                crate::cases::$case(&harness).await;
+                crate::cases::$module::$case(&harness).await;
             }
         )*
     };
