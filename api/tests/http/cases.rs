@@ -471,6 +471,20 @@ where
         "#/components/schemas/Problem"
     );
     assert!(document.body["components"]["securitySchemes"]["api_key"].is_object());
+    // `reason` is one of the closed set of codes, every one of them listed.
+    let reason =
+        &document.body["components"]["schemas"]["VerificationView"]["properties"]["reason"];
+    let listed: Vec<&str> = reason["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("reason lists its codes: {reason}"))
+        .iter()
+        .filter_map(|code| code.as_str())
+        .collect();
+    let codes: Vec<&str> = proofline_domain::verification::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(listed, codes);
     // Every operation documents what the layers around it answer: 503 (the
     // time limit) always; 401, 403 and 429 where a key is checked; 400,
     // 413, 415 and 422 where there is a body. And no query or header
