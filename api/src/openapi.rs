@@ -197,7 +197,7 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
     let responses = operation.entry("responses").or_insert_with(|| json!({}));
     if let Value::Object(responses) = responses {
         for (status, response) in responses.iter_mut() {
-            if status.as_str() >= "400" {
+            if status.parse::<u16>().is_ok_and(|code| code >= 400) {
                 problem(status, response);
             }
         }

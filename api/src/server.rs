@@ -27,6 +27,9 @@ use crate::{health, metrics, middleware, routes};
         description = "Event-sourced verification of SD-JWT credentials for lenders. \
                        Errors are RFC 9457 problem+json with a stable `code`.",
     ),
+    // Handlers name their problem answers by status only; `openapi.rs`
+    // gives them this body, so it is registered here.
+    components(schemas(crate::error::Problem)),
     modifiers(&BearerKey),
     tags(
         (name = "lenders", description = "lenders and their API keys"),

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::{Idem, answer};
 use crate::json;
-use crate::routes::paging::{read_models, wait_for_read_model};
+use crate::routes::paging::read_model;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -199,8 +199,7 @@ pub async fn list(
     _caller: Caller,
     Query(query): Query<IssuersQuery>,
 ) -> Result<Json<IssuerList>, ApiError> {
-    let read = read_models(&state)?;
-    wait_for_read_model(read, "issuers", query.min_position).await?;
+    let read = read_model(&state, "issuers", query.min_position).await?;
     Ok(Json(IssuerList {
         items: proofline_projections::queries::issuers(read).await?,
     }))

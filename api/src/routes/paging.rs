@@ -28,18 +28,20 @@ pub fn position<'de, D: serde::Deserializer<'de>>(
 /// Longest a query waits for `min_position`.
 pub const MIN_POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits for the read model `name` to reach `min_position`, or answers 503
-/// with the position reached.
-pub async fn wait_for_read_model(
-    read: &ReadDb,
+/// The read model `name`, once it has applied `min_position` (read your
+/// own writes); 503 with the position reached when it is still behind after
+/// [`MIN_POSITION_WAIT`].
+pub async fn read_model<'s>(
+    state: &'s AppState,
     name: &str,
     min_position: Option<u64>,
-) -> Result<(), ApiError> {
+) -> Result<&'s ReadDb, ApiError> {
+    let read = read_models(state)?;
     let Some(position) = min_position else {
-        return Ok(());
+        return Ok(read);
     };
     match proofline_projections::queries::wait_for(read, name, position, MIN_POSITION_WAIT).await? {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(read),
         Err(reached) => Err(ApiError::new(
             ErrorCode::Unavailable,
             format!("the read model reached position {reached}, not {position}, within 5 s"),

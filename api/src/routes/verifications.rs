@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::Idem;
 use crate::json;
-use crate::routes::paging::{cursor_position, page_limit, read_models, wait_for_read_model};
+use crate::routes::paging::{cursor_position, page_limit, read_model};
 use crate::state::AppState;
 
 /// Longest nonce accepted.
@@ -363,8 +363,7 @@ pub async fn list(
         to: time_param("to", query.to.as_deref())?,
         before_position,
     };
-    let read = read_models(&state)?;
-    wait_for_read_model(read, "verifications", query.min_position).await?;
+    let read = read_model(&state, "verifications", query.min_position).await?;
     let (items, next) =
         proofline_projections::queries::verifications(read, &lender.to_string(), &filter, limit)
             .await?;
@@ -430,8 +429,7 @@ pub async fn daily_stats(
 ) -> Result<Json<DailyStats>, ApiError> {
     let from = day_param("from", query.from.as_deref())?;
     let to = day_param("to", query.to.as_deref())?;
-    let read = read_models(&state)?;
-    wait_for_read_model(read, "daily_stats", query.min_position).await?;
+    let read = read_model(&state, "daily_stats", query.min_position).await?;
     let items = proofline_projections::queries::daily_stats(
         read,
         &lender.to_string(),

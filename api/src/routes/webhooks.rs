@@ -16,7 +16,7 @@ use crate::caller::Lender;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{PathParam, Query};
 use crate::idempotency::{Idem, answer};
-use crate::routes::paging::{cursor_position, page_limit, read_models, wait_for_read_model};
+use crate::routes::paging::{cursor_position, page_limit, read_model, read_models};
 use crate::state::AppState;
 
 /// Query of `GET /v1/webhooks/deliveries`.
@@ -79,8 +79,7 @@ pub async fn deliveries(
         status: query.status,
         before_position,
     };
-    let read = read_models(&state)?;
-    wait_for_read_model(read, "webhook_deliveries", query.min_position).await?;
+    let read = read_model(&state, "webhook_deliveries", query.min_position).await?;
     let (items, next) = proofline_projections::queries::webhook_deliveries(
         read,
         &lender.to_string(),

@@ -22,7 +22,7 @@ use crate::extract::{Body, PathParam, Query};
 use crate::idempotency::{Idem, answer};
 use crate::json;
 use crate::routes::api_keys::{self, KeyOwner, KeyRotated, RotateKey};
-use crate::routes::paging::{page_limit, read_models, wait_for_read_model};
+use crate::routes::paging::{page_limit, read_model};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -305,13 +305,17 @@ pub async fn list(
             ));
         }
     };
+    let contact_email = query
+        .contact_email
+        .as_deref()
+        .map(ContactEmail::parse)
+        .transpose()?;
     let filter = LenderFilter {
         status,
-        contact_email: query.contact_email,
+        contact_email: contact_email.map(|e| e.as_str().to_owned()),
         after_lender: query.cursor.map(|id| id.to_string()),
     };
-    let read = read_models(&state)?;
-    wait_for_read_model(read, "lenders", query.min_position).await?;
+    let read = read_model(&state, "lenders", query.min_position).await?;
     let (items, next_cursor) = queries::lenders(read, &filter, limit).await?;
     Ok(Json(LenderPage { items, next_cursor }))
 }
