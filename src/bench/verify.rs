@@ -3,6 +3,7 @@
 //! concurrent clients, each presentation verified and recorded, and the
 //! ratio of the two.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -93,6 +94,15 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
     let lender: serde_json::Value = answer.json().await?;
     let lender_key = lender["api_key"].as_str().unwrap_or_default().to_owned();
     let audience = lender["audience"].as_str().unwrap_or_default().to_owned();
+    // The steady state: the key checked once (argon2) before the burst. A
+    // burst with a key the service has not checked yet is charged to the
+    // failed-authentication budget until the first check ends.
+    let me = client
+        .get(format!("{base}/v1/lenders/me"))
+        .bearer_auth(&lender_key)
+        .send()
+        .await?;
+    anyhow::ensure!(me.status() == 200, "the lender's key: {}", me.status());
 
     // One credential, presented `count` times with distinct nonces, as a
     // wallet does for each lender's request.
@@ -184,7 +194,7 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut failures = 0u64;
+            let mut failures: BTreeMap<String, u64> = BTreeMap::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((presentation, nonce)) = presentations.get(i as usize) else {
@@ -197,31 +207,42 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
                     .json(&json!({"presentation": presentation, "nonce": nonce, "required_claims": ["address.country"]}))
                     .send()
                     .await;
-                let ok = match answer {
-                    Ok(answer) if answer.status() == 201 => answer
-                        .json::<serde_json::Value>()
-                        .await
-                        .is_ok_and(|body| body["verified"] == true),
-                    _ => false,
+                // Why a request did not verify, if it did not.
+                let failure = match answer {
+                    Err(error) => Some(format!("no answer ({error})")),
+                    Ok(answer) => {
+                        let status = answer.status();
+                        let body = answer.json::<serde_json::Value>().await.unwrap_or_default();
+                        match (status.as_u16(), &body["verified"]) {
+                            (201, serde_json::Value::Bool(true)) => None,
+                            (201, _) => Some(format!("rejected: {}", body["reason"])),
+                            (code, _) => Some(format!("{code} {}", body["code"])),
+                        }
+                    }
                 };
                 latencies.push(sent.elapsed());
-                failures += u64::from(!ok);
+                if let Some(why) = failure {
+                    *failures.entry(why).or_default() += 1;
+                }
                 progress.inc(1);
             }
         }));
     }
     let mut latencies = Vec::with_capacity(count as usize);
-    let mut failures = 0;
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     for task in tasks {
         let (mine, failed) = task.await?;
         latencies.extend(mine);
-        failures += failed;
+        for (why, n) in failed {
+            *failures.entry(why).or_default() += n;
+        }
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    let failed: u64 = failures.values().sum();
     anyhow::ensure!(
-        failures == 0,
-        "{failures} of {count} requests did not verify"
+        failed == 0,
+        "{failed} of {count} requests did not verify: {failures:?}"
     );
     let latencies = Latencies::new(latencies);
     let end_to_end = count as f64 / elapsed.as_secs_f64();
