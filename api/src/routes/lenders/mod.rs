@@ -236,7 +236,8 @@ pub struct LendersQuery {
     /// Only lenders of this standing.
     #[param(pattern = "^(active|suspended|deactivated)$")]
     pub status: Option<String>,
-    /// Only the lender with this contact email (compared in lowercase).
+    /// Only the lender with this contact email (compared in lowercase; any
+    /// other text matches none).
     #[param(min_length = 3, max_length = 254)]
     pub contact_email: Option<String>,
     /// 1 to 500, default 50.
@@ -305,14 +306,19 @@ pub async fn list(
             ));
         }
     };
-    let contact_email = query
-        .contact_email
-        .as_deref()
-        .map(ContactEmail::parse)
-        .transpose()?;
+    // Any text of an email's length: one that is no address matches no
+    // lender.
+    if let Some(email) = &query.contact_email
+        && !(3..=254).contains(&email.chars().count())
+    {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "contact_email: 3 to 254 characters",
+        ));
+    }
     let filter = LenderFilter {
         status,
-        contact_email: contact_email.map(|e| e.as_str().to_owned()),
+        contact_email: query.contact_email,
         after_lender: query.cursor.map(|id| id.to_string()),
     };
     let read = read_model(&state, "lenders", query.min_position).await?;
