@@ -6,7 +6,7 @@ use proofline_domain::issuer::IssuerEvent;
 use proofline_domain::log::{Envelope, Timestamp};
 use serde_json::{Value, json};
 
-use super::{Projection, decode, stream_uuid};
+use super::{Projection, decode};
 use crate::db::{Kind, Param, ReadError, ReadTx};
 
 /// Issuers as they stand, with their keys.
@@ -49,10 +49,10 @@ impl Projection for Issuers {
     }
 
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
-        if envelope.stream_id.kind() != Some(Category::Issuer) {
+        let Some(id) = envelope.stream_id.uuid_of(Category::Issuer) else {
             return Ok(());
-        }
-        let id = stream_uuid(envelope);
+        };
+        let id = id.to_string();
         let position = Param::int(envelope.position as i64);
         match decode::<IssuerEvent>(envelope)? {
             IssuerEvent::IssuerRegistered {

@@ -7,7 +7,7 @@ use proofline_domain::lender::LenderEvent;
 use proofline_domain::log::Envelope;
 use serde_json::json;
 
-use super::{Projection, decode, stream_uuid};
+use super::{Projection, decode};
 use crate::db::{Kind, Param, ReadError, ReadTx};
 
 pub struct Lenders;
@@ -58,10 +58,10 @@ impl Projection for Lenders {
     }
 
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
-        if envelope.stream_id.kind() != Some(Category::Lender) {
+        let Some(id) = envelope.stream_id.uuid_of(Category::Lender) else {
             return Ok(());
-        }
-        let id = stream_uuid(envelope);
+        };
+        let id = id.to_string();
         let position = Param::int(envelope.position as i64);
         let set = |column: &str| {
             format!("UPDATE lenders SET {column} = $1, position = $2 WHERE lender_id = $3")

@@ -93,15 +93,6 @@ pub(crate) fn decode<E: EventSchema>(envelope: &Envelope) -> Result<E, ReadError
         .map_err(|e| ReadError::Data(e.to_string()))
 }
 
-pub(crate) fn stream_uuid(envelope: &Envelope) -> String {
-    envelope
-        .stream_id
-        .as_str()
-        .split_once('-')
-        .map_or("", |(_, id)| id)
-        .to_owned()
-}
-
 /// Every read model, in the order projectors start.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
