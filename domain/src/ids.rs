@@ -55,10 +55,12 @@ pub enum Category {
     Log,
     /// `service-keys`: the service's signing keys.
     Service,
+    /// `presentationrequest-<uuid>`: one OpenID4VP flow.
+    PresentationRequest,
 }
 
 impl Category {
-    pub const ALL: [Category; 11] = [
+    pub const ALL: [Category; 12] = [
         Category::Lender,
         Category::Email,
         Category::Auditor,
@@ -70,6 +72,7 @@ impl Category {
         Category::Webhook,
         Category::Log,
         Category::Service,
+        Category::PresentationRequest,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Category {
             Category::Webhook => "webhook",
             Category::Log => "log",
             Category::Service => "service",
+            Category::PresentationRequest => "presentationrequest",
         }
     }
 

@@ -65,7 +65,12 @@
 //! - [`api_key`]: the public shape of API keys (prefix and secret part).
 //! - [`jose`]: strict base64url, compact JWS, public JWKs, and signature
 //!   checks where the key decides the algorithm.
+//! - [`jwe`]: compact JWE with ECDH-ES on P-256 and AES-GCM, the encrypted
+//!   responses of OpenID4VP 1.0 (`direct_post.jwt`) and HAIP.
 //! - [`did`]: DIDs, and did:key with Ed25519.
+//! - [`dcql`]: the Digital Credentials Query Language of OpenID4VP 1.0 (the
+//!   `dc+sd-jwt` subset): checking a query, claims path pointers, whether a
+//!   response satisfies it, and what a wallet answers it with.
 //! - [`sd_jwt`]: the SD-JWT format: presentations, Disclosures, processing;
 //!   issuing and presenting for the demo and tests.
 //! - [`verification`]: the seven steps of verifying a presentation, their
@@ -79,15 +84,18 @@ pub mod api_key;
 pub mod auditor;
 pub mod bounded;
 pub mod checkpoint;
+pub mod dcql;
 pub mod decider;
 pub mod did;
 pub mod ids;
 pub mod issuer;
 pub mod jose;
+pub mod jwe;
 pub mod key_ring;
 pub mod lender;
 pub mod log;
 pub mod operator;
+pub mod presentation_request;
 pub mod principal;
 pub mod schemas;
 pub mod sd_jwt;

@@ -102,6 +102,7 @@ pub fn affects_credentials(envelope: &Envelope) -> bool {
         | Category::Verification
         | Category::Webhook
         | Category::Log
-        | Category::Service => false,
+        | Category::Service
+        | Category::PresentationRequest => false,
     }
 }

@@ -98,8 +98,8 @@ pub fn of<E: EventSchema + JsonSchema>(category: Category) -> Vec<EventType> {
 /// defines itself.)
 pub fn events() -> Vec<EventType> {
     use crate::{
-        auditor, checkpoint, issuer, lender, operator, status_list, verification_record,
-        webhook_delivery,
+        auditor, checkpoint, issuer, lender, operator, presentation_request, status_list,
+        verification_record, webhook_delivery,
     };
     [
         of::<lender::LenderEvent>(Category::Lender),
@@ -111,6 +111,7 @@ pub fn events() -> Vec<EventType> {
         of::<verification_record::VerificationEvent>(Category::Verification),
         of::<webhook_delivery::WebhookDeliveryEvent>(Category::Webhook),
         of::<checkpoint::CheckpointEvent>(Category::Log),
+        of::<presentation_request::PresentationRequestEvent>(Category::PresentationRequest),
     ]
     .concat()
 }

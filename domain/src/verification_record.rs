@@ -122,7 +122,18 @@ pub struct VerificationRecord {
     /// Set on a replay: the verification that used the nonce first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_use: Option<VerificationId>,
+    /// Set when a wallet presented it in answer to an OpenID4VP request:
+    /// the request, and the id of the DCQL credential query it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presentation_request: Option<RequestLink>,
     pub verified_at: Timestamp,
+}
+
+/// A verification's place in an OpenID4VP flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RequestLink {
+    pub request_id: crate::presentation_request::PresentationRequestId,
+    pub credential_query_id: String,
 }
 
 /// What the lender asked, as the record keeps it.
@@ -158,6 +169,7 @@ impl VerificationRecord {
             require_holder_binding: asked.require_holder_binding,
             status: outcome.status.clone(),
             first_use: None,
+            presentation_request: None,
             verified_at: asked.at,
         }
     }

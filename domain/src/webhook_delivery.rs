@@ -22,6 +22,7 @@ use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
 use crate::ids::{Category, StreamId};
 use crate::lender::{LenderEvent, LenderId};
 use crate::log::{Envelope, Timestamp};
+use crate::presentation_request::PresentationRequestEvent;
 use crate::verification_record::VerificationEvent;
 
 /// The retry delays after each failed attempt of a round (about a day in
@@ -160,6 +161,48 @@ impl Told for VerificationEvent {
     }
 }
 
+impl Told for PresentationRequestEvent {
+    /// Only the end of a flow, with its outcome and the verifications it
+    /// made; never a claim value (there is none in the log to tell).
+    fn told(&self) -> Option<(&'static str, Value)> {
+        use PresentationRequestEvent as E;
+        let (request_id, status, extra) = match self {
+            E::PresentationRequestCreated { .. }
+            | E::PresentationRequestRetrieved { .. }
+            | E::PresentationResponseRefused { .. } => return None,
+            E::PresentationResponseAccepted {
+                request_id,
+                presentations,
+                ..
+            } => (
+                request_id,
+                "verified",
+                json!({"dcql_satisfied": true, "presentations": presentations}),
+            ),
+            E::PresentationResponseRejected {
+                request_id,
+                presentations,
+                reason,
+                ..
+            } => (
+                request_id,
+                "rejected",
+                json!({"dcql_satisfied": false, "presentations": presentations,
+                       "reason": reason.as_str()}),
+            ),
+            E::WalletErrorReceived {
+                request_id, error, ..
+            } => (request_id, "wallet_error", json!({"wallet_error": error})),
+            E::PresentationRequestExpired { request_id, .. } => (request_id, "expired", json!({})),
+        };
+        let mut data = json!({"request_id": request_id, "status": status});
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        Some(("presentation_request.completed", data))
+    }
+}
+
 /// The notice of a stored event, if its lender is told about it.
 pub fn notice_of(envelope: &Envelope) -> Option<Notice> {
     let (lender_id, (kind, data)) = match envelope.stream_id.kind()? {
@@ -170,6 +213,23 @@ pub fn notice_of(envelope: &Envelope) -> Option<Notice> {
         Category::Lender => {
             let lender = LenderId::from_stream(&envelope.stream_id)?;
             (lender, envelope.decode::<LenderEvent>().ok()?.told()?)
+        }
+        Category::PresentationRequest => {
+            let event = envelope.decode::<PresentationRequestEvent>().ok()?;
+            let lender = match &event {
+                PresentationRequestEvent::PresentationResponseAccepted { lender_id, .. }
+                | PresentationRequestEvent::PresentationResponseRejected { lender_id, .. }
+                | PresentationRequestEvent::WalletErrorReceived { lender_id, .. }
+                | PresentationRequestEvent::PresentationRequestExpired { lender_id, .. } => {
+                    *lender_id
+                }
+                PresentationRequestEvent::PresentationRequestCreated { request, .. } => {
+                    request.lender_id
+                }
+                PresentationRequestEvent::PresentationRequestRetrieved { .. }
+                | PresentationRequestEvent::PresentationResponseRefused { .. } => return None,
+            };
+            (lender, event.told()?)
         }
         // Nothing of these streams is a lender's own news.
         Category::Email

@@ -210,6 +210,9 @@ pub struct Processed {
     /// Dotted paths of what was selectively disclosed (`address.country`,
     /// `nationalities.0`), in the order met: names, never values.
     pub disclosed_paths: Vec<String>,
+    /// The digest of the Disclosure behind each of `disclosed_paths`, in
+    /// the same order (a holder choosing what to present needs the map).
+    pub disclosed_digests: Vec<String>,
 }
 
 /// The top-level claims of an SD-JWT VC that may not be selectively
@@ -266,6 +269,7 @@ pub fn process(
         used: HashSet::new(),
         seen: HashSet::new(),
         paths: Vec::new(),
+        digests: Vec::new(),
     };
     let mut claims = state.object(payload, "", 0)?;
     claims.remove("_sd_alg");
@@ -282,6 +286,7 @@ pub fn process(
     Ok(Processed {
         claims,
         disclosed_paths: state.paths,
+        disclosed_digests: state.digests,
     })
 }
 
@@ -290,6 +295,7 @@ struct State<'a> {
     used: HashSet<&'a str>,
     seen: HashSet<String>,
     paths: Vec<String>,
+    digests: Vec<String>,
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -373,6 +379,7 @@ impl<'a> State<'a> {
             self.used.insert(&disclosure.digest);
             let claim_path = join(path, name);
             self.paths.push(claim_path.clone());
+            self.digests.push(disclosure.digest.clone());
             let value = self.value(&disclosure.value, &claim_path, depth)?;
             out.insert(name.to_owned(), value);
         }
@@ -419,6 +426,7 @@ impl<'a> State<'a> {
                     }
                     self.used.insert(&disclosure.digest);
                     self.paths.push(index_path.clone());
+                    self.digests.push(disclosure.digest.clone());
                     out.push(self.value(&disclosure.value, &index_path, depth)?);
                 }
             }

@@ -105,6 +105,7 @@ pub(super) fn run(
     let Processed {
         claims: processed,
         disclosed_paths,
+        ..
     } = sd_jwt::process(claims, &presentation.disclosures)
         .map_err(|e| (e.reason, e.detail))
         .map_err(at(Step::Signature))?;

@@ -6,6 +6,7 @@ mod auditor;
 mod issuer;
 mod lender;
 mod operator;
+mod presentation_request;
 mod status_list;
 mod support;
 mod webhook_delivery;

@@ -236,3 +236,62 @@ fn only_a_lenders_verifications_and_key_changes_are_told() {
         Some(DeliveryId::of_event(Uuid::from_u128(5)))
     );
 }
+
+#[test]
+fn the_end_of_a_presentation_request_is_told_to_its_lender() {
+    use std::collections::BTreeMap;
+
+    use proofline_domain::presentation_request::{
+        PresentationRequestEvent as E, PresentationRequestId, Refusal,
+    };
+    let lender_id = lender(7);
+    let request_id = PresentationRequestId::for_state("s");
+    let envelope = |event: &E| {
+        let encoded = event.encode();
+        Envelope {
+            position: 9,
+            event_id: Uuid::from_u128(98),
+            stream_id: request_id.stream_id(),
+            stream_version: 2,
+            event_type: encoded.event_type,
+            schema_version: 1,
+            data: encoded.data,
+            metadata: Metadata::default(),
+            recorded_at: at("2026-01-01T00:00:00Z"),
+            prev_hash: EventHash::GENESIS,
+            hash: EventHash::GENESIS,
+        }
+    };
+    let accepted = E::PresentationResponseAccepted {
+        request_id,
+        lender_id,
+        presentations: BTreeMap::from([(
+            "identity".to_owned(),
+            vec![request_id.verification_id("identity", 0)],
+        )]),
+        response_code_sha256: Some("ab".into()),
+        received_at: at("2026-01-01T00:00:00Z"),
+    };
+    let notice = notice_of(&envelope(&accepted)).expect("the end is told");
+    assert_eq!(notice.lender_id, lender_id);
+    assert_eq!(notice.kind, "presentation_request.completed");
+    let body: Value = serde_json::from_str(&notice.body).expect("JSON");
+    assert_eq!(body["data"]["status"], "verified");
+    assert_eq!(body["data"]["dcql_satisfied"], true);
+    assert_eq!(body["data"]["request_id"], request_id.to_string());
+    assert!(body["data"].get("response_code_sha256").is_none());
+    let refused = E::PresentationResponseRefused {
+        request_id,
+        reason: Refusal::AlreadyAnswered,
+        received_at: at("2026-01-01T00:00:00Z"),
+    };
+    assert_eq!(notice_of(&envelope(&refused)), None, "nothing new ended");
+    let expired = E::PresentationRequestExpired {
+        request_id,
+        lender_id,
+        expired_at: at("2026-01-01T00:00:00Z"),
+    };
+    let notice = notice_of(&envelope(&expired)).expect("an expiry is told");
+    let body: Value = serde_json::from_str(&notice.body).expect("JSON");
+    assert_eq!(body["data"]["status"], "expired");
+}
