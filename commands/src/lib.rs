@@ -33,6 +33,8 @@
 //!   created on first start.
 //! - [`signing`]: the service's Ed25519 signing key file.
 //! - [`report`]: errors with their sources on one line, for logs.
+//! - [`oid4vp`]: Proofline as an OpenID4VP 1.0 verifier (request objects,
+//!   responses, the verifier's identity).
 
 pub mod auditors;
 pub mod auth;
@@ -43,6 +45,7 @@ pub mod issuers;
 pub mod keys;
 pub mod lenders;
 pub mod migrate;
+pub mod oid4vp;
 pub mod registry;
 pub mod report;
 pub mod schemas;

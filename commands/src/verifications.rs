@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use proofline_domain::decider::{Rejection, RejectionKind};
 use proofline_domain::did::Did;
 use proofline_domain::lender::{LenderError, LenderId};
+use proofline_domain::log::Timestamp;
 use proofline_domain::status_list::ListUri;
 use proofline_domain::values::{Audience, Audiences};
 use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
@@ -52,6 +53,17 @@ pub struct VerifyRequest {
     pub nonce: String,
     pub audience: Option<Audience>,
     pub required_claims: Vec<ClaimPath>,
+    pub require_holder_binding: bool,
+}
+
+/// One presentation to put through the seven steps.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub presentation: Arc<str>,
+    pub nonce: Arc<str>,
+    /// What the Key Binding JWT's `aud` must be.
+    pub audience: Arc<str>,
+    pub required_claims: Arc<Vec<ClaimPath>>,
     pub require_holder_binding: bool,
 }
 
@@ -137,21 +149,7 @@ impl Verifier {
         seal: Seal<'_, Verified>,
     ) -> Result<Done<Verified>, CommandError> {
         let audience = self.audience_for(lender, ask.audience.as_ref()).await?;
-        let references = verification::references(&ask.presentation);
-        let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
-            Some(did) => self.registry.issuer(&did).await?,
-            None => Arc::new(None),
-        };
-        let list = match references
-            .status_list_uri
-            .as_deref()
-            .and_then(|u| ListUri::parse(u).ok())
-        {
-            Some(uri) => self.registry.status_list(&uri).await?,
-            None => Arc::new(None),
-        };
         let now = context.now;
-        let max_age_seconds = self.max_age_seconds;
         let (presentation, nonce, required, require_holder_binding, audience_text) = (
             Arc::<str>::from(ask.presentation),
             Arc::<str>::from(ask.nonce),
@@ -159,32 +157,18 @@ impl Verifier {
             ask.require_holder_binding,
             Arc::<str>::from(audience.as_str()),
         );
-        let outcome = {
-            let (presentation, nonce, required, audience) = (
-                presentation.clone(),
-                nonce.clone(),
-                required.clone(),
-                audience_text.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
-                let request = Request {
-                    nonce: &nonce,
-                    audience: &audience,
-                    required_claims: &required,
+        let outcome = self
+            .outcome(
+                Checked {
+                    presentation: presentation.clone(),
+                    nonce: nonce.clone(),
+                    audience: audience_text.clone(),
+                    required_claims: required.clone(),
                     require_holder_binding,
-                    max_age_seconds,
-                    now,
-                    profile: Profile::SdJwtVc,
-                };
-                let trust = Resolved {
-                    issuer: issuer.as_ref().as_ref(),
-                    list: list.as_ref().as_ref(),
-                };
-                verification::verify(&presentation, &request, &trust)
-            })
-            .await
-            .map_err(|e| CommandError::Store(StoreError::corrupt("verifier task", e)))?
-        };
+                },
+                now,
+            )
+            .await?;
         let asked = Asked {
             lender_id: lender,
             presentation: &presentation,
@@ -206,6 +190,43 @@ impl Verifier {
             }
             other => other,
         }
+    }
+
+    /// The seven steps on one presentation, with the trust it names
+    /// resolved from the registry first; nothing is recorded.
+    pub async fn outcome(&self, checked: Checked, now: Timestamp) -> Result<Outcome, CommandError> {
+        let references = verification::references(&checked.presentation);
+        let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
+            Some(did) => self.registry.issuer(&did).await?,
+            None => Arc::new(None),
+        };
+        let list = match references
+            .status_list_uri
+            .as_deref()
+            .and_then(|u| ListUri::parse(u).ok())
+        {
+            Some(uri) => self.registry.status_list(&uri).await?,
+            None => Arc::new(None),
+        };
+        let max_age_seconds = self.max_age_seconds;
+        tokio::task::spawn_blocking(move || {
+            let request = Request {
+                nonce: &checked.nonce,
+                audience: &checked.audience,
+                required_claims: &checked.required_claims,
+                require_holder_binding: checked.require_holder_binding,
+                max_age_seconds,
+                now,
+                profile: Profile::SdJwtVc,
+            };
+            let trust = Resolved {
+                issuer: issuer.as_ref().as_ref(),
+                list: list.as_ref().as_ref(),
+            };
+            verification::verify(&checked.presentation, &request, &trust)
+        })
+        .await
+        .map_err(|e| CommandError::Store(StoreError::corrupt("verifier task", e)))
     }
 
     async fn record(
