@@ -395,3 +395,98 @@ pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
         })
         .collect()
 }
+
+/// Which presentation requests a lender lists.
+#[derive(Debug, Clone)]
+pub struct PresentationRequestFilter {
+    pub status: Option<proofline_domain::presentation_request::Status>,
+    /// Only those created before this position (the cursor).
+    pub before_position: Option<u64>,
+    /// A pending or retrieved request past its expiry reads `expired`.
+    pub now: proofline_domain::log::Timestamp,
+}
+
+/// A page of a lender's presentation requests, newest first, and the
+/// cursor of the next page when there may be more.
+pub async fn presentation_requests(
+    db: &ReadDb,
+    lender_id: &str,
+    filter: &PresentationRequestFilter,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<u64>), ReadError> {
+    use proofline_domain::presentation_request::Status;
+    let mut sql = String::from(
+        "SELECT request_id, status, dcql_satisfied, client_id, response_mode, expires_at, \
+         created_at, completed_at, created_position, position FROM presentation_requests \
+         WHERE lender_id = $1",
+    );
+    let now = filter.now.to_rfc3339();
+    let mut params = vec![Param::text(lender_id)];
+    if let Some(status) = filter.status {
+        params.push(Param::text(now.clone()));
+        let now_at = params.len();
+        let live = "status IN ('pending', 'retrieved')";
+        match status {
+            Status::Pending | Status::Retrieved => {
+                params.push(Param::text(status.as_str()));
+                sql.push_str(&format!(
+                    " AND status = ${} AND expires_at > ${now_at}",
+                    params.len()
+                ));
+            }
+            Status::Expired => sql.push_str(&format!(
+                " AND (status = 'expired' OR ({live} AND expires_at <= ${now_at}))"
+            )),
+            Status::Verified | Status::Rejected | Status::WalletError => {
+                params.pop();
+                params.push(Param::text(status.as_str()));
+                sql.push_str(&format!(" AND status = ${}", params.len()));
+            }
+        }
+    }
+    if let Some(before) = filter.before_position {
+        params.push(Param::int(before as i64));
+        sql.push_str(&format!(" AND created_position < ${}", params.len()));
+    }
+    params.push(Param::int(limit as i64 + 1));
+    sql.push_str(&format!(
+        " ORDER BY created_position DESC LIMIT ${}",
+        params.len()
+    ));
+    let kinds = [
+        Kind::Text,
+        Kind::Text,
+        Kind::Bool,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Int,
+        Kind::Int,
+    ];
+    let rows = db.fetch(&sql, &params, &kinds).await?;
+    let more = rows.len() > limit;
+    let mut items = Vec::with_capacity(limit.min(rows.len()));
+    let mut last = None;
+    for row in rows.iter().take(limit) {
+        let expires_at = row[5].as_text().unwrap_or_default();
+        let mut status = row[1].as_text().unwrap_or_default();
+        if matches!(status, "pending" | "retrieved") && expires_at <= now.as_str() {
+            status = "expired";
+        }
+        last = row[8].as_int().map(|p| p as u64);
+        items.push(json!({
+            "request_id": row[0].as_text(),
+            "status": status,
+            "dcql_satisfied": row[2].as_bool(),
+            "client_id": row[3].as_text(),
+            "response_mode": row[4].as_text(),
+            "expires_at": expires_at,
+            "created_at": row[6].as_text(),
+            "completed_at": row[7].as_text(),
+            "position": row[9].as_int(),
+        }));
+    }
+    Ok((items, if more { last } else { None }))
+}

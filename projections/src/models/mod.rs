@@ -12,14 +12,18 @@
 //!   counts.
 //! - `lenders.rs`: lenders as they stand (`GET /v1/lenders`).
 //! - `issuers.rs`: the trust registry as it stands (`GET /v1/issuers`).
+//! - `presentation_requests.rs`: OpenID4VP flows as they stand
+//!   (`GET /v1/presentation-requests`).
 //! - [`crate::webhooks`]: deliveries, which are also the webhook queue.
 
 mod issuers;
 mod lenders;
+mod presentation_requests;
 mod verifications;
 
 pub use issuers::Issuers;
 pub use lenders::Lenders;
+pub use presentation_requests::PresentationRequests;
 pub use verifications::{DailyStats, Verifications};
 
 use async_trait::async_trait;
@@ -100,6 +104,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(DailyStats),
         std::sync::Arc::new(Lenders),
         std::sync::Arc::new(Issuers),
+        std::sync::Arc::new(PresentationRequests),
         std::sync::Arc::new(crate::webhooks::WebhookDeliveries),
     ]
 }
