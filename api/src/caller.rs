@@ -141,7 +141,7 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> I
         .unwrap_or(peer)
 }
 
-fn peer_address(parts: &Parts) -> IpAddr {
+pub fn peer_address(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

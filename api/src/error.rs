@@ -284,6 +284,40 @@ impl From<KeyError> for ApiError {
     }
 }
 
+/// What a wallet-facing OpenID4VP endpoint answers for an error: OAuth JSON
+/// (`{"error", "error_description"}`, RFC 6749 §5.2), which is what wallet
+/// libraries read, with `Cache-Control: no-store`. The service's own
+/// failures are 5xx as elsewhere (logged whole, shown as a code); nothing a
+/// wallet sends reaches that arm.
+pub fn wallet_response(error: proofline_commands::oid4vp::WalletFacingError) -> Response {
+    use proofline_commands::oid4vp::WalletFacingError as W;
+    let (status, code, description) = match error {
+        W::NotFound => (
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "no such request".to_owned(),
+        ),
+        W::Gone => (
+            StatusCode::GONE,
+            "invalid_request",
+            "the request expired or was answered".to_owned(),
+        ),
+        W::Invalid { error, description } => (StatusCode::BAD_REQUEST, error, description),
+        W::Internal(error) => {
+            let api = ApiError::from(error);
+            let status = api.status;
+            (status, "server_error", api.detail)
+        }
+    };
+    let body = serde_json::json!({"error": code, "error_description": description});
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,8 @@ pub struct Limits {
     by_address: Budgets<AddressKey>,
     by_prefix: Budgets<String>,
     per_key: Option<DefaultKeyedRateLimiter<String>>,
+    /// Requests to the wallet-facing OpenID4VP endpoints per address.
+    per_wallet: Option<DefaultKeyedRateLimiter<AddressKey>>,
     clock: DefaultClock,
 }
 
@@ -162,10 +164,14 @@ impl Limits {
                 Quota::per_second(rate).allow_burst(nonzero(rate.get().saturating_mul(2))),
             )
         });
+        let per_wallet = (settings.oid4vp_rate_per_minute > 0).then(|| {
+            RateLimiter::keyed(Quota::per_minute(nonzero(settings.oid4vp_rate_per_minute)))
+        });
         Self {
             by_address: Budgets::new(settings.failed_auth_per_minute),
             by_prefix: Budgets::new(settings.failed_auth_per_minute),
             per_key,
+            per_wallet,
             clock: DefaultClock::default(),
         }
     }
@@ -207,6 +213,17 @@ impl Limits {
             .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
     }
 
+    /// Spends one request of a wallet address's budget (the OpenID4VP
+    /// endpoints, which take no key); the wait when it is spent.
+    pub fn check_wallet(&self, address: IpAddr) -> Result<(), Duration> {
+        let Some(per_wallet) = &self.per_wallet else {
+            return Ok(());
+        };
+        per_wallet
+            .check_key(&AddressKey::of(address))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
     /// Forgets addresses, prefixes and keys that have been quiet; called
     /// periodically.
     pub fn forget_idle(&self) {
@@ -215,6 +232,9 @@ impl Limits {
         self.by_prefix.forget_idle(now);
         if let Some(per_key) = &self.per_key {
             per_key.retain_recent();
+        }
+        if let Some(per_wallet) = &self.per_wallet {
+            per_wallet.retain_recent();
         }
     }
 }

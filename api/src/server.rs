@@ -36,6 +36,8 @@ use crate::{health, metrics, middleware, routes};
         (name = "auditors", description = "auditors of the log"),
         (name = "issuers", description = "the trust registry: issuers, their keys, status lists"),
         (name = "verifications", description = "verifying holders' presentations"),
+        (name = "presentation requests", description = "OpenID4VP flows: a wallet presents to Proofline"),
+        (name = "wallets", description = "OpenID4VP request_uri and response_uri, for wallets (no key)"),
         (name = "log", description = "what auditors need to check the service's signatures"),
         (name = "webhooks", description = "deliveries of the lender's webhook"),
         (name = "health", description = "liveness, readiness, metrics"),
@@ -93,6 +95,16 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::verifications::daily_stats))
         .routes(routes!(routes::verifications::get))
+        .routes(routes!(
+            routes::presentation_requests::create,
+            routes::presentation_requests::list
+        ))
+        .routes(routes!(routes::presentation_requests::get))
+        .routes(routes!(
+            routes::oid4vp::fetch_get,
+            routes::oid4vp::fetch_post
+        ))
+        .routes(routes!(routes::oid4vp::respond))
         .routes(routes!(routes::log::public_key))
         .routes(routes!(routes::log::schemas))
         .routes(routes!(routes::log::latest_checkpoint))
@@ -221,10 +233,11 @@ pub async fn serve(
 /// to drop cached keys changed by other processes, and forgetting idle rate
 /// limit entries. Ends when the returned handle is aborted.
 pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let (auth, store, limits) = (
+    let (auth, store, limits, flows) = (
         state.auth.clone(),
         state.store.clone(),
         state.limits.clone(),
+        state.flows.clone(),
     );
     let (key, every_events, every_seconds) = (
         state.service_key.clone(),
@@ -249,6 +262,19 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 limits.forget_idle();
             }
         };
+        // Disclosed values are kept for the result TTL and no longer.
+        let lapsed = async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
+                match flows.forget_lapsed(now).await {
+                    Ok(0) => {}
+                    Ok(forgotten) => tracing::debug!(forgotten, "forgot lapsed OpenID4VP secrets"),
+                    Err(error) => tracing::warn!(%error, "cannot forget lapsed OpenID4VP secrets"),
+                }
+            }
+        };
         let checkpoints = async {
             let mut checkpointer =
                 proofline_commands::checkpoints::Checkpointer::new(every_events, every_seconds);
@@ -263,6 +289,6 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         };
-        tokio::join!(watch, idle, checkpoints);
+        tokio::join!(watch, idle, checkpoints, lapsed);
     })
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use proofline_commands::auth::Authenticator;
+use proofline_commands::oid4vp::identity::VerifierIdentity;
+use proofline_commands::oid4vp::{FlowSettings, Flows};
 use proofline_commands::registry::Registry;
 use proofline_commands::sealing::SealingKey;
 use proofline_commands::signing::ServiceKey;
@@ -46,6 +48,8 @@ pub struct ApiSettings {
     pub checkpoint_every_seconds: u64,
     /// A signed checkpoint after this many new events.
     pub checkpoint_every_events: u64,
+    /// Requests per minute per address to the wallet-facing endpoints.
+    pub oid4vp_rate_per_minute: u32,
 }
 
 impl Default for ApiSettings {
@@ -67,6 +71,7 @@ impl Default for ApiSettings {
             tail_recheck: Duration::from_secs(60),
             checkpoint_every_seconds: 5,
             checkpoint_every_events: 1_000,
+            oid4vp_rate_per_minute: 600,
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct AppState {
     /// Seals webhook signing secrets: the sealing key, not derived from the
     /// service key (the webhooks role holds it alone).
     pub webhook_sealing_key: Arc<SealingKey>,
+    /// The OpenID4VP verifier.
+    pub flows: Arc<Flows>,
     /// The read models, when this process serves queries from them.
     pub read: Option<ReadDb>,
     /// More readiness checks (the bus, when configured), by name.
@@ -116,14 +123,31 @@ impl AppState {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         let registry = Arc::new(Registry::new(store.clone()));
+        let verifier = Arc::new(Verifier::new(
+            store.clone(),
+            registry.clone(),
+            service_key.clone(),
+            i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
+        ));
+        // A verifier identity of its own for this process until the
+        // service's is set ([`AppState::with_oid4vp`]).
+        let identity = ServiceKey::generate()
+            .map(VerifierIdentity::did_key)
+            .expect("the OS random source works");
+        let flows = Arc::new(Flows::new(
+            store.clone(),
+            verifier.clone(),
+            Arc::new(identity),
+            webhook_sealing_key.clone(),
+            FlowSettings {
+                public_url: url::Url::parse("http://127.0.0.1:8080/").expect("a valid URL"),
+                result_ttl_seconds: 600,
+            },
+        ));
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
-            verifier: Arc::new(Verifier::new(
-                store.clone(),
-                registry.clone(),
-                service_key.clone(),
-                i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
-            )),
+            verifier,
+            flows,
             registry,
             webhook_sealing_key,
             read: None,
@@ -157,6 +181,18 @@ impl AppState {
     }
 
     /// Serves queries from `read`.
+    /// The deployment's OpenID4VP verifier: its identity and public URL.
+    pub fn with_oid4vp(mut self, identity: VerifierIdentity, settings: FlowSettings) -> Self {
+        self.flows = Arc::new(Flows::new(
+            self.store.clone(),
+            self.verifier.clone(),
+            Arc::new(identity),
+            self.webhook_sealing_key.clone(),
+            settings,
+        ));
+        self
+    }
+
     pub fn with_read_models(mut self, read: ReadDb) -> Self {
         self.read = Some(read);
         self

@@ -6,6 +6,8 @@ pub mod events;
 pub mod issuers;
 pub mod lenders;
 pub mod log;
+pub mod oid4vp;
 pub mod paging;
+pub mod presentation_requests;
 pub mod verifications;
 pub mod webhooks;
