@@ -101,3 +101,57 @@ pub async fn open_read_models(
         }
     }
 }
+
+/// The OpenID4VP verifier's identity (its `client_id` and the key that
+/// signs request objects) and settings, as configured. The did:key
+/// verifier key file is created on first start (mode 0600).
+pub fn verifier_identity(
+    config: &Config,
+    listening: std::net::SocketAddr,
+) -> anyhow::Result<(
+    proofline_commands::oid4vp::identity::VerifierIdentity,
+    proofline_commands::oid4vp::FlowSettings,
+)> {
+    use anyhow::Context;
+    use proofline_commands::oid4vp::identity::{ClientIdPrefix, VerifierIdentity};
+
+    use crate::config::ClientIdKind;
+    let public_url = match &config.oid4vp.public_url {
+        Some(url) => url.clone(),
+        None => url::Url::parse(&format!("http://127.0.0.1:{}/", listening.port()))?,
+    };
+    let settings = proofline_commands::oid4vp::FlowSettings {
+        public_url,
+        result_ttl_seconds: config.oid4vp.result_ttl_seconds,
+    };
+    let x509 = |prefix: ClientIdPrefix, name: Option<&str>| {
+        let (Some(chain), Some(key)) =
+            (&config.oid4vp.x509_chain_file, &config.oid4vp.x509_key_file)
+        else {
+            anyhow::bail!("an x509 client_id needs a chain file and a key file");
+        };
+        VerifierIdentity::x509_from_files(prefix, chain, key, name)
+            .context("cannot use the OpenID4VP x509 chain and key")
+    };
+    let identity = match &config.oid4vp.client_id {
+        ClientIdKind::DidKey => {
+            let path = &config.oid4vp.verifier_key_file;
+            let (identity, created) = VerifierIdentity::did_key_from_file(path)
+                .with_context(|| format!("cannot use the verifier key {}", path.display()))?;
+            if created {
+                tracing::info!(path = %path.display(), "created the OpenID4VP verifier key");
+            }
+            identity
+        }
+        ClientIdKind::X509Hash => x509(ClientIdPrefix::X509Hash, None)?,
+        ClientIdKind::X509SanDns(name) => x509(ClientIdPrefix::X509SanDns, name.as_deref())?,
+        ClientIdKind::RedirectUri => {
+            let response_uri = format!(
+                "{}/oid4vp/response",
+                settings.public_url.as_str().trim_end_matches('/')
+            );
+            VerifierIdentity::redirect_uri(&response_uri)
+        }
+    };
+    Ok((identity, settings))
+}

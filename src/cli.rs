@@ -19,6 +19,40 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WalletAction {
+    /// Fetch the request of LINK, check it, present what its DCQL query
+    /// asks of the credentials, post the response; prints the answer as JSON
+    Present {
+        /// The `openid4vp://` link
+        link: String,
+        /// A credential: the issued SD-JWT with every Disclosure (`<jwt>~<d>~…~`)
+        #[arg(long = "credential", required = true)]
+        credentials: Vec<PathBuf>,
+        /// The holder key of each credential, in order (PKCS#8 PEM, Ed25519 or P-256)
+        #[arg(long = "holder-key", required = true)]
+        holder_keys: Vec<PathBuf>,
+        /// PEM trust anchors for an X.509 client_id
+        #[arg(long)]
+        trust_anchors: Option<PathBuf>,
+        /// Answer access_denied instead
+        #[arg(long)]
+        decline: bool,
+        /// Leave the Key Binding JWT out
+        #[arg(long)]
+        no_key_binding: bool,
+        /// Bind to this nonce instead of the request's
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Bind to this audience instead of the client_id
+        #[arg(long)]
+        audience: Option<String>,
+        /// Post this vp_token (JSON) instead of choosing one
+        #[arg(long)]
+        vp_token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (the default)
     Serve(ServeArgs),
@@ -36,6 +70,15 @@ pub enum Command {
         /// The server's base URL
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// Also run an OpenID4VP flow: the lender's link, a QR code, the
+        /// CLI's wallet answering it, the lender's result
+        #[arg(long)]
+        oid4vp: bool,
+    },
+    /// A holder's wallet: answer an `openid4vp://` link
+    Wallet {
+        #[command(subcommand)]
+        action: WalletAction,
     },
     /// Replay the log into fresh read-model tables and swap them in (all
     /// models, or the one named), printing a checksum of each

@@ -93,9 +93,11 @@ fn shell_quote(text: &str) -> String {
 /// What the demo prints last: the command that verifies its presentation.
 pub struct Printed {
     pub curl: String,
+    /// With `--oid4vp`: the lender's result of the wallet's flow.
+    pub oid4vp: Option<Value>,
 }
 
-pub async fn run(config: &Config, url: &str) -> anyhow::Result<Printed> {
+pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Printed> {
     let base = url.trim_end_matches('/').to_owned();
     let operator_key = std::fs::read_to_string(&config.operator_key_file)
         .with_context(|| {
@@ -248,5 +250,84 @@ pub async fn run(config: &Config, url: &str) -> anyhow::Result<Printed> {
         shell_quote(&request.display().to_string()),
     );
     println!("{curl}");
-    Ok(Printed { curl })
+    let oid4vp = if oid4vp {
+        Some(wallet_flow(&server, &lender_key, issued, holder).await?)
+    } else {
+        None
+    };
+    Ok(Printed { curl, oid4vp })
+}
+
+/// `--oid4vp`: the lender asks for three claims by OpenID4VP, the CLI's
+/// wallet answers the link, the lender reads the result.
+async fn wallet_flow(
+    server: &Server,
+    lender_key: &str,
+    issued: String,
+    holder: signing::ServiceKey,
+) -> anyhow::Result<Value> {
+    let query = json!({"credentials": [{
+        "id": "identity",
+        "format": "dc+sd-jwt",
+        "meta": {"vct_values": [DEMO_VCT]},
+        "claims": [
+            {"path": ["given_name"]},
+            {"path": ["family_name"]},
+            {"path": ["address", "country"]},
+        ],
+    }]});
+    let created = server
+        .post(
+            "/v1/presentation-requests",
+            lender_key,
+            &json!({"dcql_query": query}),
+        )
+        .await?;
+    if created.status != StatusCode::CREATED {
+        return Err(refused("creating the presentation request", &created));
+    }
+    let link = created.body["authorization_request"]
+        .as_str()
+        .context("the answer has no authorization_request")?
+        .to_owned();
+    let id = created.body["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!("\nOpenID4VP: the lender asks for given_name, family_name and address.country.");
+    println!("Show this to the holder's wallet:\n\n{link}\n");
+    println!("{}", crate::qr::render(&link)?);
+    let credential = crate::oid4vp_wallet::Credential {
+        issued,
+        key: crate::oid4vp_wallet::HolderKey::Ed25519(holder),
+    };
+    let posted = crate::oid4vp_wallet::answer(
+        &server.client,
+        &link,
+        &[credential],
+        &crate::oid4vp_wallet::Behaviour::default(),
+    )
+    .await?;
+    println!(
+        "the CLI's wallet checked the request object of {} and posted: {} {}",
+        posted.request["client_id"].as_str().unwrap_or_default(),
+        posted.status,
+        posted.body
+    );
+    let result = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/presentation-requests/{id}"),
+            lender_key,
+            None,
+        )
+        .await?;
+    if result.status != StatusCode::OK {
+        return Err(refused("reading the presentation request", &result));
+    }
+    println!(
+        "the lender reads:\n{}",
+        serde_json::to_string_pretty(&result.body)?
+    );
+    Ok(result.body)
 }

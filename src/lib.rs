@@ -24,6 +24,8 @@ pub mod config;
 pub mod demo;
 pub mod keygen;
 pub mod logfile;
+pub mod oid4vp_wallet;
+pub mod qr;
 pub mod rebuild;
 pub mod serve;
 pub mod wallet;

@@ -104,7 +104,10 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Log { which } => run_log(&config, which).await,
         Command::Rebuild { name } => proofline::rebuild::run(&config, name.as_deref()).await,
-        Command::Demo { url } => proofline::demo::run(&config, &url).await.map(|_| ()),
+        Command::Demo { url, oid4vp } => proofline::demo::run(&config, &url, oid4vp)
+            .await
+            .map(|_| ()),
+        Command::Wallet { action } => proofline::oid4vp_wallet::run(action).await,
         Command::Bench {
             which:
                 BenchCommand::Append {

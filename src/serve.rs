@@ -168,6 +168,12 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         webhook_sealing_key.clone(),
         api_settings(&config),
     );
+    if role.serves_api() {
+        let (identity, settings) = crate::app::verifier_identity(&config, address)?;
+        tracing::info!(client_id = %identity.client_id(), public_url = %settings.public_url,
+            "OpenID4VP verifier ready");
+        state = state.with_oid4vp(identity, settings);
+    }
     if let Some(db) = &read_db {
         state = state.with_read_models(db.clone());
     }

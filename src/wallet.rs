@@ -66,12 +66,25 @@ impl Issuer {
         status: Option<(&str, u64)>,
         iat: i64,
     ) -> (String, Vec<String>) {
+        self.issue_to(okp_jwk(holder), claims, concealed, status, iat)
+    }
+
+    /// [`Issuer::issue`] to a holder key given as a public JWK (an ES256
+    /// holder's EC key, say).
+    pub fn issue_to(
+        &self,
+        holder_jwk: Value,
+        claims: Map<String, Value>,
+        concealed: &[&str],
+        status: Option<(&str, u64)>,
+        iat: i64,
+    ) -> (String, Vec<String>) {
         let mut payload = claims;
         payload.insert("iss".into(), self.did.as_str().into());
         payload.insert("iat".into(), iat.into());
         payload.insert("exp".into(), (iat + 365 * 24 * 3600).into());
         payload.insert("vct".into(), DEMO_VCT.into());
-        payload.insert("cnf".into(), json!({"jwk": okp_jwk(holder)}));
+        payload.insert("cnf".into(), json!({"jwk": holder_jwk}));
         if let Some((uri, idx)) = status {
             payload.insert(
                 "status".into(),

@@ -16,7 +16,10 @@ use proofline_projections::webhooks::ConsumerOptions;
 use proofline_projections::webhooks::client::ClientOptions;
 use secrecy::{ExposeSecret, SecretString};
 
+mod oid4vp;
 mod reader;
+
+pub use oid4vp::{ClientIdKind, Oid4vpConfig};
 
 use reader::{Reader, bad};
 
@@ -123,6 +126,34 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "deprecated: both of the above at once, for each one not set",
     ),
     ("PROOFLINE_LOG_FORMAT", "text or json"),
+    (
+        "PROOFLINE_PUBLIC_URL",
+        "public https base URL wallets reach (http for loopback only)",
+    ),
+    (
+        "PROOFLINE_OID4VP_CLIENT_ID",
+        "client_id prefix: decentralized_identifier, x509_hash, x509_san_dns[:<name>], redirect_uri",
+    ),
+    (
+        "PROOFLINE_VERIFIER_KEY_FILE",
+        "Ed25519 key that signs request objects (did:key), created on first start",
+    ),
+    (
+        "PROOFLINE_OID4VP_X509_CHAIN_FILE",
+        "PEM chain, leaf first, for an x509 client_id",
+    ),
+    (
+        "PROOFLINE_OID4VP_X509_KEY_FILE",
+        "PKCS#8 PEM P-256 key of the chain's leaf",
+    ),
+    (
+        "PROOFLINE_OID4VP_RESULT_TTL_SECONDS",
+        "seconds disclosed values are kept for the lender, 1 to 86400",
+    ),
+    (
+        "PROOFLINE_OID4VP_RATE_PER_MINUTE",
+        "requests per minute per address to the wallet endpoints, 0 unlimited",
+    ),
 ];
 
 /// A bad value, named by its variable. The value itself is only repeated
@@ -187,6 +218,8 @@ pub struct Config {
     pub api: ApiSettings,
     /// The webhook consumer's settings.
     pub webhooks: ConsumerOptions,
+    /// The OpenID4VP verifier's settings.
+    pub oid4vp: Oid4vpConfig,
     /// Set when the deprecated `PROOFLINE_CHECKPOINT_EVERY` was read, so the
     /// service can say so at start.
     pub deprecated_checkpoint_every: bool,
@@ -246,7 +279,9 @@ impl Config {
                 ));
             }
         };
+        let oid4vp = oid4vp::read(r, &data_dir)?;
         Ok(Config {
+            oid4vp,
             store,
             nats_url,
             bind,
@@ -388,6 +423,11 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
             legacy.unwrap_or(d.checkpoint_every_events),
             1..=100_000_000,
         )?,
+        oid4vp_rate_per_minute: r.number(
+            "PROOFLINE_OID4VP_RATE_PER_MINUTE",
+            u64::from(d.oid4vp_rate_per_minute),
+            0..=1_000_000,
+        )? as u32,
         ..d
     };
     Ok((settings, legacy.is_some()))

@@ -5,5 +5,6 @@ mod support;
 
 mod demo;
 mod log;
+mod oid4vp;
 mod roles;
 mod serve;
