@@ -261,4 +261,36 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         clients: usize,
     },
+    /// OpenID4VP flows end to end (create, fetch, post, read) from a second
+    /// process, against direct verifications measured in the same run;
+    /// flows/s and the p99 of the wallet's POST. Runs in a scratch database
+    /// or file.
+    Oid4vp {
+        /// Flows (and as many direct verifications)
+        #[arg(long, default_value_t = 2_000)]
+        flows: u64,
+        /// Concurrent clients of the load process
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
+    /// The load process of `bench oid4vp` (not for direct use)
+    #[command(hide = true)]
+    Oid4vpLoad {
+        #[arg(long)]
+        base: String,
+        #[arg(long, value_enum)]
+        mode: crate::bench::Load,
+        #[arg(long)]
+        lender_key_file: PathBuf,
+        #[arg(long)]
+        credential: PathBuf,
+        #[arg(long)]
+        holder_key: PathBuf,
+        #[arg(long)]
+        audience: String,
+        #[arg(long)]
+        flows: u64,
+        #[arg(long)]
+        clients: usize,
+    },
 }

@@ -141,6 +141,34 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
                     clients,
                 },
         } => proofline::bench::verify(&config, presentations, clients).await,
+        Command::Bench {
+            which: BenchCommand::Oid4vp { flows, clients },
+        } => proofline::bench::oid4vp(&config, flows, clients).await,
+        Command::Bench {
+            which:
+                BenchCommand::Oid4vpLoad {
+                    base,
+                    mode,
+                    lender_key_file,
+                    credential,
+                    holder_key,
+                    audience,
+                    flows,
+                    clients,
+                },
+        } => {
+            proofline::bench::oid4vp_load(proofline::bench::LoadArgs {
+                base,
+                mode,
+                lender_key_file,
+                credential,
+                holder_key,
+                audience,
+                flows,
+                clients,
+            })
+            .await
+        }
     }
 }
 

@@ -103,6 +103,8 @@ pub struct Posted {
     pub request: Map<String, Value>,
     /// What the wallet presented: `{query id: [presentation]}`.
     pub vp_token: Value,
+    /// How long the POST to the response endpoint took.
+    pub post_took: std::time::Duration,
 }
 
 /// The parameters of an `openid4vp://?…` link.
@@ -396,6 +398,7 @@ pub async fn answer(
             })
             .collect()
     };
+    let sent = std::time::Instant::now();
     let response = client
         .post(&response_uri)
         .form(&form)
@@ -404,11 +407,13 @@ pub async fn answer(
         .with_context(|| format!("cannot post to {response_uri}"))?;
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
+    let post_took = sent.elapsed();
     Ok(Posted {
         status,
         body,
         request,
         vp_token,
+        post_took,
     })
 }
 

@@ -309,6 +309,11 @@ pub fn wallet_response(error: proofline_commands::oid4vp::WalletFacingError) -> 
             (status, "server_error", api.detail)
         }
     };
+    // What is not recorded in the log (an unknown state, a JWE that does
+    // not decrypt, a fetch of an expired request) is counted here.
+    metrics::counter!("proofline_oid4vp_refusals_total",
+        "status" => status.as_str().to_owned(), "error" => code)
+    .increment(1);
     let body = serde_json::json!({"error": code, "error_description": description});
     (
         status,

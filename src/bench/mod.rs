@@ -14,12 +14,15 @@
 //! - `rebuild.rs`: rebuilding every read model, twice.
 //! - `lag.rs`: projection lag at a steady append rate.
 //! - `webhooks.rs`: webhook latency from append to receipt.
+//! - `oid4vp.rs`: OpenID4VP flows end to end against direct verification,
+//!   the load from a second process.
 //! - this file: the scratch place, latency percentiles, and the steady
 //!   stream of verification events `lag` and `webhooks` append.
 
 mod append;
 mod auth;
 mod lag;
+mod oid4vp;
 mod rebuild;
 mod verify;
 mod webhooks;
@@ -27,6 +30,7 @@ mod webhooks;
 pub use append::append;
 pub use auth::auth;
 pub use lag::lag;
+pub use oid4vp::{Load, LoadArgs, load as oid4vp_load, oid4vp};
 pub use rebuild::rebuild;
 pub use verify::verify;
 pub use webhooks::webhooks;
@@ -377,6 +381,7 @@ async fn api_state(
     let operator = std::fs::read_to_string(&file)?.trim().to_owned();
     let settings = proofline_api::ApiSettings {
         requests_per_key_per_second: 0,
+        oid4vp_rate_per_minute: 0,
         ..proofline_api::ApiSettings::default()
     };
     let state = proofline_api::AppState::new(
