@@ -103,6 +103,20 @@ pub fn complete(document: &mut Value) {
             );
         }
     }
+    // The wallet-facing endpoints answer OAuth errors (RFC 6749 §5.2).
+    if let Some(Value::Object(schemas)) = document.pointer_mut("/components/schemas") {
+        schemas.insert(
+            "OAuthError".into(),
+            json!({
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {"type": "string", "description": "invalid_request, invalid_request_object, temporarily_unavailable, server_error"},
+                    "error_description": {"type": "string"},
+                },
+            }),
+        );
+    }
     // What the schema derive cannot say: constraints on the items of lists.
     let items: &[(&str, Value)] = &[
         (
@@ -177,6 +191,31 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
         operation.insert("parameters".into(), Value::Array(parameters));
     }
     let mut statuses: Vec<&str> = vec!["503"];
+    // A wallet endpoint answers its own errors in OAuth JSON; only the
+    // layers' answers (the time limit, the body limit) are problems.
+    if path.starts_with("/oid4vp/") {
+        if has_body {
+            statuses.push("413");
+        }
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            for (status, response) in responses.iter_mut() {
+                if status.parse::<u16>().is_ok_and(|code| code >= 400)
+                    && let Value::Object(fields) = response
+                {
+                    fields.insert(
+                        "content".into(),
+                        json!({"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}),
+                    );
+                }
+            }
+            for status in statuses {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| reference(status));
+            }
+        }
+        return;
+    }
     if secured {
         statuses.extend(["401", "403", "429"]);
     }
