@@ -72,3 +72,32 @@ fn the_demo_curl_verifies_once_and_a_second_demo_reuses_its_keys() {
         "the lender key is never logged"
     );
 }
+
+#[test]
+fn the_demo_runs_a_wallet_flow_with_a_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let service = Running::start(proofline(&data));
+    let output = proofline(&data)
+        .args(["demo", "--url", &service.base, "--oid4vp"])
+        .output()
+        .expect("run proofline demo --oid4vp");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let link = stdout
+        .lines()
+        .find(|l| l.starts_with("openid4vp://?client_id=decentralized_identifier"))
+        .unwrap_or_else(|| panic!("no link printed:\n{stdout}"));
+    assert!(link.contains("request_uri="), "{link}");
+    assert!(stdout.contains('█'), "a QR code in half blocks");
+    assert!(stdout.contains("posted: 200"), "{stdout}");
+    let result = &stdout[stdout.find("the lender reads:").expect("the result")..];
+    assert!(result.contains(r#""status": "verified""#), "{result}");
+    assert!(result.contains(r#""family_name": "Lovelace""#), "{result}");
+    assert!(!result.contains("1815-12-10"), "only what was asked");
+    assert_eq!(mode(&data.join("verifier.key")), 0o600);
+}

@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod hardening;
 mod limits;
+mod oid4vp;
 mod principals;
 mod registry;
 mod requests;
@@ -57,6 +58,9 @@ macro_rules! http_suite {
                 revoked_entries_and_retired_keys_fail_at_their_step,
                 malformed_input_is_recorded_and_bad_shapes_are_refused,
                 verifications_are_listed_from_the_read_model_right_after_their_position,
+            );
+            http_suite!(@in oid4vp $open;
+                a_wallet_flow_conforms_and_keeps_values_out_of_the_log,
             );
             http_suite!(@in events $open;
                 the_log_is_paged_and_tailed_for_auditors_only,

@@ -9,6 +9,8 @@ use proofline_api::{ApiSettings, AppState, router, serve, spawn_background};
 use proofline_commands::handler::CommandContext;
 use proofline_commands::keys::ensure_operator_key;
 use proofline_commands::migrate;
+use proofline_commands::oid4vp::FlowSettings;
+use proofline_commands::oid4vp::identity::VerifierIdentity;
 use proofline_commands::service_keys;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
@@ -144,6 +146,14 @@ async fn start(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    // Wallets reach this instance at its own address.
+    let state = state.with_oid4vp(
+        VerifierIdentity::did_key(ServiceKey::generate().unwrap()),
+        FlowSettings {
+            public_url: base.parse().unwrap(),
+            result_ttl_seconds: 600,
+        },
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
     let background = spawn_background(&state);
@@ -373,6 +383,16 @@ impl TestApp {
             found.push(secret.trim_start_matches("whsec_").to_owned());
         }
         leaves(&body["disclosed_claims"], &mut found);
+        // A presentation request's answer holds them per presentation.
+        for presented in body["presentations"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .filter_map(Value::as_array)
+            .flatten()
+        {
+            leaves(&presented["disclosed_claims"], &mut found);
+        }
         self.secrets_shown.lock().unwrap().extend(found);
     }
 

@@ -84,8 +84,17 @@ pub async fn x509_and_redirect_uri(configure: impl Fn(&Path) -> (Command, std::p
     assert_eq!(world.result(&created).await["status"], "verified");
 }
 
-/// No claim value in the log; the lender's values gone after the TTL.
-pub async fn values_stay_out_of_the_log(world: &World) {
+/// No claim value in the log (nor, given its NATS server, on the bus);
+/// the lender's values gone after the TTL.
+pub async fn values_stay_out_of_the_log(world: &World, nats: Option<String>) {
+    // Everything published from here on, as an analyst subscribes.
+    let mut published = match &nats {
+        Some(url) => {
+            let client = async_nats::connect(url.as_str()).await.unwrap();
+            Some(client.subscribe("proofline.events.>").await.unwrap())
+        }
+        None => None,
+    };
     let created = world
         .create(json!({"dcql_query": identity_query(), "same_device_return_url": "https://lender.example/done"}))
         .await;
@@ -145,6 +154,22 @@ pub async fn values_stay_out_of_the_log(world: &World) {
         posted.request["nonce"].as_str().unwrap(),
     ] {
         assert!(!text.contains(value), "{value} is in the log");
+    }
+    if let Some(subscriber) = &mut published {
+        use futures::StreamExt;
+        let mut bus = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !bus.contains("PresentationResponseAccepted") {
+            let message = tokio::time::timeout_at(deadline, subscriber.next())
+                .await
+                .expect("the answer reaches NATS")
+                .expect("the subscription lives");
+            bus.push_str(message.subject.as_str());
+            bus.push_str(&String::from_utf8_lossy(&message.payload));
+        }
+        for value in ["Lovelace", "1815-12-10", code] {
+            assert!(!bus.contains(value), "{value} is on NATS");
+        }
     }
     // Gone after the TTL (the service runs with a short one).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -52,7 +52,7 @@ async fn embedded_x509_and_redirect_uri_client_ids() {
 async fn embedded_values_stay_out_of_the_log_and_lapse() {
     let dir = tempfile::tempdir().unwrap();
     let world = embedded_world(dir.path(), &[("PROOFLINE_OID4VP_RESULT_TTL_SECONDS", "3")]).await;
-    identities::values_stay_out_of_the_log(&world).await;
+    identities::values_stay_out_of_the_log(&world, None).await;
 }
 
 #[cfg(feature = "service-tests")]
@@ -124,6 +124,6 @@ mod services {
         let world = services
             .world(dir.path(), &[("PROOFLINE_OID4VP_RESULT_TTL_SECONDS", "3")])
             .await;
-        identities::values_stay_out_of_the_log(&world).await;
+        identities::values_stay_out_of_the_log(&world, Some(services.nats.url())).await;
     }
 }
