@@ -153,5 +153,14 @@ pub fn verifier_identity(
             VerifierIdentity::redirect_uri(&response_uri)
         }
     };
+    // §5.9.3: a wallet that does not already trust the verifier accepts a
+    // response_uri only on the host the client_id names.
+    if let Some(name) = identity.client_id().strip_prefix("x509_san_dns:")
+        && settings.public_url.host_str() != Some(name)
+    {
+        tracing::warn!(client_id = %identity.client_id(), public_url = %settings.public_url,
+            "the public URL's host is not the x509_san_dns name: only wallets that trust this \
+             verifier through its certificate will answer");
+    }
     Ok((identity, settings))
 }

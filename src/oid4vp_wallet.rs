@@ -24,6 +24,9 @@ use serde_json::{Map, Value, json};
 
 use crate::wallet::random_token;
 
+/// The media type of a request object (RFC 9101 §10.2).
+const REQUEST_OBJECT: &str = "application/oauth-authz-req+jwt";
+
 /// The holder's key: Ed25519 (EdDSA) or P-256 (ES256).
 pub enum HolderKey {
     Ed25519(ServiceKey),
@@ -165,9 +168,15 @@ pub async fn fetch_request(
                     ("wallet_metadata", metadata.to_string()),
                     ("wallet_nonce", nonce.clone()),
                 ];
-                (client.post(uri).form(&form).send().await, Some(nonce))
+                let post = client
+                    .post(uri)
+                    .header(reqwest::header::ACCEPT, REQUEST_OBJECT);
+                (post.form(&form).send().await, Some(nonce))
             } else {
-                (client.get(uri).send().await, None)
+                let get = client
+                    .get(uri)
+                    .header(reqwest::header::ACCEPT, REQUEST_OBJECT);
+                (get.send().await, None)
             };
             let response = response.with_context(|| format!("cannot fetch {uri}"))?;
             let status = response.status();
@@ -181,7 +190,7 @@ pub async fn fetch_request(
             if !status.is_success() {
                 bail!("fetching the request object answered {status}: {body}");
             }
-            if content_type != "application/oauth-authz-req+jwt" {
+            if content_type != REQUEST_OBJECT {
                 bail!("the request object came as {content_type:?}");
             }
             (body, nonce)

@@ -258,8 +258,13 @@ pub struct NewRequest {
     pub client_id: String,
     pub response_mode: ResponseMode,
     pub request_uri_method: RequestUriMethod,
-    /// The DCQL query as validated ([`crate::dcql::DcqlQuery::to_value`]).
+    /// The DCQL query as validated ([`crate::dcql::DcqlQuery::to_value`]),
+    /// without the `values` of its claims queries: those may be claim
+    /// values (a nationality, a name), which the log never holds. The
+    /// whole query is sealed with the request.
     pub dcql_query: serde_json::Value,
+    /// Hex SHA-256 of the whole query's JSON, as sent to wallets.
+    pub dcql_query_sha256: String,
     pub expires_at: Timestamp,
     /// Whether a `same_device_return_url` was given: then the result is
     /// released only with the response code.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::caller::{client_address, peer_address};
 use crate::error::wallet_response;
 use crate::extract::Body;
+use crate::middleware::{Committing, RequestId};
 use crate::state::AppState;
 
 /// `Content-Type` of a request object (RFC 9101 §10.2).
@@ -29,6 +30,9 @@ pub const REQUEST_OBJECT_CONTENT_TYPE: &str = "application/oauth-authz-req+jwt";
 /// address's budget (429 when spent).
 pub struct Wallet {
     request_id: Option<String>,
+    /// Marks the request as committing once a command starts (see
+    /// [`crate::middleware::time_limit`]).
+    committing: Option<Committing>,
 }
 
 impl FromRequestParts<AppState> for Wallet {
@@ -52,17 +56,23 @@ impl FromRequestParts<AppState> for Wallet {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             return Err(response);
         }
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Self { request_id })
+        // The request id as the middleware checked it, never the raw header.
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let committing = parts.extensions.get::<Committing>().cloned();
+        Ok(Self {
+            request_id,
+            committing,
+        })
     }
 }
 
 impl Wallet {
+    /// The context of the command the request starts: from here it is
+    /// answered with its result, even past the time limit.
     fn context(&self) -> CommandContext {
+        if let Some(committing) = &self.committing {
+            committing.begin();
+        }
         CommandContext::now(Metadata {
             correlation_id: self.request_id.clone(),
             request_id: self.request_id.clone(),

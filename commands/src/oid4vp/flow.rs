@@ -79,6 +79,8 @@ pub struct CreatedRequest {
 pub(crate) struct RequestSecrets {
     pub nonce: String,
     pub state: String,
+    /// The whole DCQL query (the log's copy has no `values`).
+    pub dcql_query: Value,
     /// Hex of the P-256 scalar of the request's encryption key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<String>,
@@ -255,7 +257,8 @@ impl Flows {
             client_id: self.client_id().to_owned(),
             response_mode: ask.response_mode,
             request_uri_method: ask.request_uri_method,
-            dcql_query: ask.dcql_query.to_value(),
+            dcql_query: without_values(ask.dcql_query.to_value()),
+            dcql_query_sha256: sha256_hex(&ask.dcql_query.to_value().to_string()),
             expires_at,
             same_device: ask.same_device_return_url.is_some(),
             nonce_sha256: sha256_hex(&nonce),
@@ -265,6 +268,7 @@ impl Flows {
         let secrets = RequestSecrets {
             nonce,
             state,
+            dcql_query: ask.dcql_query.to_value(),
             encryption_key: encryption_key.map(|k| hex::encode(k.to_bytes())),
             return_url: ask.same_device_return_url.map(String::from),
         };
@@ -379,7 +383,7 @@ impl Flows {
             "response_uri": self.response_uri(),
             "nonce": secrets.nonce,
             "state": secrets.state,
-            "dcql_query": new.dcql_query,
+            "dcql_query": secrets.dcql_query,
             "client_metadata": client_metadata,
             "aud": REQUEST_OBJECT_AUD,
             "iat": now.as_datetime().timestamp(),
@@ -490,6 +494,28 @@ impl Flows {
         }
         Ok(forgotten)
     }
+}
+
+/// A DCQL query without the `values` of its claims queries.
+fn without_values(mut query: Value) -> Value {
+    let credentials = query
+        .get_mut("credentials")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten();
+    for credential in credentials {
+        let claims = credential
+            .get_mut("claims")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten();
+        for claim in claims {
+            if let Some(claim) = claim.as_object_mut() {
+                claim.remove("values");
+            }
+        }
+    }
+    query
 }
 
 /// Equality that takes as long whatever the inputs share.

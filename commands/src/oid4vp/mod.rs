@@ -8,11 +8,13 @@
 //!   `redirect_uri`), and the wallet's check of a request object.
 //! - [`flow`]: creating a request, its request object's claims, reading it
 //!   back with its verifications, forgetting disclosed values after the TTL.
-//! - [`response`]: the wallet's fetch and response: decryption, the seven
-//!   steps on each presentation, DCQL, the one answer that wins.
+//! - [`response`]: the wallet's fetch and response: decryption, the one
+//!   answer that wins; `judge.rs`: the seven steps on each presentation of
+//!   a `vp_token`, then DCQL.
 
 pub mod flow;
 pub mod identity;
+mod judge;
 pub mod response;
 
 pub use flow::{CreatedRequest, FlowSettings, Flows, NewPresentationRequest, PresentationView};

@@ -9,26 +9,20 @@
 //! refused without a record, since anyone can send it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use proofline_domain::dcql::{self, DcqlQuery, Presented};
 use proofline_domain::jwe;
 use proofline_domain::presentation_request::{
     PresentationRequest, PresentationRequestCommand as Command, PresentationRequestDecider,
     PresentationRequestError, PresentationRequestEvent, PresentationRequestId, Refusal,
     RequestUriMethod, ResponseMode, ResponseRejection, WalletError,
 };
-use proofline_domain::verification::Outcome;
-use proofline_domain::verification_record::{Asked, RequestLink, VerificationRecord, sha256_hex};
+use proofline_domain::verification_record::sha256_hex;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::flow::{
-    Flows, RESULT_SECRET, RequestSecrets, ResultSecrets, constant_time_eq, result_secret_id, token,
-};
+use super::flow::{Flows, RESULT_SECRET, constant_time_eq, result_secret_id, token};
 use crate::handler::{self, CommandContext, CommandError};
 use crate::store::{AppendRequest, ExpectedVersion, NewEvent, StoreError, StreamAppend};
-use crate::verifications::Checked;
 
 /// Most presentations one response may carry.
 pub const MAX_PRESENTATIONS: usize = 16;
@@ -305,10 +299,20 @@ impl Flows {
         ) {
             return Err(invalid("unknown state"));
         }
-        if request.request.response_mode == ResponseMode::DirectPostJwt && encrypted_for.is_none() {
+        // §8.3.2: a wallet that cannot encrypt may still send an error.
+        let plain_error = payload.contains_key("error") && !payload.contains_key("vp_token");
+        if request.request.response_mode == ResponseMode::DirectPostJwt
+            && encrypted_for.is_none()
+            && !plain_error
+        {
             return Err(invalid(
                 "this request's response must be encrypted (direct_post.jwt)",
             ));
+        }
+        // A request that is over refuses at once: nothing is verified, and
+        // its secrets may be forgotten already.
+        if request.lapsed(context.now) || request.status.is_final() {
+            return Err(self.refuse_late(context, id).await);
         }
         let secrets = self.request_secrets(id).await?;
         let response_code = match &secrets.return_url {
@@ -374,6 +378,45 @@ impl Flows {
         Ok(WalletAnswer { redirect_uri })
     }
 
+    /// Records a late answer's refusal (the decider refuses any answer to a
+    /// request that is over) and says why.
+    async fn refuse_late(
+        &self,
+        context: &CommandContext,
+        id: PresentationRequestId,
+    ) -> WalletFacingError {
+        let probe = Command::Reject {
+            presentations: BTreeMap::new(),
+            reason: ResponseRejection::MalformedVpToken,
+            detail: String::new(),
+        };
+        match self
+            .apply(context, id, &probe, || (Vec::new(), Vec::new()))
+            .await
+        {
+            Ok(events) => {
+                let expired = events.iter().any(|e| {
+                    matches!(
+                        e,
+                        PresentationRequestEvent::PresentationResponseRefused {
+                            reason: Refusal::Expired,
+                            ..
+                        }
+                    )
+                });
+                invalid(if expired {
+                    "the request expired"
+                } else {
+                    "the request was answered before"
+                })
+            }
+            Err(error) => match super::flow::refusal(&error) {
+                Some(_) => invalid("the request was answered before"),
+                None => WalletFacingError::Internal(error),
+            },
+        }
+    }
+
     /// A `direct_post.jwt` response: the request found by the JWE's `kid`,
     /// decrypted with that request's key.
     async fn decrypt(
@@ -392,6 +435,10 @@ impl Flows {
         if request.request.encryption_kid.as_deref() != Some(kid.as_str()) {
             return Err(undecryptable());
         }
+        // Its key may be forgotten once it is over: nothing to decrypt for.
+        if request.status.is_final() {
+            return Err(invalid("the request expired or was answered"));
+        }
         let secrets = self.request_secrets(id).await?;
         let key = secrets
             .encryption_key
@@ -404,189 +451,5 @@ impl Flows {
             Ok(Value::Object(payload)) => Ok((id, payload)),
             _ => Err(invalid("the decrypted response is not a JSON object")),
         }
-    }
-
-    /// Verifies every presentation of a `vp_token` and judges the whole
-    /// against the request's DCQL query: the command to decide, the
-    /// verification records to append with it, the values to seal.
-    async fn judge(
-        &self,
-        context: &CommandContext,
-        request: &PresentationRequest,
-        secrets: &RequestSecrets,
-        vp_token: Option<&Value>,
-        response_code_sha256: Option<String>,
-    ) -> Result<(Command, Vec<StreamAppend>, Option<ResultSecrets>), WalletFacingError> {
-        let new = &request.request;
-        let id = new.request_id;
-        let reject = |reason: ResponseRejection, detail: String| Command::Reject {
-            presentations: BTreeMap::new(),
-            reason,
-            detail,
-        };
-        let token = match vp_token {
-            Some(Value::String(text)) => serde_json::from_str::<Value>(text).ok(),
-            Some(other) => Some(other.clone()),
-            None => None,
-        };
-        let Some(Value::Object(token)) = token else {
-            let detail = "vp_token is not a JSON object of presentations".to_owned();
-            return Ok((
-                reject(ResponseRejection::MalformedVpToken, detail),
-                Vec::new(),
-                None,
-            ));
-        };
-        let mut given: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (query_id, presentations) in &token {
-            let texts: Option<Vec<String>> = presentations.as_array().and_then(|items| {
-                items
-                    .iter()
-                    .map(|p| p.as_str().map(str::to_owned))
-                    .collect()
-            });
-            match texts {
-                Some(texts) if !texts.is_empty() => {
-                    given.insert(query_id.clone(), texts);
-                }
-                _ => {
-                    let detail = format!("vp_token.{query_id} is not a non-empty array of strings");
-                    let detail = proofline_domain::bounded::text(&detail);
-                    return Ok((
-                        reject(ResponseRejection::MalformedVpToken, detail),
-                        Vec::new(),
-                        None,
-                    ));
-                }
-            }
-        }
-        let count: usize = given.values().map(Vec::len).sum();
-        if count == 0 || count > MAX_PRESENTATIONS {
-            let detail = format!(
-                "vp_token holds {count} presentations; 1 to {MAX_PRESENTATIONS} are accepted"
-            );
-            return Ok((
-                reject(ResponseRejection::MalformedVpToken, detail),
-                Vec::new(),
-                None,
-            ));
-        }
-        let query = DcqlQuery::parse(&new.dcql_query).map_err(|e| {
-            CommandError::Store(StoreError::corrupt("stored DCQL query", e.to_string()))
-        })?;
-        let nonce: Arc<str> = Arc::from(secrets.nonce.as_str());
-        let audience: Arc<str> = Arc::from(new.client_id.as_str());
-        let mut outcomes: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
-        let mut records = Vec::new();
-        for (query_id, texts) in &given {
-            let binding = query
-                .credential(query_id)
-                .is_none_or(|c| c.require_cryptographic_holder_binding);
-            for (index, text) in texts.iter().enumerate() {
-                let outcome = self
-                    .verifier
-                    .outcome(
-                        Checked {
-                            presentation: Arc::from(text.as_str()),
-                            nonce: nonce.clone(),
-                            audience: audience.clone(),
-                            required_claims: Arc::new(Vec::new()),
-                            require_holder_binding: binding,
-                        },
-                        context.now,
-                    )
-                    .await?;
-                let asked = Asked {
-                    lender_id: new.lender_id,
-                    presentation: text,
-                    nonce: &nonce,
-                    audience: &audience,
-                    required_claims: Vec::new(),
-                    require_holder_binding: binding,
-                    at: context.now,
-                };
-                let mut record =
-                    VerificationRecord::new(id.verification_id(query_id, index), &asked, &outcome);
-                record.presentation_request = Some(RequestLink {
-                    request_id: id,
-                    credential_query_id: proofline_domain::bounded::text(query_id),
-                });
-                records.push(record);
-                outcomes.entry(query_id.clone()).or_default().push(outcome);
-            }
-        }
-        let presentations: BTreeMap<String, Vec<_>> = given
-            .iter()
-            .map(|(query_id, texts)| {
-                let ids = (0..texts.len())
-                    .map(|i| id.verification_id(query_id, i))
-                    .collect();
-                (query_id.clone(), ids)
-            })
-            .collect();
-        let also: Vec<StreamAppend> = records
-            .iter()
-            .map(|record| StreamAppend {
-                stream_id: record.verification_id.stream_id(),
-                expected: ExpectedVersion::NoStream,
-                events: vec![NewEvent::of(&record.clone().into_event())],
-            })
-            .collect();
-        let mut result = ResultSecrets::default();
-        for (query_id, list) in &outcomes {
-            result.claims.insert(
-                query_id.clone(),
-                list.iter().map(Outcome::disclosed_claims).collect(),
-            );
-        }
-        let failed = records.iter().find(|r| !r.verified);
-        let command = if let Some(failed) = failed {
-            let link = failed.presentation_request.as_ref();
-            Command::Reject {
-                presentations,
-                reason: ResponseRejection::PresentationInvalid,
-                detail: format!(
-                    "the presentation for {} failed {} ({})",
-                    link.map_or("?", |l| l.credential_query_id.as_str()),
-                    failed.failed_step.map_or("?", |s| s.name()),
-                    failed.reason.map_or("?", |r| r.as_str()),
-                ),
-            }
-        } else {
-            let empty = Map::new();
-            let shown: BTreeMap<String, Vec<Presented<'_>>> = outcomes
-                .iter()
-                .map(|(query_id, list)| {
-                    let binding = query
-                        .credential(query_id)
-                        .is_none_or(|c| c.require_cryptographic_holder_binding);
-                    let presented = list
-                        .iter()
-                        .map(|o| Presented {
-                            vct: o.vct.as_deref(),
-                            claims: o.claims.as_ref().unwrap_or(&empty),
-                            holder_bound: binding,
-                        })
-                        .collect();
-                    (query_id.clone(), presented)
-                })
-                .collect();
-            let evaluation = dcql::evaluate(&query, &shown);
-            match evaluation.unsatisfied {
-                None if evaluation.satisfied => Command::Accept {
-                    presentations,
-                    response_code_sha256,
-                },
-                unsatisfied => Command::Reject {
-                    presentations,
-                    reason: ResponseRejection::QueryNotSatisfied,
-                    detail: unsatisfied.map_or_else(
-                        || "the presentations do not satisfy the DCQL query".to_owned(),
-                        |u| format!("the presentations do not satisfy the DCQL query: {u}"),
-                    ),
-                },
-            }
-        };
-        Ok((command, also, Some(result)))
     }
 }

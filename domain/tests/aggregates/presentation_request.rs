@@ -29,6 +29,7 @@ fn new_request(lifetime: i64) -> NewRequest {
         response_mode: ResponseMode::DirectPost,
         request_uri_method: RequestUriMethod::Get,
         dcql_query: json!({"credentials": []}),
+        dcql_query_sha256: "22".into(),
         expires_at: t(lifetime),
         same_device: false,
         nonce_sha256: "00".into(),

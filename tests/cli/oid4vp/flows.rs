@@ -132,6 +132,61 @@ pub async fn verified_flows(world: &World) {
     assert_eq!(result["status"], "verified", "{result}");
     assert!(result["presentations"].get("diploma").is_none(), "{result}");
 
+    // §8.6: a presentation that fails a step is discarded and the query
+    // judged on the others: one of two options still satisfies the set.
+    let query = json!({
+        "credentials": [
+            {"id": "first", "format": "dc+sd-jwt",
+             "meta": {"vct_values": [proofline::wallet::DEMO_VCT]},
+             "claims": [{"path": ["given_name"]}]},
+            {"id": "second", "format": "dc+sd-jwt",
+             "meta": {"vct_values": [proofline::wallet::DEMO_VCT]},
+             "claims": [{"path": ["family_name"]}]},
+        ],
+        "credential_sets": [{"options": [["first"], ["second"]]}],
+    });
+    let created = world.create(json!({"dcql_query": query})).await;
+    let link = created["authorization_request"].as_str().unwrap();
+    let request =
+        proofline::oid4vp_wallet::fetch_request(&world.client, link, &Behaviour::default())
+            .await
+            .unwrap();
+    let (nonce, client_id) = (
+        request["nonce"].as_str().unwrap(),
+        request["client_id"].as_str().unwrap(),
+    );
+    let present = |claim: &str, nonce: &str| {
+        proofline::oid4vp_wallet::present_paths(
+            &world.ada(),
+            &[vec![claim.to_owned()]],
+            nonce,
+            client_id,
+        )
+        .unwrap()
+    };
+    let token = json!({
+        "first": [present("given_name", "a-nonce-of-another-request")],
+        "second": [present("family_name", nonce)],
+    });
+    let posted = world
+        .post_response(&[
+            ("vp_token", token.to_string()),
+            ("state", request["state"].as_str().unwrap().to_owned()),
+        ])
+        .await;
+    assert_eq!(posted.0, 200, "{}", posted.1);
+    let result = world.result(&created).await;
+    assert_eq!(result["status"], "verified", "{result}");
+    assert_eq!(
+        result["presentations"]["first"][0]["verified"], false,
+        "{result}"
+    );
+    assert_eq!(
+        result["presentations"]["first"][0]["reason"],
+        "nonce_mismatch"
+    );
+    assert_eq!(result["presentations"]["second"][0]["verified"], true);
+
     // multiple: two credentials of the type, both presented.
     let query = json!({"credentials": [{
         "id": "identity", "format": "dc+sd-jwt", "multiple": true,

@@ -95,8 +95,13 @@ pub async fn values_stay_out_of_the_log(world: &World, nats: Option<String>) {
         }
         None => None,
     };
+    // A query whose `values` are claim values: they stay out of the log too.
+    let mut query = identity_query();
+    query["credentials"][0]["claims"][1]["values"] = json!(["Lovelace"]);
     let created = world
-        .create(json!({"dcql_query": identity_query(), "same_device_return_url": "https://lender.example/done"}))
+        .create(
+            json!({"dcql_query": query, "same_device_return_url": "https://lender.example/done"}),
+        )
         .await;
     let posted = world
         .answer(&created, &[world.ada()], &Behaviour::default())

@@ -141,6 +141,59 @@ pub async fn refusals(world: &World) {
     assert_eq!(result["dcql_satisfied"], false, "{result}");
     assert_eq!(result["presentations"]["identity"][0]["verified"], true);
 
+    // A vp_token that answers a credential query the request does not have.
+    let created = world.create(json!({"dcql_query": identity_query()})).await;
+    let request = fetch_request(
+        &world.client,
+        created["authorization_request"].as_str().unwrap(),
+        &Behaviour::default(),
+    )
+    .await
+    .unwrap();
+    let stray = world
+        .post_response(&[
+            ("vp_token", json!({"nope": ["x~"]}).to_string()),
+            ("state", request["state"].as_str().unwrap().to_owned()),
+        ])
+        .await;
+    assert_eq!(stray.0, 400, "{}", stray.1);
+    let result = world.result(&created).await;
+    assert_eq!(result["rejection"], "malformed_vp_token", "{result}");
+
+    // A client's request id of any length never breaks a wallet's fetch.
+    let created = world.create(json!({"dcql_query": identity_query()})).await;
+    let fetched = world
+        .client
+        .get(created["request_uri"].as_str().unwrap())
+        .header("x-request-id", "r".repeat(2000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+
+    // An error without encryption is taken for a direct_post.jwt request
+    // (§8.3.2: a wallet that cannot encrypt may still say so).
+    let created = world
+        .create(json!({"dcql_query": identity_query(), "response_mode": "direct_post.jwt"}))
+        .await;
+    let request = fetch_request(
+        &world.client,
+        created["authorization_request"].as_str().unwrap(),
+        &Behaviour::default(),
+    )
+    .await
+    .unwrap();
+    let state = request["state"].as_str().unwrap().to_owned();
+    let unencrypted = world
+        .post_response(&[("vp_token", "{}".into()), ("state", state.clone())])
+        .await;
+    assert_eq!(unencrypted.0, 400, "a vp_token must be encrypted");
+    let plain_error = world
+        .post_response(&[("error", "access_denied".into()), ("state", state)])
+        .await;
+    assert_eq!(plain_error.0, 200, "{}", plain_error.1);
+    assert_eq!(world.result(&created).await["status"], "wallet_error");
+
     // access_denied: stored, answered 200.
     let created = world.create(json!({"dcql_query": identity_query()})).await;
     let declined = world.wallet_process(&created, &["--decline"]);
