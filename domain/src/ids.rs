@@ -208,6 +208,25 @@ pub fn validate_event_type(name: &str) -> Result<(), IdError> {
     if ok { Ok(()) } else { Err(IdError::EventType) }
 }
 
+/// A UUIDv8 derived from `parts`: the first 16 bytes of the SHA-256 of
+/// the parts joined by 0x00. Ids derived from what makes something unique
+/// (a lender and a nonce, a request's state) turn a second use into a
+/// store conflict, with no index to keep.
+pub fn derived_uuid(parts: &[&[u8]]) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::decider::{Decider, EventSchema, Rejection, RejectionKind};
@@ -50,14 +49,10 @@ impl PresentationRequestId {
     /// The id of the request whose `state` is `state`: a UUIDv8 from
     /// SHA-256("proofline oid4vp request" ‖ 0x00 ‖ state).
     pub fn for_state(state: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"proofline oid4vp request");
-        hasher.update([0u8]);
-        hasher.update(state.as_bytes());
-        let digest = hasher.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Self(Uuid::new_v8(bytes))
+        Self(crate::ids::derived_uuid(&[
+            b"proofline oid4vp request",
+            state.as_bytes(),
+        ]))
     }
 
     pub fn from_uuid(id: Uuid) -> Self {
@@ -80,16 +75,11 @@ impl PresentationRequestId {
     /// the credential query `query_id`: derived, so that two answers racing
     /// for one request collide in the store and only one is recorded.
     pub fn verification_id(&self, query_id: &str, index: usize) -> VerificationId {
-        let mut hasher = Sha256::new();
-        hasher.update(self.0.as_bytes());
-        hasher.update([0u8]);
-        hasher.update(query_id.as_bytes());
-        hasher.update([0u8]);
-        hasher.update((index as u64).to_be_bytes());
-        let digest = hasher.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        VerificationId::from_uuid(Uuid::new_v8(bytes))
+        VerificationId::from_uuid(crate::ids::derived_uuid(&[
+            self.0.as_bytes(),
+            query_id.as_bytes(),
+            &(index as u64).to_be_bytes(),
+        ]))
     }
 }
 

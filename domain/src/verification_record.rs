@@ -34,14 +34,10 @@ impl VerificationId {
     /// The id of the first verification by `lender` with `nonce`: a UUIDv8
     /// from SHA-256(lender id bytes ‖ 0x00 ‖ nonce).
     pub fn for_nonce(lender: LenderId, nonce: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(lender.as_uuid().as_bytes());
-        hasher.update([0u8]);
-        hasher.update(nonce.as_bytes());
-        let digest = hasher.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Self(Uuid::new_v8(bytes))
+        Self(crate::ids::derived_uuid(&[
+            lender.as_uuid().as_bytes(),
+            nonce.as_bytes(),
+        ]))
     }
 
     pub fn from_uuid(id: Uuid) -> Self {
