@@ -95,6 +95,9 @@ pub struct Behaviour {
     pub audience: Option<String>,
     /// Present exactly these (`<query id>=<presentation>`), not the chosen.
     pub vp_token: Option<Value>,
+    /// Encrypt with this `enc` (when the verifier offers it), not the
+    /// first the verifier lists.
+    pub enc: Option<ContentEncryption>,
 }
 
 /// What the verifier answered the wallet's post.
@@ -394,7 +397,10 @@ pub async fn answer(
         payload.insert("vp_token".into(), vp_token.clone());
     }
     let form: Vec<(String, String)> = if mode == "direct_post.jwt" {
-        vec![("response".into(), encrypt(&request, &payload)?)]
+        vec![(
+            "response".into(),
+            encrypt(&request, &payload, behaviour.enc)?,
+        )]
     } else {
         payload
             .iter()
@@ -427,7 +433,11 @@ pub async fn answer(
 }
 
 /// The response as a JWE to the request's encryption key (§8.3).
-fn encrypt(request: &Map<String, Value>, payload: &Map<String, Value>) -> anyhow::Result<String> {
+fn encrypt(
+    request: &Map<String, Value>,
+    payload: &Map<String, Value>,
+    prefer: Option<ContentEncryption>,
+) -> anyhow::Result<String> {
     let metadata = request
         .get("client_metadata")
         .context("direct_post.jwt without client_metadata")?;
@@ -436,15 +446,17 @@ fn encrypt(request: &Map<String, Value>, payload: &Map<String, Value>) -> anyhow
         .context("direct_post.jwt without a key in client_metadata.jwks")?;
     let key = jwe::public_key_from_jwk(jwk)
         .map_err(|e| anyhow::anyhow!("the request's encryption key is not usable: {e}"))?;
-    let enc = metadata
+    let offered: Vec<ContentEncryption> = metadata
         .get("encrypted_response_enc_values_supported")
         .and_then(Value::as_array)
-        .and_then(|values| {
-            values
-                .iter()
-                .filter_map(Value::as_str)
-                .find_map(ContentEncryption::parse)
-        })
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(ContentEncryption::parse)
+        .collect();
+    let enc = prefer
+        .filter(|p| offered.contains(p))
+        .or_else(|| offered.first().copied())
         .unwrap_or(ContentEncryption::A128Gcm);
     let mut seed = [0u8; 32];
     let ephemeral = loop {
@@ -535,6 +547,7 @@ pub async fn run(action: crate::cli::WalletAction) -> anyhow::Result<()> {
         nonce,
         audience,
         vp_token,
+        enc: None,
     };
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))

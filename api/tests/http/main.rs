@@ -61,6 +61,7 @@ macro_rules! http_suite {
             );
             http_suite!(@in oid4vp $open;
                 a_wallet_flow_conforms_and_keeps_values_out_of_the_log,
+                the_wallet_endpoints_have_a_budget_per_address,
             );
             http_suite!(@in events $open;
                 the_log_is_paged_and_tailed_for_auditors_only,

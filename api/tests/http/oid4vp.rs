@@ -167,3 +167,38 @@ where
     assert_eq!(listed.body["items"][0]["request_id"], id, "{}", listed.text);
     assert_eq!(listed.body["items"][0]["status"], "verified");
 }
+
+pub async fn the_wallet_endpoints_have_a_budget_per_address<F, Fut>(open: F)
+where
+    F: Fn(ApiSettings) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let app = open(ApiSettings {
+        oid4vp_rate_per_minute: 3,
+        ..ApiSettings::default()
+    })
+    .await;
+    let unknown = format!("{}/oid4vp/requests/{}", app.base, uuid::Uuid::now_v7());
+    for _ in 0..3 {
+        let answer = app.client.get(&unknown).send().await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "OAuth JSON");
+    }
+    let limited = app
+        .client
+        .post(format!("{}/oid4vp/response", app.base))
+        .form(&[("state", "s")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        limited.status(),
+        429,
+        "the budget is per address, not per route"
+    );
+    assert!(limited.headers().contains_key("retry-after"));
+    // A lender's API is not charged to it.
+    let health = app.get("/health/live", None).await;
+    assert_eq!(health.status, 200);
+}

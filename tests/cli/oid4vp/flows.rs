@@ -79,6 +79,22 @@ pub async fn verified_flows(world: &World) {
         assert_eq!(result["status"], "verified", "{body}: {result}");
     }
 
+    // direct_post.jwt with A256GCM, the other encoding offered.
+    let created = world
+        .create(json!({"dcql_query": identity_query(), "response_mode": "direct_post.jwt"}))
+        .await;
+    let a256 = Behaviour {
+        enc: Some(proofline_domain::jwe::ContentEncryption::A256Gcm),
+        ..Behaviour::default()
+    };
+    let posted = world.answer(&created, &[world.ada()], &a256).await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    assert_eq!(
+        posted.request["client_metadata"]["encrypted_response_enc_values_supported"],
+        json!(["A128GCM", "A256GCM"])
+    );
+    assert_eq!(world.result(&created).await["status"], "verified");
+
     // An ES256 holder.
     let created = world.create(json!({"dcql_query": identity_query()})).await;
     let posted = world
