@@ -303,6 +303,11 @@ pub fn wallet_response(error: proofline_commands::oid4vp::WalletFacingError) -> 
             "the request expired or was answered".to_owned(),
         ),
         W::Invalid { error, description } => (StatusCode::BAD_REQUEST, error, description),
+        unmatched @ W::Unmatched { .. } => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            unmatched.to_string(),
+        ),
         W::Internal(error) => {
             let api = ApiError::from(error);
             let status = api.status;

@@ -118,12 +118,19 @@ impl<K: Eq + Hash + Clone> Budgets<K> {
     }
 }
 
+/// Unmatched wallet responses (an unknown state, a JWE that does not
+/// decrypt) recorded in the log per minute, whoever sends them: anyone can,
+/// so the log must not grow with them beyond this.
+pub const UNMATCHED_RECORDS_PER_MINUTE: u32 = 60;
+
 pub struct Limits {
     by_address: Budgets<AddressKey>,
     by_prefix: Budgets<String>,
     per_key: Option<DefaultKeyedRateLimiter<String>>,
     /// Requests to the wallet-facing OpenID4VP endpoints per address.
     per_wallet: Option<DefaultKeyedRateLimiter<AddressKey>>,
+    /// Unmatched wallet responses recorded in the log, for all addresses.
+    unmatched: governor::DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
 
@@ -172,6 +179,9 @@ impl Limits {
             by_prefix: Budgets::new(settings.failed_auth_per_minute),
             per_key,
             per_wallet,
+            unmatched: RateLimiter::direct(Quota::per_minute(nonzero(
+                UNMATCHED_RECORDS_PER_MINUTE,
+            ))),
             clock: DefaultClock::default(),
         }
     }
@@ -222,6 +232,12 @@ impl Limits {
         per_wallet
             .check_key(&AddressKey::of(address))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Whether one more unmatched wallet response may be recorded in the
+    /// log now; past [`UNMATCHED_RECORDS_PER_MINUTE`] they are counted only.
+    pub fn record_unmatched(&self) -> bool {
+        self.unmatched.check().is_ok()
     }
 
     /// Forgets addresses, prefixes and keys that have been quiet; called

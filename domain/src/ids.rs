@@ -57,10 +57,12 @@ pub enum Category {
     Service,
     /// `presentationrequest-<uuid>`: one OpenID4VP flow.
     PresentationRequest,
+    /// `oid4vp-unmatched`: wallet responses no request could be found for.
+    Oid4vp,
 }
 
 impl Category {
-    pub const ALL: [Category; 12] = [
+    pub const ALL: [Category; 13] = [
         Category::Lender,
         Category::Email,
         Category::Auditor,
@@ -73,6 +75,7 @@ impl Category {
         Category::Log,
         Category::Service,
         Category::PresentationRequest,
+        Category::Oid4vp,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Category {
             Category::Log => "log",
             Category::Service => "service",
             Category::PresentationRequest => "presentationrequest",
+            Category::Oid4vp => "oid4vp",
         }
     }
 

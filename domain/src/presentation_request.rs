@@ -211,6 +211,45 @@ impl Refusal {
     }
 }
 
+/// Why a wallet's response could not be tied to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Its `state` names no request.
+    UnknownState,
+    /// A JWE whose `kid` names no request, or that does not decrypt with
+    /// the key of the request it names.
+    Undecryptable,
+}
+
+impl Unmatched {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::UnknownState => "unknown_state",
+            Unmatched::Undecryptable => "undecryptable",
+        }
+    }
+}
+
+/// The record of responses no request could be found for, on the one
+/// stream `oid4vp-unmatched` (nothing of what they held: anyone can send
+/// one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum UnmatchedResponseEvent {
+    UnmatchedResponseRefused {
+        reason: Unmatched,
+        received_at: Timestamp,
+    },
+}
+
+impl EventSchema for UnmatchedResponseEvent {}
+
+/// The stream of [`UnmatchedResponseEvent`]s.
+pub fn unmatched_stream() -> StreamId {
+    StreamId::singleton(Category::Oid4vp, Some("unmatched"))
+}
+
 /// A wallet's error response (§8.5): the code as sent (checked against the
 /// RFC 6749 character set, at most 64 bytes) and its description (bounded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

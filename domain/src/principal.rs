@@ -103,6 +103,7 @@ pub fn affects_credentials(envelope: &Envelope) -> bool {
         | Category::Webhook
         | Category::Log
         | Category::Service
-        | Category::PresentationRequest => false,
+        | Category::PresentationRequest
+        | Category::Oid4vp => false,
     }
 }

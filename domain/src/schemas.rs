@@ -112,6 +112,7 @@ pub fn events() -> Vec<EventType> {
         of::<webhook_delivery::WebhookDeliveryEvent>(Category::Webhook),
         of::<checkpoint::CheckpointEvent>(Category::Log),
         of::<presentation_request::PresentationRequestEvent>(Category::PresentationRequest),
+        of::<presentation_request::UnmatchedResponseEvent>(Category::Oid4vp),
     ]
     .concat()
 }

@@ -240,7 +240,8 @@ pub fn notice_of(envelope: &Envelope) -> Option<Notice> {
         | Category::StatusList
         | Category::Webhook
         | Category::Log
-        | Category::Service => return None,
+        | Category::Service
+        | Category::Oid4vp => return None,
     };
     let body = json!({
         "id": envelope.event_id,

@@ -236,7 +236,15 @@ pub async fn respond(
             error: next(),
             error_description: next(),
         };
-        state.flows.respond(&wallet.context(), form).await
+        let context = wallet.context();
+        let answer = state.flows.respond(&context, form).await;
+        if let Err(WalletFacingError::Unmatched { reason }) = &answer
+            && state.limits.record_unmatched()
+            && let Err(error) = state.flows.record_unmatched(&context, *reason).await
+        {
+            tracing::warn!(%error, "cannot record an unmatched wallet response");
+        }
+        answer
     }
     .await;
     match answer {

@@ -14,7 +14,8 @@ use proofline_domain::jwe;
 use proofline_domain::presentation_request::{
     PresentationRequest, PresentationRequestCommand as Command, PresentationRequestDecider,
     PresentationRequestError, PresentationRequestEvent, PresentationRequestId, Refusal,
-    RequestUriMethod, ResponseMode, ResponseRejection, WalletError,
+    RequestUriMethod, ResponseMode, ResponseRejection, Unmatched, UnmatchedResponseEvent,
+    WalletError, unmatched_stream,
 };
 use proofline_domain::verification_record::sha256_hex;
 use serde_json::{Map, Value};
@@ -36,6 +37,12 @@ const ATTEMPTS: usize = 5;
 pub enum WalletFacingError {
     #[error("no such request")]
     NotFound,
+    /// A response no request could be found for (an unknown state, a JWE
+    /// that does not decrypt): answered 400 like an invalid request, and
+    /// recorded on `oid4vp-unmatched` within a budget
+    /// ([`Flows::record_unmatched`]).
+    #[error("{}", match reason { Unmatched::UnknownState => "unknown state", Unmatched::Undecryptable => "the response cannot be decrypted" })]
+    Unmatched { reason: Unmatched },
     #[error("the request expired or was answered")]
     Gone,
     /// §8.5 / RFC 6749 §5.2: `error` is one of `invalid_request`,
@@ -48,6 +55,10 @@ pub enum WalletFacingError {
     /// Not the wallet's doing: the store is down, a secret is unreadable.
     #[error(transparent)]
     Internal(#[from] CommandError),
+}
+
+fn unmatched(reason: Unmatched) -> WalletFacingError {
+    WalletFacingError::Unmatched { reason }
 }
 
 fn invalid(description: impl Into<String>) -> WalletFacingError {
@@ -281,7 +292,7 @@ impl Flows {
             return Err(invalid("state is missing"));
         };
         if !visible_ascii(state) {
-            return Err(invalid("unknown state"));
+            return Err(unmatched(Unmatched::UnknownState));
         }
         let id = PresentationRequestId::for_state(state);
         if encrypted_for.is_some_and(|kid| kid != id) {
@@ -291,13 +302,13 @@ impl Flows {
         }
         let (loaded, _) = self.load(id).await?;
         let Some(request) = loaded else {
-            return Err(invalid("unknown state"));
+            return Err(unmatched(Unmatched::UnknownState));
         };
         if !constant_time_eq(
             sha256_hex(state).as_bytes(),
             request.request.state_sha256.as_bytes(),
         ) {
-            return Err(invalid("unknown state"));
+            return Err(unmatched(Unmatched::UnknownState));
         }
         // §8.3.2: a wallet that cannot encrypt may still send an error.
         let plain_error = payload.contains_key("error") && !payload.contains_key("vp_token");
@@ -378,6 +389,27 @@ impl Flows {
         Ok(WalletAnswer { redirect_uri })
     }
 
+    /// Records that a response could be tied to no request: its reason and
+    /// time, nothing of what it held. The caller bounds how often.
+    pub async fn record_unmatched(
+        &self,
+        context: &CommandContext,
+        reason: Unmatched,
+    ) -> Result<(), CommandError> {
+        let event = UnmatchedResponseEvent::UnmatchedResponseRefused {
+            reason,
+            received_at: context.now,
+        };
+        let mut request = AppendRequest::new(
+            unmatched_stream(),
+            ExpectedVersion::Any,
+            vec![NewEvent::of(&event)],
+        );
+        request.metadata = context.metadata.clone();
+        self.store.append(request).await?;
+        Ok(())
+    }
+
     /// Records a late answer's refusal (the decider refuses any answer to a
     /// request that is over) and says why.
     async fn refuse_late(
@@ -423,7 +455,7 @@ impl Flows {
         &self,
         compact: &str,
     ) -> Result<(PresentationRequestId, Map<String, Value>), WalletFacingError> {
-        let undecryptable = || invalid("the response cannot be decrypted");
+        let undecryptable = || unmatched(Unmatched::Undecryptable);
         let kid = jwe::peek_kid(compact)
             .map_err(|_| undecryptable())?
             .ok_or_else(|| invalid("the encrypted response has no kid"))?;
