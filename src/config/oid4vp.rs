@@ -31,17 +31,6 @@ pub struct Oid4vpConfig {
     pub result_ttl_seconds: i64,
 }
 
-/// Whether a URL may be the public one: https, or http to loopback.
-fn acceptable(url: &url::Url) -> bool {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    (url.scheme() == "https" && url.host().is_some()) || (url.scheme() == "http" && loopback)
-}
-
 pub(super) fn read(r: &Reader<'_>, data_dir: &Path) -> Result<Oid4vpConfig, ConfigError> {
     let public_url = r
         .get(
@@ -51,7 +40,7 @@ pub(super) fn read(r: &Reader<'_>, data_dir: &Path) -> Result<Oid4vpConfig, Conf
         .map(|text| {
             url::Url::parse(text)
                 .ok()
-                .filter(acceptable)
+                .filter(proofline_commands::oid4vp::flow::is_public_or_loopback)
                 .filter(|u| u.query().is_none() && u.fragment().is_none())
                 .ok_or_else(|| {
                     bad(

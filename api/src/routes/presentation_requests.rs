@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use proofline_commands::oid4vp::flow::PresentedView;
+use proofline_commands::oid4vp::flow::{PresentedView, is_public_or_loopback};
 use proofline_commands::oid4vp::{CreatedRequest, NewPresentationRequest, PresentationView};
 use proofline_domain::dcql::DcqlQuery;
 use proofline_domain::log::Timestamp;
@@ -103,7 +103,7 @@ fn validate(input: CreatePresentationRequest) -> Result<NewPresentationRequest, 
             let url = (text.len() <= MAX_URL_CHARS)
                 .then(|| url::Url::parse(&text).ok())
                 .flatten()
-                .filter(|u| u.scheme() == "https" || is_loopback_http(u))
+                .filter(is_public_or_loopback)
                 .filter(|u| u.fragment().is_none());
             url.ok_or_else(|| {
                 invalid(
@@ -127,17 +127,6 @@ fn validate(input: CreatePresentationRequest) -> Result<NewPresentationRequest, 
         same_device_return_url,
         by_value,
     })
-}
-
-/// Whether `url` is plain http to a loopback host (development only).
-pub fn is_loopback_http(url: &url::Url) -> bool {
-    url.scheme() == "http"
-        && match url.host() {
-            Some(url::Host::Domain(name)) => name == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        }
 }
 
 /// Create an OpenID4VP presentation request: show its

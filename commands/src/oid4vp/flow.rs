@@ -496,6 +496,19 @@ impl Flows {
     }
 }
 
+/// Whether `url` may be reached by a wallet or a holder's browser: https
+/// with a host, or plain http to a loopback host (development only). The
+/// public URL and a same-device return URL both follow it.
+pub fn is_public_or_loopback(url: &Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    (url.scheme() == "https" && url.host().is_some()) || (url.scheme() == "http" && loopback)
+}
+
 /// A DCQL query without the `values` of its claims queries.
 fn without_values(mut query: Value) -> Value {
     let credentials = query

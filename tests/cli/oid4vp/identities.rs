@@ -128,26 +128,7 @@ pub async fn values_stay_out_of_the_log(world: &World, nats: Option<String>) {
         "{with}"
     );
     // The whole log, as the operator reads it.
-    let mut after = 0;
-    let mut text = String::new();
-    loop {
-        let page: Value = world
-            .client
-            .get(format!("{}/v1/events?after={after}&limit=1000", world.base))
-            .bearer_auth(&world.operator_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        if events.is_empty() {
-            break;
-        }
-        text.push_str(&Value::Array(events).to_string());
-        after = page["next_after"].as_u64().unwrap();
-    }
+    let text = Value::Array(world.log().await).to_string();
     assert!(
         text.contains("PresentationResponseAccepted"),
         "the flow is in the log"

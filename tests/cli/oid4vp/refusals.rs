@@ -93,23 +93,12 @@ pub async fn refusals(world: &World) {
     assert_eq!(unknown.0, 400, "{}", unknown.1);
     assert_eq!(unknown.1["error_description"], "unknown state");
     // Recorded with its reason on the stream of unmatched responses.
-    let log: Value = world
-        .client
-        .get(format!("{}/v1/events?limit=1000", world.base))
-        .bearer_auth(&world.operator_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let unmatched: Vec<&Value> = log["events"]
-        .as_array()
-        .unwrap()
+    let log = world.log().await;
+    let unmatched: Vec<&Value> = log
         .iter()
         .filter(|e| e["type"] == "UnmatchedResponseRefused")
         .collect();
-    assert_eq!(unmatched.len(), 1, "{log}");
+    assert_eq!(unmatched.len(), 1, "{log:?}");
     assert_eq!(unmatched[0]["stream_id"], "oid4vp-unmatched");
     assert_eq!(unmatched[0]["data"]["reason"], "unknown_state");
     assert!(!unmatched[0].to_string().contains("nobody-knows"));

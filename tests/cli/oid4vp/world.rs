@@ -229,6 +229,32 @@ impl World {
         serde_json::from_slice(&output.stdout).expect("the wallet prints JSON")
     }
 
+    /// Every event of the log, as the operator reads it.
+    pub async fn log(&self) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let after = events
+                .last()
+                .and_then(|e: &Value| e["position"].as_u64())
+                .unwrap_or(0);
+            let page: Value = self
+                .client
+                .get(format!("{}/v1/events?after={after}&limit=1000", self.base))
+                .bearer_auth(&self.operator_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let more = page["events"].as_array().cloned().unwrap_or_default();
+            if more.is_empty() {
+                return events;
+            }
+            events.extend(more);
+        }
+    }
+
     /// Posts a form to the response endpoint: the status and the JSON.
     pub async fn post_response(&self, form: &[(&str, String)]) -> (u16, Value) {
         let response = self
