@@ -68,6 +68,9 @@
 //! - [`jwe`]: compact JWE with ECDH-ES on P-256 and AES-GCM, the encrypted
 //!   responses of OpenID4VP 1.0 (`direct_post.jwt`) and HAIP.
 //! - [`did`]: DIDs, and did:key with Ed25519.
+//! - [`discovery`]: reading the documents an issuer's keys are discovered
+//!   from (did:web DID documents, SD-JWT VC issuer metadata, JWK Sets),
+//!   and Subresource Integrity for type metadata.
 //! - [`dcql`]: the Digital Credentials Query Language of OpenID4VP 1.0 (the
 //!   `dc+sd-jwt` subset): checking a query, claims path pointers, whether a
 //!   response satisfies it, and what a wallet answers it with.
@@ -87,6 +90,7 @@ pub mod checkpoint;
 pub mod dcql;
 pub mod decider;
 pub mod did;
+pub mod discovery;
 pub mod ids;
 pub mod issuer;
 pub mod jose;
