@@ -22,6 +22,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod https;
 pub mod keygen;
 pub mod logfile;
 pub mod oid4vp_wallet;

@@ -133,6 +133,7 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 webhook_sealing_key.clone(),
                 consumer_options(&config),
             )
+            .map_err(anyhow::Error::msg)
             .context("cannot make the webhook HTTP client")?;
             let wake = read_side.as_ref().and_then(|side| {
                 side.positions

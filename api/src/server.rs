@@ -230,14 +230,16 @@ pub async fn serve(
 }
 
 /// Background work the HTTP layer needs while it serves: following the log
-/// to drop cached keys changed by other processes, and forgetting idle rate
-/// limit entries. Ends when the returned handle is aborted.
+/// to drop cached keys changed by other processes, forgetting idle rate
+/// limit entries, signing checkpoints, forgetting lapsed OpenID4VP secrets,
+/// and fetching status lists in use again before they fall due. Ends when the returned handle is aborted.
 pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let (auth, store, limits, flows) = (
+    let (auth, store, limits, flows, lists) = (
         state.auth.clone(),
         state.store.clone(),
         state.limits.clone(),
         state.flows.clone(),
+        state.lists.clone(),
     );
     let (key, every_events, every_seconds) = (
         state.service_key.clone(),
@@ -275,6 +277,15 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         };
+        // Lists in use are fetched again before they fall due.
+        let refresh = async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
+                lists.refresh_due(now).await;
+            }
+        };
         let checkpoints = async {
             let mut checkpointer =
                 proofline_commands::checkpoints::Checkpointer::new(every_events, every_seconds);
@@ -289,6 +300,6 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         };
-        tokio::join!(watch, idle, checkpoints, lapsed);
+        tokio::join!(watch, idle, checkpoints, lapsed, refresh);
     })
 }

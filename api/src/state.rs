@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use proofline_commands::auth::Authenticator;
+use proofline_commands::fetch::{FetchSettings, Fetcher};
+use proofline_commands::fetched_lists::{ListSettings, StatusListFetcher};
 use proofline_commands::oid4vp::identity::VerifierIdentity;
 use proofline_commands::oid4vp::{FlowSettings, Flows};
 use proofline_commands::registry::Registry;
@@ -50,6 +52,10 @@ pub struct ApiSettings {
     pub checkpoint_every_events: u64,
     /// Requests per minute per address to the wallet-facing endpoints.
     pub oid4vp_rate_per_minute: u32,
+    /// The one outbound fetcher (status lists, issuer keys, type metadata).
+    pub fetch: FetchSettings,
+    /// How fresh fetched status lists must be.
+    pub status_lists: ListSettings,
 }
 
 impl Default for ApiSettings {
@@ -72,6 +78,8 @@ impl Default for ApiSettings {
             checkpoint_every_seconds: 5,
             checkpoint_every_events: 1_000,
             oid4vp_rate_per_minute: 600,
+            fetch: FetchSettings::default(),
+            status_lists: ListSettings::default(),
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct AppState {
     pub idempotency_master: Arc<[u8; 32]>,
     /// Verifies and records presentations.
     pub verifier: Arc<Verifier>,
+    /// Status lists fetched by URI (the verifier's; refreshed in the
+    /// background).
+    pub lists: Arc<StatusListFetcher>,
     /// Seals webhook signing secrets: the sealing key, not derived from the
     /// service key (the webhooks role holds it alone).
     pub webhook_sealing_key: Arc<SealingKey>,
@@ -123,12 +134,25 @@ impl AppState {
         let idempotency_master =
             Arc::new(service_key.derive_key("proofline idempotency records v1"));
         let registry = Arc::new(Registry::new(store.clone()));
-        let verifier = Arc::new(Verifier::new(
+        // The settings' roots were checked when the configuration was read.
+        let fetcher = Arc::new(
+            Fetcher::new(&settings.fetch).expect("the fetcher's settings were checked when read"),
+        );
+        let lists = Arc::new(StatusListFetcher::new(
             store.clone(),
             registry.clone(),
-            service_key.clone(),
-            i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
+            fetcher,
+            settings.status_lists,
         ));
+        let verifier = Arc::new(
+            Verifier::new(
+                store.clone(),
+                registry.clone(),
+                service_key.clone(),
+                i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
+            )
+            .with_fetched_lists(lists.clone()),
+        );
         // A verifier identity of its own for this process until the
         // service's is set ([`AppState::with_oid4vp`]).
         let identity = ServiceKey::generate()
@@ -145,6 +169,7 @@ impl AppState {
             },
         ));
         Self {
+            lists,
             auth: Arc::new(Authenticator::new(store.clone())),
             verifier,
             flows,

@@ -179,14 +179,37 @@ pub async fn execute<D, T>(
     store: &dyn EventStore,
     stream: &StreamId,
     context: &CommandContext,
-    mut decide: impl FnMut(&D::State) -> Result<Decision<D::Event, T>, CommandError>,
+    decide: impl FnMut(&D::State) -> Result<Decision<D::Event, T>, CommandError>,
 ) -> Result<Done<T>, CommandError>
+where
+    D: Decider,
+{
+    execute_if_any::<D, T>(store, stream, context, decide)
+        .await?
+        .ok_or_else(|| {
+            CommandError::Store(StoreError::InvalidAppend(
+                "the command decided no events".into(),
+            ))
+        })
+}
+
+/// As [`execute`], for commands that may decide nothing (a fetched
+/// document that had not changed): `None` then, and nothing is appended.
+pub async fn execute_if_any<D, T>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    context: &CommandContext,
+    mut decide: impl FnMut(&D::State) -> Result<Decision<D::Event, T>, CommandError>,
+) -> Result<Option<Done<T>>, CommandError>
 where
     D: Decider,
 {
     for _ in 0..ATTEMPTS {
         let loaded = load::<D>(store, stream).await?;
         let decision = decide(&loaded.state)?;
+        if decision.events.is_empty() && decision.also.is_empty() && decision.secrets.is_empty() {
+            return Ok(None);
+        }
         let events = decision.events.iter().map(NewEvent::of);
         let request = AppendRequest {
             stream_id: stream.clone(),
@@ -206,10 +229,10 @@ where
         };
         match store.append(request).await {
             Ok(outcome) => {
-                return Ok(Done {
+                return Ok(Some(Done {
                     value: decision.value,
                     outcome,
-                });
+                }));
             }
             Err(StoreError::Conflict { stream_id, .. }) if stream_id == *stream => continue,
             Err(StoreError::Conflict { stream_id, .. }) => {

@@ -22,6 +22,8 @@
 //!   way commands change state.
 //! - [`lenders`], [`auditors`]: the principals' commands.
 //! - [`issuers`]: the trust registry's commands (issuers, status lists).
+//! - [`outbound`]: the guard on every outside connection (addresses,
+//!   resolver, TLS roots); [`fetch`]: the one fetcher of trust documents.
 //! - [`registry`]: the trust registry as the verifier reads it, from the
 //!   write side, cached by stream version.
 //! - [`checkpoints`]: signing checkpoints of the log, reading them back.
@@ -35,10 +37,15 @@
 //! - [`report`]: errors with their sources on one line, for logs.
 //! - [`oid4vp`]: Proofline as an OpenID4VP 1.0 verifier (request objects,
 //!   responses, the verifier's identity).
+//! - [`x5c`]: whether an issuer-signed JWT's `x5c` chain makes its signer a
+//!   trusted issuer (operator-registered trust anchors); `x509` holds the
+//!   certificate reading and chain validation it shares with [`oid4vp`].
 
 pub mod auditors;
 pub mod auth;
 pub mod checkpoints;
+pub mod fetch;
+pub mod fetched_lists;
 pub mod handler;
 pub mod idempotency;
 pub mod issuers;
@@ -46,6 +53,7 @@ pub mod keys;
 pub mod lenders;
 pub mod migrate;
 pub mod oid4vp;
+pub mod outbound;
 pub mod registry;
 pub mod report;
 pub mod schemas;
@@ -56,5 +64,7 @@ pub mod signing;
 pub mod store;
 pub mod verifications;
 pub mod webhooks;
+pub(crate) mod x509;
+pub mod x5c;
 
 pub use store::{StoreError, error::OpenError};

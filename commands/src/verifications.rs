@@ -13,9 +13,10 @@ use std::sync::{Arc, RwLock};
 
 use proofline_domain::decider::{Rejection, RejectionKind};
 use proofline_domain::did::Did;
+use proofline_domain::issuer::Issuer;
 use proofline_domain::lender::{LenderError, LenderId};
 use proofline_domain::log::Timestamp;
-use proofline_domain::status_list::ListUri;
+use proofline_domain::status_list::{ListUri, StatusList};
 use proofline_domain::values::{Audience, Audiences};
 use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
 use proofline_domain::verification_record::{
@@ -24,6 +25,7 @@ use proofline_domain::verification_record::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::fetched_lists::{ListAnswer, StatusListFetcher};
 use crate::handler::{CommandContext, CommandError, Done};
 use crate::lenders::{self, Seal};
 use crate::registry::Registry;
@@ -83,6 +85,8 @@ pub struct Verifier {
     max_age_seconds: i64,
     /// Lenders' audiences: fixed at registration, so cached for good.
     audiences: RwLock<HashMap<LenderId, Audiences>>,
+    /// Status lists fetched by URI; without it, only posted lists are used.
+    lists: Option<Arc<StatusListFetcher>>,
 }
 
 impl Verifier {
@@ -98,7 +102,14 @@ impl Verifier {
             service_key,
             max_age_seconds,
             audiences: RwLock::default(),
+            lists: None,
         }
+    }
+
+    /// Fetches status lists by URI (see [`crate::fetched_lists`]).
+    pub fn with_fetched_lists(mut self, lists: Arc<StatusListFetcher>) -> Self {
+        self.lists = Some(lists);
+        self
     }
 
     async fn audiences_of(&self, lender: LenderId) -> Result<Audiences, CommandError> {
@@ -193,21 +204,67 @@ impl Verifier {
     }
 
     /// The seven steps on one presentation, with the trust it names
-    /// resolved from the registry first; nothing is recorded.
+    /// resolved from the registry first; nothing is recorded. A status list
+    /// that is due (never fetched, or past its age) is fetched only for a
+    /// presentation that reaches REVOCATION without it: what fails before
+    /// never makes Proofline fetch what it names.
     pub async fn outcome(&self, checked: Checked, now: Timestamp) -> Result<Outcome, CommandError> {
         let references = verification::references(&checked.presentation);
         let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
             Some(did) => self.registry.issuer(&did).await?,
             None => Arc::new(None),
         };
-        let list = match references
+        let Some(uri) = references
             .status_list_uri
             .as_deref()
             .and_then(|u| ListUri::parse(u).ok())
-        {
-            Some(uri) => self.registry.status_list(&uri).await?,
-            None => Arc::new(None),
+        else {
+            return self.run(checked, issuer, Arc::new(None), None, now).await;
         };
+        let fetched = match (&self.lists, issuer.as_ref()) {
+            (Some(lists), Some(known)) if StatusListFetcher::fetches(&uri) && !known.suspended => {
+                Some((lists, known.clone()))
+            }
+            _ => None,
+        };
+        let Some((lists, known)) = fetched else {
+            let list = self.registry.status_list(&uri).await?;
+            return self.run(checked, issuer, list, None, now).await;
+        };
+        let (list, due) = lists.cached(&uri, now).await?;
+        if due.is_none() {
+            return self.run(checked, issuer, list, None, now).await;
+        }
+        let first = self
+            .run(
+                checked.clone(),
+                issuer.clone(),
+                Arc::new(None),
+                Some("not fetched yet".into()),
+                now,
+            )
+            .await?;
+        if first.failed_step != Some(verification::Step::Revocation) {
+            return Ok(first);
+        }
+        match lists.list_for(&uri, &known, now).await? {
+            ListAnswer::Use(list) => self.run(checked, issuer, list, None, now).await,
+            ListAnswer::Unavailable(why) => {
+                self.run(checked, issuer, Arc::new(None), Some(why), now)
+                    .await
+            }
+        }
+    }
+
+    /// The pure verifier, on the blocking pool.
+    async fn run(
+        &self,
+        checked: Checked,
+        issuer: Arc<Option<Issuer>>,
+        list: Arc<Option<StatusList>>,
+        list_unavailable: Option<String>,
+        now: Timestamp,
+    ) -> Result<Outcome, CommandError> {
         let max_age_seconds = self.max_age_seconds;
         tokio::task::spawn_blocking(move || {
             let request = Request {
@@ -222,6 +279,7 @@ impl Verifier {
             let trust = Resolved {
                 issuer: issuer.as_ref().as_ref(),
                 list: list.as_ref().as_ref(),
+                list_unavailable: list_unavailable.as_deref(),
             };
             verification::verify(&checked.presentation, &request, &trust)
         })

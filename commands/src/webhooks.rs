@@ -9,7 +9,7 @@
 //! only for allowed networks. The delivery side checks again at each
 //! delivery, against DNS rebinding.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -24,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use proofline_domain::decider::{Rejection, RejectionKind};
 
 use crate::handler::{self, CommandContext, CommandError, Decision, Done};
+use crate::outbound::forbidden;
 use crate::sealing::{Sealed, SealingKey};
 use crate::store::{EventStore, SecretWrite, StoreError};
 
@@ -47,94 +48,6 @@ impl Rejection for WebhookError {
         match self {
             WebhookError::Refused(_) => RejectionKind::Invalid,
         }
-    }
-}
-
-/// Why `ip` may not receive webhooks, if it may not.
-pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => forbidden_v6(v6),
-    }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local (cloud metadata lives here)")
-    } else if a == 100 && (64..128).contains(&b) {
-        Some("carrier-grade NAT")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if ip.is_unspecified() || a == 0 {
-        Some("unspecified")
-    } else if ip.is_broadcast()
-        || a >= 240
-        || ip.is_documentation()
-        || (a == 198 && (b == 18 || b == 19))
-        || (a == 192 && b == 0)
-    {
-        Some("reserved")
-    } else {
-        None
-    }
-}
-
-fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let s = ip.segments();
-    let o = ip.octets();
-    let v4_at = |at: usize| Ipv4Addr::new(o[at], o[at + 1], o[at + 2], o[at + 3]);
-    if ip.is_loopback() {
-        return Some("loopback");
-    }
-    if ip.is_unspecified() {
-        return Some("unspecified");
-    }
-    // Forms that carry an IPv4 address, judged by it: IPv4-mapped
-    // (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated),
-    // IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96), 6to4
-    // (2002::/16), and Teredo (2001::/32: the server's address, and the
-    // client's with every bit inverted).
-    let embedded: &[Ipv4Addr] = &match s {
-        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => [v4_at(12), v4_at(12)],
-        [0, 0, 0, 0, 0xffff, 0, ..] => [v4_at(12), v4_at(12)],
-        [0x64, 0xff9b, 0, 0, 0, 0, ..] => [v4_at(12), v4_at(12)],
-        [0x2002, ..] => [v4_at(2), v4_at(2)],
-        [0x2001, 0, ..] => [v4_at(4), Ipv4Addr::from(!u32::from(v4_at(12)))],
-        _ => [Ipv4Addr::UNSPECIFIED; 2],
-    }[..];
-    let carries_v4 = matches!(
-        s,
-        [0, 0, 0, 0, 0, 0xffff, ..]
-            | [0, 0, 0, 0, 0, 0, ..]
-            | [0, 0, 0, 0, 0xffff, 0, ..]
-            | [0x64, 0xff9b, 0, 0, 0, 0, ..]
-            | [0x2002, ..]
-            | [0x2001, 0, ..]
-    );
-    if carries_v4 && let Some(why) = embedded.iter().find_map(|v4| forbidden_v4(*v4)) {
-        return Some(why);
-    }
-    if (s[0] & 0xfe00) == 0xfc00 {
-        Some("unique local (private)")
-    } else if (s[0] & 0xffc0) == 0xfe80 {
-        Some("link-local")
-    } else if (s[0] & 0xffc0) == 0xfec0 {
-        Some("site-local (private)")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
-        Some("local-use NAT64 (private)")
-    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) {
-        Some("reserved")
-    } else if s[0] == 0x2001 && (0x10..0x30).contains(&s[1]) {
-        Some("reserved (ORCHID)")
-    } else {
-        None
     }
 }
 

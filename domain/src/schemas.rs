@@ -165,6 +165,7 @@ mod tests {
             "PresentationRejected",
             "IssuerRegistered",
             "StatusListPublished",
+            "StatusListFetched",
             "WebhookDelivered",
             "WebhookDeliveryFailed",
             "LogCheckpointSigned",

@@ -295,7 +295,16 @@ pub fn status_at(list: &[u8], bits: u8, idx: u64) -> Option<u8> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatusListCommand {
+    /// The operator posts a list (`POST /v1/status-lists`).
     Publish { list: VerifiedList },
+    /// Proofline fetched the list from its URI. Recorded only when it
+    /// differs from the list the log holds (a new `iat`, other entries);
+    /// the same list signed again is not news.
+    RecordFetch {
+        list: VerifiedList,
+        fetched_at: Timestamp,
+        http_status: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -315,6 +324,22 @@ pub enum StatusListEvent {
         /// published what.
         token: String,
     },
+    /// Proofline fetched the list from `uri` and it had changed.
+    StatusListFetched {
+        uri: ListUri,
+        issuer: Did,
+        kid: Kid,
+        iat: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exp: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
+        bits: u8,
+        /// The whole signed token, as fetched.
+        token: String,
+        fetched_at: Timestamp,
+        http_status: u16,
+    },
 }
 
 impl EventSchema for StatusListEvent {}
@@ -327,10 +352,17 @@ pub struct StatusList {
     pub kid: Kid,
     pub iat: i64,
     pub exp: Option<i64>,
+    /// How long the issuer says the list may be cached, in seconds.
+    pub ttl: Option<u64>,
     pub bits: u8,
+    /// The `lst` as signed (compressed), to tell a changed list.
+    pub lst: String,
     pub entries: Vec<u8>,
-    /// How many versions have been published (the stream version).
+    /// How many versions have been recorded (the stream version).
     pub version: u64,
+    /// When Proofline fetched this version; `None` when the operator posted
+    /// it.
+    pub fetched_at: Option<Timestamp>,
 }
 
 impl StatusList {
@@ -352,63 +384,132 @@ impl Decider for StatusListDecider {
         state: &Option<StatusList>,
         _now: Timestamp,
     ) -> Result<Vec<StatusListEvent>, StatusListError> {
-        let StatusListCommand::Publish { list } = command;
+        let list = match command {
+            StatusListCommand::Publish { list } | StatusListCommand::RecordFetch { list, .. } => {
+                list
+            }
+        };
         if let Some(current) = state {
             if current.issuer != list.issuer {
                 return Err(StatusListError::OtherIssuer);
+            }
+            let same = current.iat == list.iat
+                && current.lst == list.lst
+                && current.bits == list.bits
+                && current.exp == list.exp
+                && current.ttl == list.ttl;
+            if let StatusListCommand::RecordFetch { .. } = command
+                && same
+            {
+                return Ok(Vec::new());
             }
             if list.iat <= current.iat {
                 return Err(StatusListError::NotNewer);
             }
         }
-        Ok(vec![StatusListEvent::StatusListPublished {
-            uri: list.uri.clone(),
-            issuer: list.issuer.clone(),
-            kid: list.kid.clone(),
-            iat: list.iat,
-            exp: list.exp,
-            ttl: list.ttl,
-            bits: list.bits,
-            token: list.token.clone(),
-        }])
-    }
-
-    fn evolve(state: Option<StatusList>, event: &StatusListEvent) -> Option<StatusList> {
-        let StatusListEvent::StatusListPublished {
+        let VerifiedList {
             uri,
             issuer,
             kid,
             iat,
             exp,
+            ttl,
             bits,
             token,
             ..
-        } = event;
-        // The token was checked when it was published; only its list is read
+        } = list.clone();
+        Ok(vec![match command {
+            StatusListCommand::Publish { .. } => StatusListEvent::StatusListPublished {
+                uri,
+                issuer,
+                kid,
+                iat,
+                exp,
+                ttl,
+                bits,
+                token,
+            },
+            StatusListCommand::RecordFetch {
+                fetched_at,
+                http_status,
+                ..
+            } => StatusListEvent::StatusListFetched {
+                uri,
+                issuer,
+                kid,
+                iat,
+                exp,
+                ttl,
+                bits,
+                token,
+                fetched_at: *fetched_at,
+                http_status: *http_status,
+            },
+        }])
+    }
+
+    fn evolve(state: Option<StatusList>, event: &StatusListEvent) -> Option<StatusList> {
+        let (uri, issuer, kid, iat, exp, ttl, bits, token, fetched_at) = match event {
+            StatusListEvent::StatusListPublished {
+                uri,
+                issuer,
+                kid,
+                iat,
+                exp,
+                ttl,
+                bits,
+                token,
+            } => (uri, issuer, kid, iat, exp, ttl, bits, token, None),
+            StatusListEvent::StatusListFetched {
+                uri,
+                issuer,
+                kid,
+                iat,
+                exp,
+                ttl,
+                bits,
+                token,
+                fetched_at,
+                ..
+            } => (
+                uri,
+                issuer,
+                kid,
+                iat,
+                exp,
+                ttl,
+                bits,
+                token,
+                Some(*fetched_at),
+            ),
+        };
+        // The token was checked when it was recorded; only its list is read
         // here. A list that cannot be read leaves the state as it was.
-        let entries = CompactJws::parse(token)
-            .ok()
-            .and_then(|jws| {
-                jws.payload
-                    .get("status_list")?
-                    .get("lst")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .and_then(|lst| decompress(&lst).ok());
-        match entries {
-            Some(entries) => Some(StatusList {
-                uri: uri.clone(),
-                issuer: issuer.clone(),
-                kid: kid.clone(),
-                iat: *iat,
-                exp: *exp,
-                bits: *bits,
-                entries,
-                version: state.map_or(1, |s| s.version + 1),
-            }),
-            None => state,
-        }
+        let lst = CompactJws::parse(token).ok().and_then(|jws| {
+            jws.payload
+                .get("status_list")?
+                .get("lst")?
+                .as_str()
+                .map(str::to_owned)
+        });
+        let Some((lst, entries)) =
+            lst.and_then(|lst| decompress(&lst).ok().map(|entries| (lst, entries)))
+        else {
+            return state;
+        };
+        Some(StatusList {
+            uri: uri.clone(),
+            issuer: issuer.clone(),
+            kid: kid.clone(),
+            iat: *iat,
+            exp: *exp,
+            ttl: *ttl,
+            bits: *bits,
+            lst,
+            entries,
+            version: state.map_or(1, |s| s.version + 1),
+            fetched_at,
+        })
     }
 }
 

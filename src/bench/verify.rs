@@ -147,6 +147,7 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
         let trust = Resolved {
             issuer: registered.as_ref().as_ref(),
             list: list.as_ref().as_ref(),
+            list_unavailable: None,
         };
         let started = Instant::now();
         let mut verified = 0u64;

@@ -141,7 +141,8 @@ async fn run(
             },
             ..ConsumerOptions::default()
         },
-    )?;
+    )
+    .map_err(anyhow::Error::msg)?;
     let (stop_consumer, mut consumer_stopped) = tokio::sync::watch::channel(false);
     let wake = side.positions[0].1.clone();
     let consumer = tokio::spawn(async move {

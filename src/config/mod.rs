@@ -16,6 +16,7 @@ use proofline_projections::webhooks::ConsumerOptions;
 use proofline_projections::webhooks::client::ClientOptions;
 use secrecy::{ExposeSecret, SecretString};
 
+mod fetch;
 mod oid4vp;
 mod reader;
 
@@ -153,6 +154,26 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "PROOFLINE_OID4VP_RATE_PER_MINUTE",
         "requests per minute per address to the wallet endpoints, 0 unlimited",
+    ),
+    (
+        "PROOFLINE_FETCH_ALLOWED_NETWORKS",
+        "CIDRs trust documents may be fetched from despite the SSRF guard",
+    ),
+    (
+        "PROOFLINE_FETCH_CA_FILE",
+        "PEM roots trusted for fetching (TLS only, never issuer anchors)",
+    ),
+    (
+        "PROOFLINE_FETCH_MAX_BYTES",
+        "largest fetched document, 1024 to 16777216",
+    ),
+    (
+        "PROOFLINE_STATUS_LIST_MAX_AGE_SECONDS",
+        "age at which a fetched status list without ttl is fetched again, 1 to 86400",
+    ),
+    (
+        "PROOFLINE_STATUS_LIST_STALE_GRACE_SECONDS",
+        "how long past its age an unfetchable list is still used, 0 to 604800",
     ),
 ];
 
@@ -369,6 +390,7 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
     // default, so a fresh install had no signed head for minutes); it
     // stays as an alias for whichever of the two is not set.
     let legacy = r.optional_number("PROOFLINE_CHECKPOINT_EVERY", 1..=86_400)?;
+    let (fetch, status_lists) = fetch::read(r)?;
     let settings = ApiSettings {
         trusted_proxies: r.networks("PROOFLINE_TRUSTED_PROXIES")?,
         cors_allowed_origins: read_origins(r)?,
@@ -428,6 +450,8 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
             u64::from(d.oid4vp_rate_per_minute),
             0..=1_000_000,
         )? as u32,
+        fetch,
+        status_lists,
         ..d
     };
     Ok((settings, legacy.is_some()))

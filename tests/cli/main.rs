@@ -4,6 +4,7 @@
 mod support;
 
 mod demo;
+mod fetched;
 mod log;
 mod oid4vp;
 mod roles;

@@ -207,9 +207,11 @@ where
         after.text
     );
 
-    // A list nobody published fails closed.
+    // A list nobody published, at a URI Proofline does not fetch (plain
+    // http), fails closed. (An https list is fetched: see the CLI's
+    // `fetched` suite.)
     let mut unknown = World {
-        uri: "https://nowhere.example/status/9".into(),
+        uri: "http://nowhere.example/status/9".into(),
         ..world
     };
     unknown.holder = TestKey::ed25519(9);

@@ -172,6 +172,11 @@ pub struct StatusUsed {
     /// The list's version (how many times it had been published).
     pub list_version: u64,
     pub status: u8,
+    /// When Proofline fetched that version (absent when the operator
+    /// posted it): with the version, the document in the log the decision
+    /// used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<crate::log::Timestamp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -81,6 +81,9 @@ reasons! {
     StatusListUnknown => "status_list_unknown",
     StatusListIssuerMismatch => "status_list_issuer_mismatch",
     StatusListExpired => "status_list_expired",
+    /// The list had to be fetched (never seen, or older than its `ttl`)
+    /// and could not be, or what was fetched was refused.
+    StatusListUnavailable => "status_list_unavailable",
     StatusIndexOutOfRange => "status_index_out_of_range",
     StatusRevoked => "status_revoked",
     StatusSuspended => "status_suspended",

@@ -367,13 +367,27 @@ fn revocation(
         .get("idx")
         .and_then(Value::as_u64)
         .ok_or_else(|| invalid("status_list.idx is not a whole number"))?;
-    let list = trust.status_list(uri).ok_or((
-        None,
-        (
-            Reason::StatusListUnknown,
-            format!("no status list is known at {uri}"),
-        ),
-    ))?;
+    let list = match (trust.status_list(uri), trust.status_list_unavailable(uri)) {
+        (Some(list), _) => list,
+        (None, Some(why)) => {
+            return Err((
+                None,
+                (
+                    Reason::StatusListUnavailable,
+                    format!("the list at {uri} could not be fetched: {why}"),
+                ),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                None,
+                (
+                    Reason::StatusListUnknown,
+                    format!("no status list is known at {uri}"),
+                ),
+            ));
+        }
+    };
     if list.issuer.as_str() != iss {
         return Err((
             None,
@@ -411,6 +425,7 @@ fn revocation(
         uri: uri.to_owned(),
         list_version: list.version,
         status,
+        fetched_at: list.fetched_at,
     };
     let version = list.version;
     match status {

@@ -26,6 +26,11 @@ pub trait Trust {
     fn allows(&self, iss: &str, vct: &str) -> bool;
     /// The status list published at `uri`.
     fn status_list(&self, uri: &str) -> Option<&StatusList>;
+    /// Why no list can be used for `uri` although one may exist (it had
+    /// to be fetched and could not be); `None` when that is not the case.
+    fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
+        None
+    }
 }
 
 /// The trust registry as resolved for one verification: the issuer the
@@ -35,6 +40,9 @@ pub trait Trust {
 pub struct Resolved<'a> {
     pub issuer: Option<&'a crate::issuer::Issuer>,
     pub list: Option<&'a StatusList>,
+    /// Set instead of `list` when the list had to be fetched and could not
+    /// be: why.
+    pub list_unavailable: Option<&'a str>,
 }
 
 impl Resolved<'_> {
@@ -64,6 +72,10 @@ impl Trust for Resolved<'_> {
 
     fn status_list(&self, uri: &str) -> Option<&StatusList> {
         self.list.filter(|list| list.uri.as_str() == uri)
+    }
+
+    fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
+        self.list_unavailable
     }
 }
 

@@ -155,6 +155,11 @@ fn every_reason_is_reached() {
                 at(Step::Revocation, with_status(&World::new(), entry(3)))
             }
             Reason::StatusListIssuerMismatch => at(Step::Revocation, list_of_another_issuer()),
+            Reason::StatusListUnavailable => {
+                let mut world = World::new();
+                world.list_unavailable = Some("the server answered HTTP 503".into());
+                at(Step::Revocation, with_status(&world, entry(3)))
+            }
             Reason::StatusListExpired => at(Step::Revocation, list_expiring_in_a_minute(60)),
             Reason::StatusIndexOutOfRange => at(
                 Step::Revocation,

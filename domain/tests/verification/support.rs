@@ -37,6 +37,8 @@ pub struct World {
     pub did: Did,
     pub issuer: Issuer,
     pub list: Option<StatusList>,
+    /// Why the list could not be fetched, when it could not.
+    pub list_unavailable: Option<String>,
     pub required: Vec<ClaimPath>,
     pub require_holder_binding: bool,
     pub now: Timestamp,
@@ -65,6 +67,7 @@ impl World {
             did,
             issuer,
             list: None,
+            list_unavailable: None,
             required: Vec::new(),
             require_holder_binding: true,
             now: t(0),
@@ -282,6 +285,7 @@ impl World {
             &Resolved {
                 issuer: Some(&self.issuer),
                 list: self.list.as_ref(),
+                list_unavailable: self.list_unavailable.as_deref(),
             },
         )
     }

@@ -9,7 +9,6 @@
 //! refused at delivery. Plain http goes through a second client whose
 //! resolver accepts allowed networks only. Redirects are not followed.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +16,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
+use proofline_commands::outbound::Guard;
 use proofline_commands::report::root_cause;
-use proofline_commands::webhooks::forbidden;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -74,94 +72,33 @@ pub enum Sent {
 pub struct WebhookClient {
     https: reqwest::Client,
     http: reqwest::Client,
-    allowed: Arc<Vec<IpNet>>,
+    guard: Arc<Guard>,
 }
 
-/// Why an address may not be connected to, for the given scheme.
-fn refusal(ip: IpAddr, https: bool, allowed: &[IpNet]) -> Option<String> {
-    if allowed.iter().any(|net| net.contains(&ip)) {
-        return None;
-    }
-    if let Some(why) = forbidden(ip) {
-        return Some(format!("{ip} is a {why} address"));
-    }
-    (!https).then(|| format!("{ip} is not in an allowed network, and the URL is not https"))
-}
-
-struct GuardedResolver {
-    https: bool,
-    allowed: Arc<Vec<IpNet>>,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let (https, allowed) = (self.https, self.allowed.clone());
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if found.is_empty() {
-                return Err(format!("{host} has no address").into());
-            }
-            for address in &found {
-                // Said without the address: the lender reads this error, and
-                // where our resolver points a name inside our network is
-                // not the lender's to learn.
-                if refusal(address.ip(), https, &allowed).is_some() {
-                    let why = forbidden(address.ip()).unwrap_or("not allowed");
-                    return Err(format!("refused {host}: it resolves to a {why} address").into());
-                }
-            }
-            Ok(Box::new(found.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// Makes ring the process's TLS crypto provider, unless one is set.
-///
-/// Every reqwest client of the process needs one (reqwest is built without
-/// its aws-lc-rs default, so that no C crypto library is compiled); the
-/// binary calls this first thing, and so do tests that build clients.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn tls() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
+/// Every process's reqwest clients need the ring provider; kept here for
+/// the callers that knew it from the webhooks.
+pub use proofline_commands::outbound::install_crypto_provider;
 
 impl WebhookClient {
-    pub fn new(options: &ClientOptions) -> Result<Self, reqwest::Error> {
-        install_crypto_provider();
-        let allowed = Arc::new(options.allowed_networks.clone());
-        let build = |https: bool| {
-            reqwest::Client::builder()
-                // A proxy from the environment would connect for us, past
-                // the resolver's judgement.
-                .no_proxy()
-                .connect_timeout(options.connect_timeout)
-                .timeout(options.timeout)
+    pub fn new(options: &ClientOptions) -> Result<Self, String> {
+        let guard = Guard {
+            allowed_networks: options.allowed_networks.clone(),
+            extra_roots: Vec::new(),
+            connect_timeout: options.connect_timeout,
+            timeout: options.timeout,
+        };
+        let user_agent = concat!("Proofline-Webhooks/", env!("CARGO_PKG_VERSION"));
+        let build = |https: bool| -> Result<reqwest::Client, String> {
+            guard
+                .client(https, user_agent)?
                 .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("Proofline-Webhooks/", env!("CARGO_PKG_VERSION")))
-                .dns_resolver(GuardedResolver {
-                    https,
-                    allowed: allowed.clone(),
-                })
-                .tls_backend_preconfigured(tls())
-                .pool_max_idle_per_host(4)
                 .build()
+                .map_err(|e| e.to_string())
         };
         Ok(Self {
             https: build(true)?,
             http: build(false)?,
-            allowed,
+            guard: Arc::new(guard),
         })
     }
 
@@ -184,14 +121,7 @@ impl WebhookClient {
         };
         let https = parsed.scheme() == "https";
         // The resolver does not see IP literals; they are judged here.
-        let literal = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal
-            && let Some(why) = refusal(ip, https, &self.allowed)
-        {
+        if let Some(why) = self.guard.refuses_literal(&parsed) {
             return refused(format!("refused: {why}"));
         }
         let Some(signature) = sign(secret, id, timestamp, body) else {
@@ -256,19 +186,5 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(sign(&SecretString::from("nope"), "a", 1, "b"), None);
-    }
-
-    #[test]
-    fn addresses_are_judged_by_scheme_and_network() {
-        let allowed: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("a network")];
-        let ip = |t: &str| t.parse::<IpAddr>().expect("an address");
-        assert!(refusal(ip("127.0.0.1"), false, &allowed).is_none());
-        assert!(refusal(ip("127.0.0.1"), true, &[]).is_some());
-        assert!(refusal(ip("169.254.169.254"), true, &allowed).is_some());
-        assert!(refusal(ip("93.184.216.34"), true, &[]).is_none());
-        assert!(
-            refusal(ip("93.184.216.34"), false, &[]).is_some(),
-            "plain http only to allowed networks"
-        );
     }
 }

@@ -124,7 +124,7 @@ impl WebhookConsumer {
         db: ReadDb,
         sealing_key: Arc<proofline_commands::sealing::SealingKey>,
         options: ConsumerOptions,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, String> {
         let client = WebhookClient::new(&options.client)?;
         Ok(Self {
             shared: Arc::new(Shared {

@@ -130,8 +130,8 @@ fn x5c_chain(parsed: &CompactJws) -> Result<Vec<Cert>, CheckError> {
         Some(Value::Array(entries)) => entries,
         Some(_) => return Err(CheckError::BadX5c),
     };
-    x509::decode_x5c(entries)
-        .ok_or(CheckError::BadX5c)?
+    crate::x5c::decode_x5c(entries)
+        .map_err(|_| CheckError::BadX5c)?
         .into_iter()
         .map(|der| Cert::from_der(der).map_err(|_| CheckError::BadX5c))
         .collect()

@@ -1,0 +1,79 @@
+//! Fetched trust end to end: the service as a process fetching from an
+//! issuer's HTTPS server run by the test (its CA made here), on the
+//! embedded store and, with `service-tests`, on Postgres and NATS.
+
+mod lists;
+mod world;
+
+use std::path::Path;
+
+use world::World;
+
+use crate::support::proofline;
+
+async fn embedded(dir: &Path, extra: &[(&str, &str)]) -> World {
+    let data = dir.join("data");
+    World::start(proofline(&data), data, extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_lists_are_fetched_refreshed_and_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    lists::fetched_then_revoked_then_unavailable(&embedded(dir.path(), &[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_refused_lists_are_not_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = embedded(dir.path(), &[]).await;
+    lists::refused_lists(&world).await;
+    lists::one_fetch_for_many(&world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_refused_addresses_are_not_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = embedded(dir.path(), &[("PROOFLINE_FETCH_ALLOWED_NETWORKS", "")]).await;
+    lists::refused_address(&world).await;
+}
+
+#[cfg(feature = "service-tests")]
+mod services {
+    //! The same cases on Postgres, with NATS carrying the events: one
+    //! database and one NATS server per test.
+
+    use super::*;
+
+    async fn postgres(
+        dir: &Path,
+        database: &proofline_testkit::TestDatabase,
+        nats: &proofline_testkit::nats::NatsServer,
+        extra: &[(&str, &str)],
+    ) -> World {
+        let data = dir.join("data");
+        let mut command = proofline(&data);
+        command
+            .env("DATABASE_URL", database.url())
+            .env("NATS_URL", nats.url());
+        World::start(command, data, extra).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_lists_are_fetched_refreshed_and_fail_closed() {
+        let database = proofline_testkit::TestDatabase::create().await;
+        let nats = proofline_testkit::nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let world = postgres(dir.path(), &database, &nats, &[]).await;
+        lists::fetched_then_revoked_then_unavailable(&world).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_refused_lists_are_not_appended() {
+        let database = proofline_testkit::TestDatabase::create().await;
+        let nats = proofline_testkit::nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let world = postgres(dir.path(), &database, &nats, &[]).await;
+        lists::refused_lists(&world).await;
+        lists::one_fetch_for_many(&world).await;
+    }
+}
