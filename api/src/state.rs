@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use proofline_commands::auth::Authenticator;
 use proofline_commands::fetch::{FetchSettings, Fetcher};
+use proofline_commands::fetched_keys::KeyResolver;
 use proofline_commands::fetched_lists::{ListSettings, StatusListFetcher};
 use proofline_commands::oid4vp::identity::VerifierIdentity;
 use proofline_commands::oid4vp::{FlowSettings, Flows};
@@ -141,9 +142,10 @@ impl AppState {
         let lists = Arc::new(StatusListFetcher::new(
             store.clone(),
             registry.clone(),
-            fetcher,
+            fetcher.clone(),
             settings.status_lists,
         ));
+        let keys = Arc::new(KeyResolver::new(store.clone(), fetcher));
         let verifier = Arc::new(
             Verifier::new(
                 store.clone(),
@@ -151,7 +153,8 @@ impl AppState {
                 service_key.clone(),
                 i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
             )
-            .with_fetched_lists(lists.clone()),
+            .with_fetched_lists(lists.clone())
+            .with_key_resolver(keys),
         );
         // A verifier identity of its own for this process until the
         // service's is set ([`AppState::with_oid4vp`]).

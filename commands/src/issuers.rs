@@ -8,7 +8,9 @@
 use proofline_domain::decider::EventSchema;
 use proofline_domain::did::Did;
 use proofline_domain::ids::{Category, StreamId};
-use proofline_domain::issuer::{IssuerCommand, IssuerDecider, IssuerId, RegisteredKey, Vct};
+use proofline_domain::issuer::{
+    IssuerCommand, IssuerDecider, IssuerId, KeySource, RegisteredKey, Vct,
+};
 use proofline_domain::status_list::{self, ListUri, StatusListCommand, StatusListDecider};
 use proofline_domain::values::Name;
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,8 @@ pub struct NewIssuer {
     pub name: Name,
     pub keys: Vec<RegisteredKey>,
     pub credential_types: Option<Vec<Vct>>,
+    /// `None`: the default sources.
+    pub key_sources: Option<Vec<KeySource>>,
 }
 
 /// Registers an issuer, and lists it in the catalog in the same append.
@@ -58,6 +62,7 @@ pub async fn register(
         name: issuer.name,
         keys: issuer.keys,
         credential_types: issuer.credential_types,
+        key_sources: issuer.key_sources,
     };
     handler::execute::<IssuerDecider, IssuerId>(store, &issuer_id.stream_id(), context, |state| {
         let events = handler::decide::<IssuerDecider>(&command, state, context.now)?;

@@ -45,6 +45,7 @@ pub mod auditors;
 pub mod auth;
 pub mod checkpoints;
 pub mod fetch;
+pub mod fetched_keys;
 pub mod fetched_lists;
 pub mod handler;
 pub mod idempotency;

@@ -25,6 +25,7 @@ use proofline_domain::verification_record::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::fetched_keys::KeyResolver;
 use crate::fetched_lists::{ListAnswer, StatusListFetcher};
 use crate::handler::{CommandContext, CommandError, Done};
 use crate::lenders::{self, Seal};
@@ -87,6 +88,15 @@ pub struct Verifier {
     audiences: RwLock<HashMap<LenderId, Audiences>>,
     /// Status lists fetched by URI; without it, only posted lists are used.
     lists: Option<Arc<StatusListFetcher>>,
+    /// Issuer keys resolved from DID documents and issuer metadata.
+    keys: Option<Arc<KeyResolver>>,
+}
+
+/// The issuer a presentation names, resolved.
+#[derive(Clone)]
+struct Trusted {
+    issuer: Arc<Option<Issuer>>,
+    keys_unavailable: Option<String>,
 }
 
 impl Verifier {
@@ -103,7 +113,15 @@ impl Verifier {
             max_age_seconds,
             audiences: RwLock::default(),
             lists: None,
+            keys: None,
         }
+    }
+
+    /// Resolves issuer keys from their documents (see
+    /// [`crate::fetched_keys`]).
+    pub fn with_key_resolver(mut self, keys: Arc<KeyResolver>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Fetches status lists by URI (see [`crate::fetched_lists`]).
@@ -210,18 +228,19 @@ impl Verifier {
     /// never makes Proofline fetch what it names.
     pub async fn outcome(&self, checked: Checked, now: Timestamp) -> Result<Outcome, CommandError> {
         let references = verification::references(&checked.presentation);
-        let issuer = match references.iss.as_deref().and_then(|i| Did::parse(i).ok()) {
-            Some(did) => self.registry.issuer(&did).await?,
-            None => Arc::new(None),
+        let (issuer, keys_unavailable) = self.issuer_of(&references, now).await?;
+        let trust = Trusted {
+            issuer,
+            keys_unavailable,
         };
         let Some(uri) = references
             .status_list_uri
             .as_deref()
             .and_then(|u| ListUri::parse(u).ok())
         else {
-            return self.run(checked, issuer, Arc::new(None), None, now).await;
+            return self.run(checked, trust, Arc::new(None), None, now).await;
         };
-        let fetched = match (&self.lists, issuer.as_ref()) {
+        let fetched = match (&self.lists, trust.issuer.as_ref()) {
             (Some(lists), Some(known)) if StatusListFetcher::fetches(&uri) && !known.suspended => {
                 Some((lists, known.clone()))
             }
@@ -229,16 +248,16 @@ impl Verifier {
         };
         let Some((lists, known)) = fetched else {
             let list = self.registry.status_list(&uri).await?;
-            return self.run(checked, issuer, list, None, now).await;
+            return self.run(checked, trust, list, None, now).await;
         };
         let (list, due) = lists.cached(&uri, now).await?;
         if due.is_none() {
-            return self.run(checked, issuer, list, None, now).await;
+            return self.run(checked, trust, list, None, now).await;
         }
         let first = self
             .run(
                 checked.clone(),
-                issuer.clone(),
+                trust.clone(),
                 Arc::new(None),
                 Some("not fetched yet".into()),
                 now,
@@ -248,19 +267,41 @@ impl Verifier {
             return Ok(first);
         }
         match lists.list_for(&uri, &known, now).await? {
-            ListAnswer::Use(list) => self.run(checked, issuer, list, None, now).await,
+            ListAnswer::Use(list) => self.run(checked, trust, list, None, now).await,
             ListAnswer::Unavailable(why) => {
-                self.run(checked, issuer, Arc::new(None), Some(why), now)
+                self.run(checked, trust, Arc::new(None), Some(why), now)
                     .await
             }
         }
+    }
+
+    /// The issuer a presentation names, as the registry has it, after its
+    /// keys were resolved from its documents when they had to be; and why
+    /// they could not be, when they could not.
+    async fn issuer_of(
+        &self,
+        references: &verification::References,
+        now: Timestamp,
+    ) -> Result<(Arc<Option<Issuer>>, Option<String>), CommandError> {
+        let Some(did) = references.iss.as_deref().and_then(|i| Did::parse(i).ok()) else {
+            return Ok((Arc::new(None), None));
+        };
+        let issuer = self.registry.issuer(&did).await?;
+        let (Some(keys), Some(known)) = (&self.keys, issuer.as_ref()) else {
+            return Ok((issuer, None));
+        };
+        if known.suspended || known.fetched_sources().next().is_none() {
+            return Ok((issuer, None));
+        }
+        let unavailable = keys.ensure(known, references.kid.as_deref(), now).await;
+        Ok((self.registry.issuer(&did).await?, unavailable))
     }
 
     /// The pure verifier, on the blocking pool.
     async fn run(
         &self,
         checked: Checked,
-        issuer: Arc<Option<Issuer>>,
+        trust: Trusted,
         list: Arc<Option<StatusList>>,
         list_unavailable: Option<String>,
         now: Timestamp,
@@ -277,9 +318,10 @@ impl Verifier {
                 profile: Profile::SdJwtVc,
             };
             let trust = Resolved {
-                issuer: issuer.as_ref().as_ref(),
+                issuer: trust.issuer.as_ref().as_ref(),
                 list: list.as_ref().as_ref(),
                 list_unavailable: list_unavailable.as_deref(),
+                keys_unavailable: trust.keys_unavailable.as_deref(),
             };
             verification::verify(&checked.presentation, &request, &trust)
         })

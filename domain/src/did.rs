@@ -24,7 +24,9 @@ fn invalid(message: impl Into<String>) -> InvalidValue {
     }
 }
 
-/// A DID: `did:<method>:<method-specific-id>`.
+/// An issuer's identifier: a DID, `did:<method>:<method-specific-id>`, or
+/// (for issuers whose keys come from SD-JWT VC issuer metadata or an
+/// `x5c` chain) the https URL credentials carry as `iss`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Did(String);
@@ -33,6 +35,9 @@ impl Did {
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
         if text.len() > MAX_DID_LEN {
             return Err(invalid(format!("is longer than {MAX_DID_LEN} characters")));
+        }
+        if text.starts_with("https://") {
+            return Self::parse_url(text);
         }
         let rest = text
             .strip_prefix("did:")
@@ -60,11 +65,42 @@ impl Did {
         Ok(did)
     }
 
+    /// An https issuer identifier: a host, no credentials, query or
+    /// fragment, and written as the URL parser writes it (so that one
+    /// issuer has one spelling).
+    fn parse_url(text: &str) -> Result<Self, InvalidValue> {
+        let url = url::Url::parse(text).map_err(|e| invalid(format!("is not a URL: {e}")))?;
+        if url.host_str().is_none_or(str::is_empty)
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(invalid(
+                "an https issuer identifier has a host and no credentials, query or fragment",
+            ));
+        }
+        let written = url.as_str();
+        if written != text && written.strip_suffix('/') != Some(text) {
+            return Err(invalid(format!("must be written as {written:?}")));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// Whether this is an https URL rather than a DID.
+    pub fn is_url(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The DID method (`key`, `web`); empty for an https identifier.
     pub fn method(&self) -> &str {
+        if self.is_url() {
+            return "";
+        }
         self.0.split(':').nth(1).unwrap_or_default()
     }
 
@@ -197,11 +233,30 @@ mod tests {
             "did:Web:x",
             "did:web:a b",
             "did:web:x:",
+            "https://",
+            "https://user@issuer.example",
+            "https://issuer.example/?q=1",
+            "https://issuer.example/#f",
+            "https://ISSUER.example",
             "key:z6Mk",
         ] {
             assert!(Did::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Did::parse(&format!("did:web:{}", "a".repeat(600))).is_err());
+    }
+
+    #[test]
+    fn https_issuer_identifiers_are_accepted_as_written() {
+        for good in [
+            "https://issuer.example",
+            "https://issuer.example/",
+            "https://issuer.example:8443/tenants/acme",
+        ] {
+            let did = Did::parse(good).unwrap();
+            assert!(did.is_url() && !did.is_did_key(), "{good}");
+            assert_eq!(did.method(), "");
+            assert_eq!(did.as_str(), good);
+        }
     }
 
     #[test]

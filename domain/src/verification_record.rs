@@ -24,7 +24,7 @@ use crate::decider::EventSchema;
 use crate::ids::{Category, StreamId};
 use crate::lender::LenderId;
 use crate::log::Timestamp;
-use crate::verification::{Outcome, Reason, StatusUsed, Step, StepResult};
+use crate::verification::{KeyUsed, Outcome, Reason, StatusUsed, Step, StepResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -115,6 +115,9 @@ pub struct VerificationRecord {
     pub require_holder_binding: bool,
     /// The status list entry consulted, and the list version that said so.
     pub status: Option<StatusUsed>,
+    /// The issuer key that verified it, and where the key came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyUsed>,
     /// Set on a replay: the verification that used the nonce first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_use: Option<VerificationId>,
@@ -164,6 +167,7 @@ impl VerificationRecord {
             required_claims: asked.required_claims.clone(),
             require_holder_binding: asked.require_holder_binding,
             status: outcome.status.clone(),
+            key: outcome.key.clone(),
             first_use: None,
             presentation_request: None,
             verified_at: asked.at,
@@ -255,6 +259,7 @@ mod tests {
             kid: Some("kid-1".into()),
             vct: Some("https://credentials.example/identity".into()),
             status: None,
+            key: None,
             claims: serde_json::from_str(r#"{"given_name":"Erika"}"#).ok(),
             disclosed_paths: vec!["given_name".into()],
         };

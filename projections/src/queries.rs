@@ -354,7 +354,7 @@ pub async fn lenders(
 pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
     let rows = db
         .fetch(
-            "SELECT issuer_id, did, name, suspended, credential_types, keys, registered_at \
+            "SELECT issuer_id, did, name, suspended, credential_types, keys, registered_at, key_sources \
              FROM issuers ORDER BY registered_at, issuer_id",
             &[],
             &[
@@ -362,6 +362,7 @@ pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
                 Kind::Text,
                 Kind::Text,
                 Kind::Bool,
+                Kind::Text,
                 Kind::Text,
                 Kind::Text,
                 Kind::Text,
@@ -382,6 +383,9 @@ pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
                         key[field] = Value::Null;
                     }
                 }
+                if key.get("source").is_none() {
+                    key["source"] = "registered".into();
+                }
             }
             Ok(json!({
                 "issuer_id": row[0].as_text(),
@@ -390,6 +394,7 @@ pub async fn issuers(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
                 "status": if row[3].as_bool() == Some(true) { "suspended" } else { "active" },
                 "credential_types": json_of(row[4].as_text())?,
                 "keys": keys,
+                "key_sources": json_of(row[7].as_text())?,
                 "registered_at": row[6].as_text(),
             }))
         })

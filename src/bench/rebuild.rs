@@ -52,6 +52,7 @@ async fn run(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
                     kid: Some("key-1".into()),
                     vct: Some("https://credentials.example/identity".into()),
                     status: None,
+                    key: None,
                     claims: None,
                     disclosed_paths: vec!["given_name".into(), "address.country".into()],
                 };

@@ -148,6 +148,7 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
             issuer: registered.as_ref().as_ref(),
             list: list.as_ref().as_ref(),
             list_unavailable: None,
+            keys_unavailable: None,
         };
         let started = Instant::now();
         let mut verified = 0u64;

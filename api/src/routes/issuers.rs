@@ -8,10 +8,10 @@ use axum::response::Response;
 use proofline_commands::issuers::{self, NewIssuer};
 use proofline_commands::lenders::no_seal;
 use proofline_domain::did::Did;
-use proofline_domain::issuer::{IssuerCommand, IssuerId, Kid, RegisteredKey, Vct};
+use proofline_domain::issuer::{IssuerCommand, IssuerId, KeySource, Kid, RegisteredKey, Vct};
 use proofline_domain::jose::Jwk;
 use proofline_domain::status_list::ListUri;
-use proofline_domain::values::Name;
+use proofline_domain::values::{InvalidValue, Name};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -45,19 +45,43 @@ pub struct KeyInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterIssuer {
-    /// A did:key (Ed25519, carrying its own key) or any other DID.
+    /// A did:key (Ed25519, carrying its own key), any other DID, or (for
+    /// `metadata` and `x5c` issuers) the https URL its credentials carry as
+    /// `iss`.
     #[schema(example = "did:web:issuer.example")]
     pub did: String,
     /// 1 to 200 characters (after trimming), no control characters.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Required for DIDs other than did:key; refused for did:key.
+    /// Refused for did:key; otherwise required unless `key_sources` names
+    /// a source that gives the issuer keys.
     #[serde(default)]
     #[schema(max_items = 32)]
     pub keys: Vec<KeyInput>,
     /// The credential types (`vct`) the issuer is trusted for; absent: any.
     #[schema(max_items = 64)]
     pub credential_types: Option<Vec<String>>,
+    /// Where its keys may come from: `registered` (the `keys` given here),
+    /// `did` (the did:web document), `metadata` (SD-JWT VC issuer metadata
+    /// of an https issuer), `x5c` (a chain to a registered trust anchor).
+    /// Absent: `["registered", "did"]`.
+    #[schema(max_items = 4, example = json!(["did"]))]
+    pub key_sources: Option<Vec<String>>,
+}
+
+fn key_source(text: &str) -> Result<KeySource, InvalidValue> {
+    [
+        KeySource::Registered,
+        KeySource::Did,
+        KeySource::Metadata,
+        KeySource::X5c,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+    .ok_or_else(|| InvalidValue {
+        field: "key_sources",
+        message: format!("{text:?} is not one of registered, did, metadata, x5c"),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,11 +139,21 @@ pub async fn register(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
+    let key_sources = input
+        .key_sources
+        .map(|sources| {
+            sources
+                .iter()
+                .map(|s| key_source(s))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let issuer = NewIssuer {
         did: did.clone(),
         name: Name::parse("name", &input.name)?,
         keys,
         credential_types,
+        key_sources,
     };
     let render = |id: &IssuerId| json!({"issuer_id": id.as_uuid(), "did": did.as_str()});
     let seal = idem.seal(StatusCode::CREATED, render);

@@ -106,7 +106,11 @@ where
         json!({"did": "not-a-did", "name": "X", "keys": [{"kid": "k", "jwk": jwk(&TestKey::ed25519(3))}]}),
         json!({"did": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta20OIl", "name": "X"}),
         json!({"did": did_key_of(&TestKey::ed25519(8)).as_str(), "name": "X", "keys": [{"kid": "k", "jwk": jwk(&TestKey::ed25519(3))}]}),
-        json!({"did": web_did(), "name": "X"}),
+        // No keys, and no source that would give a did:web any.
+        json!({"did": web_did(), "name": "X", "key_sources": ["registered"]}),
+        json!({"did": web_did(), "name": "X", "key_sources": ["oracle"]}),
+        json!({"did": "https://issuer.example", "name": "X", "key_sources": ["did"]}),
+        json!({"did": web_did(), "name": "X", "key_sources": ["did"], "keys": [{"kid": "k", "jwk": jwk(&TestKey::ed25519(3))}]}),
         json!({"did": web_did(), "name": "X", "keys": [{"kid": "k", "jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}]}),
         private,
     ];

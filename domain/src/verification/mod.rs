@@ -42,7 +42,7 @@ mod steps;
 mod trust;
 
 pub use reason::Reason;
-pub use trust::{References, Resolved, Trust, references};
+pub use trust::{KeyUsed, References, Resolved, Trust, references};
 
 /// How old a Key Binding JWT may be, unless the operator says otherwise
 /// (`PROOFLINE_PRESENTATION_MAX_AGE_SECONDS`).
@@ -188,6 +188,8 @@ pub struct Outcome {
     pub kid: Option<String>,
     pub vct: Option<String>,
     pub status: Option<StatusUsed>,
+    /// The issuer key that passed ISSUER_AUTH: where it came from.
+    pub key: Option<KeyUsed>,
     /// The processed claims; the caller shows values only when verified.
     pub claims: Option<Map<String, Value>>,
     /// Paths of the selectively disclosed claims (names, never values).

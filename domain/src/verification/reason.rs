@@ -67,6 +67,9 @@ reasons! {
     KeyRetired => "key_retired",
     KeyRevoked => "key_revoked",
     VctNotAllowed => "vct_not_allowed",
+    /// The key had to be resolved from the issuer's documents (a DID
+    /// document, issuer metadata) and could not be.
+    IssuerKeysUnavailable => "issuer_keys_unavailable",
     // SIGNATURE
     AlgKeyMismatch => "alg_key_mismatch",
     SignatureInvalid => "signature_invalid",

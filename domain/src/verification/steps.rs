@@ -85,6 +85,9 @@ pub(super) fn run(
         trust,
     )
     .map_err(at(Step::IssuerAuth))?;
+    outcome.key = iss
+        .as_deref()
+        .and_then(|iss| trust.key_used(iss, kid.as_deref(), signed_at));
     run.pass(
         Step::IssuerAuth,
         format!(
@@ -316,6 +319,14 @@ fn issuer_auth(
         Some(false) => {}
     }
     let key = trust.issuer_key(iss, kid, signed_at).map_err(|e| match e {
+        KeyLookupError::UnknownKid if trust.issuer_keys_unavailable(iss).is_some() => (
+            Reason::IssuerKeysUnavailable,
+            format!(
+                "no key of {iss} has kid {}, and its keys could not be resolved: {}",
+                kid.unwrap_or("(none)"),
+                trust.issuer_keys_unavailable(iss).unwrap_or_default()
+            ),
+        ),
         KeyLookupError::UnknownKid => (
             Reason::KeyUnknown,
             format!("no key of {iss} has kid {}", kid.unwrap_or("(none)")),

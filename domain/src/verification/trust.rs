@@ -26,6 +26,15 @@ pub trait Trust {
     fn allows(&self, iss: &str, vct: &str) -> bool;
     /// The status list published at `uri`.
     fn status_list(&self, uri: &str) -> Option<&StatusList>;
+    /// Where the key `kid` of `iss` came from, for the record.
+    fn key_used(&self, _iss: &str, _kid: Option<&str>, _signed_at: Timestamp) -> Option<KeyUsed> {
+        None
+    }
+    /// Why the keys of `iss` could not be resolved from its documents,
+    /// when they had to be and could not.
+    fn issuer_keys_unavailable(&self, _iss: &str) -> Option<&str> {
+        None
+    }
     /// Why no list can be used for `uri` although one may exist (it had
     /// to be fetched and could not be); `None` when that is not the case.
     fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
@@ -43,6 +52,23 @@ pub struct Resolved<'a> {
     /// Set instead of `list` when the list had to be fetched and could not
     /// be: why.
     pub list_unavailable: Option<&'a str>,
+    /// Set when the issuer's keys had to be resolved and could not be: why.
+    pub keys_unavailable: Option<&'a str>,
+}
+
+/// Which key verified a credential: where it came from and, for a
+/// resolved key, the issuer stream version of its `IssuerKeysResolved`
+/// and when it was resolved; with the log, the document it was read from.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct KeyUsed {
+    pub kid: String,
+    pub source: crate::issuer::KeySource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
 }
 
 impl Resolved<'_> {
@@ -77,6 +103,25 @@ impl Trust for Resolved<'_> {
     fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
         self.list_unavailable
     }
+
+    fn key_used(&self, iss: &str, kid: Option<&str>, signed_at: Timestamp) -> Option<KeyUsed> {
+        let issuer = self.issuer(iss)?;
+        let key = issuer.key_at(kid, signed_at).ok()?;
+        let set = issuer
+            .resolved
+            .iter()
+            .find(|set| set.source == key.source && set.keys.iter().any(|k| k.kid == key.kid));
+        Some(KeyUsed {
+            kid: key.kid.as_str().to_owned(),
+            source: key.source,
+            resolved_version: set.map(|s| s.version),
+            resolved_at: set.map(|s| s.resolved_at),
+        })
+    }
+
+    fn issuer_keys_unavailable(&self, _iss: &str) -> Option<&str> {
+        self.keys_unavailable
+    }
 }
 
 /// What a presentation says it needs from the trust registry, read before
@@ -85,6 +130,8 @@ impl Trust for Resolved<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct References {
     pub iss: Option<String>,
+    /// The issuer JWT's `kid`.
+    pub kid: Option<String>,
     pub status_list_uri: Option<String>,
 }
 
@@ -103,6 +150,7 @@ pub fn references(text: &str) -> References {
             .get("iss")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        kid: jws.kid().map(str::to_owned),
         status_list_uri: jws
             .payload
             .get("status")

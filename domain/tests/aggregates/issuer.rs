@@ -4,8 +4,8 @@
 use proofline_domain::decider::{Decider, EventSchema};
 use proofline_domain::did::Did;
 use proofline_domain::issuer::{
-    IssuerCommand, IssuerDecider, IssuerError, IssuerEvent, IssuerId, KeyLookupError, Kid,
-    RegisteredKey, Vct,
+    IssuerCommand, IssuerDecider, IssuerError, IssuerEvent, IssuerId, KeyLookupError, KeySource,
+    Kid, RegisteredKey, Vct,
 };
 use proofline_domain::jose::testing::TestKey;
 use proofline_domain::jose::{Jwk, PublicKey};
@@ -36,6 +36,7 @@ fn register_web() -> IssuerCommand {
         credential_types: Some(vec![
             Vct::parse("https://credentials.example/identity").unwrap(),
         ]),
+        key_sources: None,
     }
 }
 
@@ -62,13 +63,48 @@ fn register_a_web_did_with_jwks_once() {
 fn register_refusals() {
     let g = || given::<IssuerDecider>([]);
     let name = Name::parse("name", "x").unwrap();
-    let no_keys = IssuerCommand::Register {
-        did: web_did(),
-        name: name.clone(),
-        keys: vec![],
-        credential_types: None,
+    // No keys, and no source that gives this identifier any.
+    let register = |did: &str, keys: Vec<RegisteredKey>, sources: Option<Vec<KeySource>>| {
+        IssuerCommand::Register {
+            did: Did::parse(did).unwrap(),
+            name: name.clone(),
+            keys,
+            credential_types: None,
+            key_sources: sources,
+        }
     };
-    g().when(no_keys, t(0)).then_error(IssuerError::NoKeys);
+    for (did, sources) in [
+        ("did:web:issuer.example", Some(vec![KeySource::Registered])),
+        ("did:example:123", None),
+        ("did:web:issuer.example", Some(vec![KeySource::Metadata])),
+        ("https://issuer.example", None),
+    ] {
+        g().when(register(did, vec![], sources), t(0))
+            .then_error(IssuerError::NoKeys);
+    }
+    g().when(
+        register("did:web:issuer.example", vec![], Some(vec![])),
+        t(0),
+    )
+    .then_error(IssuerError::NoKeySource);
+    g().when(
+        register(
+            "did:web:issuer.example",
+            vec![],
+            Some(vec![KeySource::Did, KeySource::Did]),
+        ),
+        t(0),
+    )
+    .then_error(IssuerError::DuplicateKeySource("did".into()));
+    g().when(
+        register(
+            "did:web:issuer.example",
+            vec![key("k", &TestKey::ed25519(1))],
+            Some(vec![KeySource::Did]),
+        ),
+        t(0),
+    )
+    .then_error(IssuerError::KeysWithoutRegisteredSource);
     let twice = IssuerCommand::Register {
         did: web_did(),
         name: name.clone(),
@@ -77,6 +113,7 @@ fn register_refusals() {
             key("k", &TestKey::ed25519(2)),
         ],
         credential_types: None,
+        key_sources: None,
     };
     g().when(twice, t(0))
         .then_error(IssuerError::DuplicateKid("k".into()));
@@ -87,6 +124,7 @@ fn register_refusals() {
         name,
         keys: vec![key("k", &TestKey::ed25519(1))],
         credential_types: None,
+        key_sources: None,
     };
     g().when(with_keys, t(0))
         .then_error(IssuerError::DidKeyHasItsOwnKey);
@@ -104,6 +142,7 @@ fn a_did_key_issuer_carries_its_own_key_under_three_kids() {
         name: Name::parse("name", "Wallet Issuer").unwrap(),
         keys: vec![],
         credential_types: None,
+        key_sources: None,
     };
     let events = given::<IssuerDecider>([]).when(register, t(0)).accepted();
     let issuer = IssuerDecider::fold(&events).unwrap();
@@ -255,6 +294,7 @@ fn relative_did_urls_and_the_bare_did_name_keys_without_ambiguity() {
         name: Name::parse("name", "One Key Office").unwrap(),
         keys: vec![key("did:web:issuer.example#k1", &TestKey::ed25519(1))],
         credential_types: None,
+        key_sources: None,
     };
     let events = given::<IssuerDecider>([]).when(single, t(0)).accepted();
     let issuer = IssuerDecider::fold(&events).unwrap();
@@ -284,6 +324,7 @@ fn relative_did_urls_and_the_bare_did_name_keys_without_ambiguity() {
                 key(added, &TestKey::ed25519(2)),
             ],
             credential_types: None,
+            key_sources: None,
         };
         given::<IssuerDecider>([])
             .when(twice, t(0))
@@ -308,6 +349,7 @@ fn a_did_key_issuer_accepts_a_relative_kid() {
         name: Name::parse("name", "Wallet Issuer").unwrap(),
         keys: vec![],
         credential_types: None,
+        key_sources: None,
     };
     let issuer = given::<IssuerDecider>([])
         .when(register, t(0))
@@ -401,4 +443,71 @@ fn events_round_trip() {
             event
         );
     }
+}
+
+/// A did:web issuer registered with no keys: its keys are what its DID
+/// document gives; a new set is recorded only when it changed; a key gone
+/// from the document no longer verifies.
+#[test]
+fn resolved_keys_verify_until_the_source_drops_them() {
+    let register = IssuerCommand::Register {
+        did: web_did(),
+        name: Name::parse("name", "Web Issuer").unwrap(),
+        keys: vec![],
+        credential_types: None,
+        key_sources: Some(vec![KeySource::Did]),
+    };
+    let registered = given::<IssuerDecider>([]).when(register, t(0)).accepted();
+    let resolve = |keys: Vec<RegisteredKey>, at: i64| IssuerCommand::RecordResolution {
+        source: KeySource::Did,
+        source_url: "https://issuer.example/.well-known/did.json".into(),
+        document_sha256: format!("{at:064}"),
+        keys,
+        resolved_at: t(at),
+    };
+    let k1 = key("did:web:issuer.example#key-1", &TestKey::ed25519(1));
+    let k2 = key("did:web:issuer.example#key-2", &TestKey::p256(2));
+    let mut history = given::<IssuerDecider>(registered.clone())
+        .when(resolve(vec![k1.clone()], 10), t(10))
+        .then([IssuerEvent::IssuerKeysResolved {
+            did: web_did(),
+            source: KeySource::Did,
+            source_url: "https://issuer.example/.well-known/did.json".into(),
+            document_sha256: format!("{:064}", 10),
+            keys: vec![k1.clone()],
+            resolved_at: t(10),
+        }]);
+    // The same keys again (the document re-served): nothing.
+    history = given::<IssuerDecider>(history)
+        .when(resolve(vec![k1.clone()], 20), t(20))
+        .then([]);
+    let issuer = IssuerDecider::fold(&history).unwrap();
+    for kid in ["did:web:issuer.example#key-1", "#key-1", "key-1"] {
+        let found = issuer.key_at(Some(kid), t(5)).unwrap();
+        assert_eq!(found.source, KeySource::Did, "{kid}");
+    }
+    assert_eq!(issuer.resolved_by(KeySource::Did).unwrap().version, 2);
+    // The document now lists key-2 only: key-1 no longer verifies.
+    history = given::<IssuerDecider>(history)
+        .when(resolve(vec![k2], 30), t(30))
+        .accepted();
+    let issuer = IssuerDecider::fold(&history).unwrap();
+    assert_eq!(
+        issuer.key_at(Some("key-1"), t(5)).unwrap_err(),
+        KeyLookupError::UnknownKid
+    );
+    assert!(issuer.key_at(Some("#key-2"), t(5)).is_ok());
+    // A source the issuer does not allow is refused.
+    given::<IssuerDecider>(registered)
+        .when(
+            IssuerCommand::RecordResolution {
+                source: KeySource::Metadata,
+                source_url: "https://issuer.example/.well-known/jwt-vc-issuer".into(),
+                document_sha256: String::new(),
+                keys: vec![k1],
+                resolved_at: t(40),
+            },
+            t(40),
+        )
+        .then_error(IssuerError::SourceNotAllowed("metadata".into()));
 }

@@ -36,6 +36,7 @@ fn issuer_with(events_after: &[IssuerCommand]) -> Issuer {
             },
         ],
         credential_types: Some(vec![Vct::parse("x").unwrap()]),
+        key_sources: None,
     };
     let mut events = given::<IssuerDecider>([])
         .when(register, t(-1000))

@@ -155,6 +155,14 @@ fn every_reason_is_reached() {
                 at(Step::Revocation, with_status(&World::new(), entry(3)))
             }
             Reason::StatusListIssuerMismatch => at(Step::Revocation, list_of_another_issuer()),
+            Reason::IssuerKeysUnavailable => {
+                let mut world = World::new();
+                world.keys_unavailable = Some("the server answered HTTP 503".into());
+                at(
+                    Step::IssuerAuth,
+                    world.verify_issued(json!({}), Some(json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": "rotated"}))),
+                )
+            }
             Reason::StatusListUnavailable => {
                 let mut world = World::new();
                 world.list_unavailable = Some("the server answered HTTP 503".into());

@@ -39,6 +39,8 @@ pub struct World {
     pub list: Option<StatusList>,
     /// Why the list could not be fetched, when it could not.
     pub list_unavailable: Option<String>,
+    /// Why the issuer's keys could not be resolved, when they could not.
+    pub keys_unavailable: Option<String>,
     pub required: Vec<ClaimPath>,
     pub require_holder_binding: bool,
     pub now: Timestamp,
@@ -68,6 +70,7 @@ impl World {
             issuer,
             list: None,
             list_unavailable: None,
+            keys_unavailable: None,
             required: Vec::new(),
             require_holder_binding: true,
             now: t(0),
@@ -87,6 +90,7 @@ impl World {
                 jwk: world.issuer_key.public().to_jwk(),
             }],
             credential_types: Some(vec![Vct::parse(VCT).unwrap()]),
+            key_sources: None,
         };
         world.issuer =
             IssuerDecider::fold(&IssuerDecider::decide(&register, &None, t(-10_000)).unwrap())
@@ -100,6 +104,7 @@ impl World {
             name: Name::parse("name", "Test Issuer").unwrap(),
             keys: vec![],
             credential_types: Some(vec![Vct::parse(VCT).unwrap()]),
+            key_sources: None,
         };
         let mut events = IssuerDecider::decide(&register, &None, at).unwrap();
         for command in then {
@@ -286,6 +291,7 @@ impl World {
                 issuer: Some(&self.issuer),
                 list: self.list.as_ref(),
                 list_unavailable: self.list_unavailable.as_deref(),
+                keys_unavailable: self.keys_unavailable.as_deref(),
             },
         )
     }

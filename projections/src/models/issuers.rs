@@ -18,6 +18,13 @@ impl Projection for Issuers {
         "issuers"
     }
 
+    /// 2: keys name their source (registered, or resolved from a DID
+    /// document or issuer metadata, with when and from where), and the
+    /// issuer its allowed `key_sources`.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn schema(&self) -> &'static [&'static str] {
         &["CREATE TABLE IF NOT EXISTS issuers (
                 issuer_id TEXT PRIMARY KEY,
@@ -26,6 +33,7 @@ impl Projection for Issuers {
                 suspended BOOLEAN NOT NULL,
                 credential_types TEXT,
                 keys TEXT NOT NULL,
+                key_sources TEXT NOT NULL,
                 registered_at TEXT NOT NULL,
                 position BIGINT NOT NULL
             )"]
@@ -43,6 +51,7 @@ impl Projection for Issuers {
             ("suspended", Kind::Bool),
             ("credential_types", Kind::Text),
             ("keys", Kind::Text),
+            ("key_sources", Kind::Text),
             ("registered_at", Kind::Text),
             ("position", Kind::Int),
         ]
@@ -60,16 +69,18 @@ impl Projection for Issuers {
                 name,
                 keys,
                 credential_types,
+                key_sources,
                 registered_at,
                 ..
             } => {
+                let key_sources = proofline_domain::issuer::sources_of(key_sources.as_deref());
                 let keys: Vec<Value> = keys
                     .iter()
                     .map(|k| key_json(k.kid.as_str(), &k.jwk, &registered_at))
                     .collect();
                 tx.execute(
-                    "INSERT INTO issuers (issuer_id, did, name, suspended, credential_types, keys, registered_at, position) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (issuer_id) DO NOTHING",
+                    "INSERT INTO issuers (issuer_id, did, name, suspended, credential_types, keys, key_sources, registered_at, position) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (issuer_id) DO NOTHING",
                     &[
                         Param::text(id),
                         Param::text(did.as_str()),
@@ -77,6 +88,7 @@ impl Projection for Issuers {
                         Param::Bool(Some(false)),
                         Param::Text(credential_types.map(|t| json!(t.iter().map(|v| v.as_str()).collect::<Vec<_>>()).to_string())),
                         Param::text(Value::from(keys).to_string()),
+                        Param::text(json!(key_sources).to_string()),
                         Param::text(registered_at.to_rfc3339()),
                         position,
                     ],
@@ -110,14 +122,39 @@ impl Projection for Issuers {
                 )
                 .await?;
             }
+            IssuerEvent::IssuerKeysResolved {
+                source,
+                source_url,
+                document_sha256,
+                keys,
+                resolved_at,
+                ..
+            } => {
+                let at = envelope.position;
+                change_keys(tx, id, position, |current| {
+                    current.retain(|k| k["source"] != source.as_str());
+                    current.extend(keys.iter().map(|k| {
+                        let mut key = key_json(k.kid.as_str(), &k.jwk, &resolved_at);
+                        key["source"] = source.as_str().into();
+                        key["resolution"] = json!({
+                            "source_url": source_url,
+                            "document_sha256": document_sha256,
+                            "resolved_at": resolved_at.to_rfc3339(),
+                            "position": at,
+                        });
+                        key
+                    }));
+                })
+                .await?;
+            }
         }
         Ok(())
     }
 }
 
-/// A key as the row keeps it.
+/// A key as the row keeps it (registered, unless said otherwise).
 fn key_json(kid: &str, jwk: &proofline_domain::jose::Jwk, added_at: &Timestamp) -> Value {
-    json!({"kid": kid, "jwk": jwk, "added_at": added_at.to_rfc3339(), "retired_at": null})
+    json!({"kid": kid, "jwk": jwk, "source": "registered", "added_at": added_at.to_rfc3339(), "retired_at": null})
 }
 
 /// Sets `field` (`retired_at`, `revoked_at`) of the key `kid`.

@@ -81,6 +81,7 @@ async fn append_verifications(store: &dyn EventStore, count: usize) {
             kid: None,
             vct: Some("https://credentials.example/identity".into()),
             status: None,
+            key: None,
             claims: None,
             disclosed_paths: vec!["given_name".into()],
         };

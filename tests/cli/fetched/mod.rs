@@ -2,6 +2,7 @@
 //! issuer's HTTPS server run by the test (its CA made here), on the
 //! embedded store and, with `service-tests`, on Postgres and NATS.
 
+mod keys;
 mod lists;
 mod world;
 
@@ -35,6 +36,14 @@ async fn embedded_refused_addresses_are_not_reached() {
     let dir = tempfile::tempdir().unwrap();
     let world = embedded(dir.path(), &[("PROOFLINE_FETCH_ALLOWED_NETWORKS", "")]).await;
     lists::refused_address(&world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_issuer_keys_are_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = embedded(dir.path(), &[]).await;
+    keys::did_web(&world).await;
+    keys::issuer_metadata(&world).await;
 }
 
 #[cfg(feature = "service-tests")]
@@ -75,5 +84,15 @@ mod services {
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         lists::refused_lists(&world).await;
         lists::one_fetch_for_many(&world).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_issuer_keys_are_discovered() {
+        let database = proofline_testkit::TestDatabase::create().await;
+        let nats = proofline_testkit::nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let world = postgres(dir.path(), &database, &nats, &[]).await;
+        keys::did_web(&world).await;
+        keys::issuer_metadata(&world).await;
     }
 }

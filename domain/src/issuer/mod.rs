@@ -27,6 +27,10 @@ use crate::jose::{Jwk, PublicKey};
 use crate::log::Timestamp;
 use crate::values::{InvalidValue, Name};
 
+mod sources;
+
+pub use sources::{DEFAULT_KEY_SOURCES, KeySource, ResolvedSet, effective as sources_of};
+
 /// Most keys one issuer may have registered, retired ones included.
 pub const MAX_KEYS: usize = 32;
 /// Most credential types one issuer may be restricted to.
@@ -143,6 +147,8 @@ pub enum IssuerCommand {
         name: Name,
         keys: Vec<RegisteredKey>,
         credential_types: Option<Vec<Vct>>,
+        /// `None`: [`DEFAULT_KEY_SOURCES`].
+        key_sources: Option<Vec<KeySource>>,
     },
     AddKey {
         key: RegisteredKey,
@@ -155,6 +161,15 @@ pub enum IssuerCommand {
     },
     Suspend,
     Reinstate,
+    /// Proofline resolved the keys of a fetched source: recorded when the
+    /// key set differs from the last one of that source.
+    RecordResolution {
+        source: KeySource,
+        source_url: String,
+        document_sha256: String,
+        keys: Vec<RegisteredKey>,
+        resolved_at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -167,6 +182,9 @@ pub enum IssuerEvent {
         keys: Vec<RegisteredKey>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credential_types: Option<Vec<Vct>>,
+        /// Absent: [`DEFAULT_KEY_SOURCES`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_sources: Option<Vec<KeySource>>,
         registered_at: Timestamp,
     },
     IssuerKeyAdded {
@@ -188,6 +206,17 @@ pub enum IssuerEvent {
     IssuerReinstated {
         reinstated_at: Timestamp,
     },
+    /// The keys a fetched source gave changed: the document they were read
+    /// from, its digest, and the whole new set (a key gone from it no
+    /// longer verifies).
+    IssuerKeysResolved {
+        did: Did,
+        source: KeySource,
+        source_url: String,
+        document_sha256: String,
+        keys: Vec<RegisteredKey>,
+        resolved_at: Timestamp,
+    },
 }
 
 impl EventSchema for IssuerEvent {}
@@ -197,6 +226,8 @@ pub struct IssuerKey {
     pub kid: Kid,
     pub jwk: Jwk,
     pub key: PublicKey,
+    /// Where the key came from.
+    pub source: KeySource,
     pub added_at: Timestamp,
     pub retired_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
@@ -212,6 +243,12 @@ pub struct Issuer {
     pub credential_types: Option<Vec<Vct>>,
     pub suspended: bool,
     pub registered_at: Timestamp,
+    /// Where its keys may come from.
+    pub key_sources: Vec<KeySource>,
+    /// The last key set each fetched source gave.
+    pub resolved: Vec<ResolvedSet>,
+    /// How many events the issuer's stream holds (its stream version).
+    pub version: u64,
 }
 
 /// Why no key of an issuer verifies a signature.
@@ -267,10 +304,23 @@ impl Issuer {
             (Some(_), Some(_)) => return Err(KeyLookupError::UnknownKid),
             (None, _) => {}
         }
-        match self.keys.as_slice() {
-            [only] if kid == did => Ok(only),
-            _ => Err(KeyLookupError::UnknownKid),
+        if let [only] = self.keys.as_slice()
+            && kid == did
+        {
+            return Ok(only);
         }
+        // Then the keys the issuer's own documents gave, by kid or by
+        // the fragment it names.
+        let resolved = || {
+            self.resolved
+                .iter()
+                .filter(|set| self.key_sources.contains(&set.source))
+                .flat_map(|set| set.keys.iter())
+        };
+        resolved()
+            .find(|key| key.kid.as_str() == kid)
+            .or_else(|| resolved().find(|key| fragment_of(did, key.kid.as_str()) == wanted))
+            .ok_or(KeyLookupError::UnknownKid)
     }
 
     /// Whether `kid` would name the same key as one registered already, in
@@ -317,8 +367,19 @@ pub enum IssuerError {
     NotFound,
     #[error("a did:key issuer has exactly the key its DID carries; register it without keys")]
     DidKeyHasItsOwnKey,
-    #[error("an issuer other than did:key needs at least one key")]
+    #[error(
+        "an issuer other than did:key needs at least one key, or a key source that gives it \
+         keys (did for did:web; metadata or x5c for an https issuer)"
+    )]
     NoKeys,
+    #[error("key_sources must name at least one source")]
+    NoKeySource,
+    #[error("the key source {0:?} is listed twice")]
+    DuplicateKeySource(String),
+    #[error("keys are given, but key_sources does not allow registered keys")]
+    KeysWithoutRegisteredSource,
+    #[error("the issuer does not allow keys from {0}")]
+    SourceNotAllowed(String),
     #[error("at most {MAX_KEYS} keys per issuer")]
     TooManyKeys,
     #[error("at most {MAX_CREDENTIAL_TYPES} credential types")]
@@ -351,6 +412,10 @@ impl Rejection for IssuerError {
             IssuerError::NotFound | IssuerError::KeyNotFound(_) => RejectionKind::NotFound,
             IssuerError::DidKeyHasItsOwnKey
             | IssuerError::NoKeys
+            | IssuerError::NoKeySource
+            | IssuerError::DuplicateKeySource(_)
+            | IssuerError::KeysWithoutRegisteredSource
+            | IssuerError::SourceNotAllowed(_)
             | IssuerError::TooManyKeys
             | IssuerError::TooManyCredentialTypes
             | IssuerError::InvalidKey(_) => RejectionKind::Invalid,
@@ -378,9 +443,11 @@ impl Decider for IssuerDecider {
                     name,
                     keys,
                     credential_types,
+                    key_sources,
                 },
                 None,
             ) => {
+                sources::check(did, key_sources.as_deref(), !keys.is_empty())?;
                 let keys = if did.is_did_key() {
                     if !keys.is_empty() {
                         return Err(IssuerError::DidKeyHasItsOwnKey);
@@ -398,9 +465,6 @@ impl Decider for IssuerDecider {
                         jwk: key.to_jwk(),
                     }]
                 } else {
-                    if keys.is_empty() {
-                        return Err(IssuerError::NoKeys);
-                    }
                     if keys.len() > MAX_KEYS {
                         return Err(IssuerError::TooManyKeys);
                     }
@@ -428,6 +492,7 @@ impl Decider for IssuerDecider {
                     name: name.clone(),
                     keys,
                     credential_types: credential_types.clone(),
+                    key_sources: key_sources.clone(),
                     registered_at: now,
                 }]);
             }
@@ -498,21 +563,47 @@ impl Decider for IssuerDecider {
                 }
                 Ok(vec![IssuerEvent::IssuerReinstated { reinstated_at: now }])
             }
+            IssuerCommand::RecordResolution {
+                source,
+                source_url,
+                document_sha256,
+                keys,
+                resolved_at,
+            } => {
+                if !issuer.fetched_sources().any(|s| s == *source) {
+                    return Err(IssuerError::SourceNotAllowed(source.as_str().to_owned()));
+                }
+                if keys.len() > MAX_KEYS {
+                    return Err(IssuerError::TooManyKeys);
+                }
+                for key in keys {
+                    key.jwk
+                        .public_key()
+                        .map_err(|e| IssuerError::InvalidKey(e.to_string()))?;
+                }
+                if issuer
+                    .resolved_by(*source)
+                    .is_some_and(|set| set.has_the_keys(keys))
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![IssuerEvent::IssuerKeysResolved {
+                    did: issuer.did.clone(),
+                    source: *source,
+                    source_url: source_url.clone(),
+                    document_sha256: document_sha256.clone(),
+                    keys: keys.clone(),
+                    resolved_at: *resolved_at,
+                }])
+            }
         }
     }
 
     fn evolve(state: Option<Issuer>, event: &IssuerEvent) -> Option<Issuer> {
-        let key_of = |kid: &Kid, jwk: &Jwk, added_at: Timestamp| {
-            jwk.public_key().ok().map(|key| IssuerKey {
-                kid: kid.clone(),
-                jwk: jwk.clone(),
-                key,
-                added_at,
-                retired_at: None,
-                revoked_at: None,
-            })
+        let registered = |kid: &Kid, jwk: &Jwk, added_at: Timestamp| {
+            sources::key_from(kid, jwk, added_at, KeySource::Registered)
         };
-        match (state, event) {
+        let mut issuer = match (state, event) {
             (
                 None,
                 IssuerEvent::IssuerRegistered {
@@ -521,25 +612,30 @@ impl Decider for IssuerDecider {
                     name,
                     keys,
                     credential_types,
+                    key_sources,
                     registered_at,
                 },
-            ) => Some(Issuer {
+            ) => Issuer {
                 id: *issuer_id,
                 did: did.clone(),
                 name: name.clone(),
                 keys: keys
                     .iter()
-                    .filter_map(|k| key_of(&k.kid, &k.jwk, *registered_at))
+                    .filter_map(|k| registered(&k.kid, &k.jwk, *registered_at))
                     .collect(),
                 credential_types: credential_types.clone(),
                 suspended: false,
                 registered_at: *registered_at,
-            }),
+                key_sources: sources::effective(key_sources.as_deref()),
+                resolved: Vec::new(),
+                version: 0,
+            },
+            (None, _) => return None,
             (Some(mut issuer), event) => {
                 match event {
                     IssuerEvent::IssuerRegistered { .. } => {}
                     IssuerEvent::IssuerKeyAdded { kid, jwk, added_at } => {
-                        issuer.keys.extend(key_of(kid, jwk, *added_at))
+                        issuer.keys.extend(registered(kid, jwk, *added_at))
                     }
                     IssuerEvent::IssuerKeyRetired { kid, retired_at } => {
                         if let Some(key) = issuer.keys.iter_mut().find(|k| k.kid == *kid) {
@@ -553,10 +649,35 @@ impl Decider for IssuerDecider {
                     }
                     IssuerEvent::IssuerSuspended { .. } => issuer.suspended = true,
                     IssuerEvent::IssuerReinstated { .. } => issuer.suspended = false,
+                    IssuerEvent::IssuerKeysResolved {
+                        source,
+                        source_url,
+                        document_sha256,
+                        keys,
+                        resolved_at,
+                        ..
+                    } => {
+                        let set = ResolvedSet {
+                            source: *source,
+                            source_url: source_url.clone(),
+                            document_sha256: document_sha256.clone(),
+                            keys: keys
+                                .iter()
+                                .filter_map(|k| {
+                                    sources::key_from(&k.kid, &k.jwk, *resolved_at, *source)
+                                })
+                                .collect(),
+                            resolved_at: *resolved_at,
+                            version: issuer.version + 1,
+                        };
+                        issuer.resolved.retain(|old| old.source != *source);
+                        issuer.resolved.push(set);
+                    }
                 }
-                Some(issuer)
+                issuer
             }
-            (None, _) => None,
-        }
+        };
+        issuer.version += 1;
+        Some(issuer)
     }
 }
