@@ -74,6 +74,19 @@ pub enum Command {
         /// CLI's wallet answering it, the lender's result
         #[arg(long)]
         oid4vp: bool,
+        /// Serve the demo issuer's did:web document and status list on a
+        /// local https port, with a CA it keeps under
+        /// `<data dir>/demo-issuer/`, and verify with the keys and list
+        /// the service fetches from there
+        #[arg(long)]
+        serve_issuer: bool,
+        /// Where the demo issuer's site listens (with --serve-issuer)
+        #[arg(long, default_value = "127.0.0.1:8443", requires = "serve_issuer")]
+        issuer_bind: std::net::SocketAddr,
+        /// Exit once the outcome is printed instead of serving the issuer
+        /// until Ctrl-C (with --serve-issuer)
+        #[arg(long, requires = "serve_issuer")]
+        once: bool,
     },
     /// A holder's wallet: answer an `openid4vp://` link
     Wallet {

@@ -7,6 +7,10 @@
 //! presents it with a fresh nonce to the lender's audience, writes the
 //! request body next to the keys and prints the curl that verifies it. A
 //! second run reuses the issuer and the lender.
+//!
+//! With `--serve-issuer` (`demo/fetched.rs`), the same issuer key becomes a
+//! did:web issuer served here over HTTPS (`demo/site.rs`), whose key and status
+//! list the service fetches.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -20,6 +24,11 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::wallet::{self, DEMO_VCT, Issuer};
+
+mod fetched;
+mod site;
+
+pub use fetched::{ServeIssuer, run as serve_issuer};
 
 struct Server {
     client: reqwest::Client,
@@ -97,9 +106,9 @@ pub struct Printed {
     pub oid4vp: Option<Value>,
 }
 
-pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Printed> {
-    let base = url.trim_end_matches('/').to_owned();
-    let operator_key = std::fs::read_to_string(&config.operator_key_file)
+/// The operator key the service wrote at its first start.
+fn operator_key(config: &Config) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(&config.operator_key_file)
         .with_context(|| {
             format!(
                 "cannot read the operator key at {} (start the server once first)",
@@ -107,36 +116,38 @@ pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Pri
             )
         })?
         .trim()
-        .to_owned();
-    let dir: PathBuf = config.data_dir.join("demo");
+        .to_owned())
+}
+
+/// `<data dir>/demo`, owner-only: the demo's keys and request.
+fn demo_dir(config: &Config) -> anyhow::Result<PathBuf> {
+    let dir = config.data_dir.join("demo");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let server = Server {
+    Ok(dir)
+}
+
+fn connect(url: &str) -> anyhow::Result<Server> {
+    Ok(Server {
         client: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?,
-        base,
-    };
+        base: url.trim_end_matches('/').to_owned(),
+    })
+}
 
-    let (issuer_key, _) = signing::load_or_create(&dir.join("issuer.key"))?;
-    let (holder, _) = signing::load_or_create(&dir.join("holder.key"))?;
-    let issuer = Issuer::new(issuer_key);
-    let registered = server
-        .post(
-            "/v1/issuers",
-            &operator_key,
-            &json!({"did": issuer.did.as_str(), "name": "Proofline Demo Issuer", "credential_types": [DEMO_VCT]}),
-        )
-        .await?;
-    match registered.status {
-        StatusCode::CREATED => println!("registered the demo issuer {}", issuer.did.as_str()),
-        StatusCode::CONFLICT => println!("the demo issuer {} is registered", issuer.did.as_str()),
-        _ => return Err(refused("registering the demo issuer", &registered)),
-    }
+/// The demo lender: its API key (kept in `file`) and audience.
+struct Lender {
+    key: String,
+    file: PathBuf,
+    audience: String,
+}
 
+/// The demo lender of an earlier run, or a new one registered now.
+async fn lender(server: &Server, operator_key: &str, dir: &Path) -> anyhow::Result<Lender> {
     let lender_file = dir.join("lender.key");
     let mut lender_key = std::fs::read_to_string(&lender_file)
         .map(|k| k.trim().to_owned())
@@ -152,7 +163,7 @@ pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Pri
         let lender = server
             .post(
                 "/v1/lenders",
-                &operator_key,
+                operator_key,
                 &json!({"name": "Demo Lender", "contact_email": email}),
             )
             .await?;
@@ -186,6 +197,94 @@ pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Pri
         .as_str()
         .context("the lender has no audience")?
         .to_owned();
+    Ok(Lender {
+        key: lender_key,
+        file: lender_file,
+        audience,
+    })
+}
+
+/// The Disclosures the holder shows: all but the birthdate.
+fn shown(disclosures: Vec<String>) -> Vec<String> {
+    disclosures
+        .into_iter()
+        .filter(|d| Disclosure::parse(d).map_or(true, |d| d.name.as_deref() != Some("birthdate")))
+        .collect()
+}
+
+/// The claims the demo's verifications require.
+const REQUIRED_CLAIMS: [&str; 2] = ["address.country", "age_over_18"];
+
+/// Presents `issued` (without the birthdate) with a fresh nonce, writes
+/// the request body to `<dir>/request.json` and prints the curl that
+/// verifies it; returns that curl.
+fn write_request(
+    server: &Server,
+    lender: &Lender,
+    dir: &Path,
+    holder: &signing::ServiceKey,
+    (issued, disclosures): (&str, Vec<String>),
+) -> anyhow::Result<String> {
+    let nonce = wallet::random_token();
+    let now = chrono::Utc::now().timestamp();
+    let presentation = wallet::present_to(
+        holder,
+        issued,
+        &shown(disclosures),
+        &nonce,
+        &lender.audience,
+        now,
+    );
+    let request = dir.join("request.json");
+    write_private(
+        &request,
+        &serde_json::to_string_pretty(&json!({
+            "presentation": presentation,
+            "nonce": nonce,
+            "required_claims": REQUIRED_CLAIMS,
+        }))?,
+    )?;
+    if !request.exists() {
+        bail!("{} was not written", request.display());
+    }
+    println!(
+        "issued a credential (given_name, family_name, birthdate, age_over_18 and \
+         address.locality selectively disclosable) and presented it without the \
+         birthdate, with a fresh nonce; the request is in {} and is good for 5 minutes.",
+        request.display()
+    );
+    println!("Verify it:\n");
+    let curl = format!(
+        "curl -sS -X POST {} -H \"Authorization: Bearer $(cat {})\" -H 'Content-Type: application/json' --data @{}",
+        shell_quote(&format!("{}/v1/verifications", server.base)),
+        shell_quote(&lender.file.display().to_string()),
+        shell_quote(&request.display().to_string()),
+    );
+    println!("{curl}");
+    Ok(curl)
+}
+
+pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Printed> {
+    let operator_key = operator_key(config)?;
+    let dir = demo_dir(config)?;
+    let server = connect(url)?;
+
+    let (issuer_key, _) = signing::load_or_create(&dir.join("issuer.key"))?;
+    let (holder, _) = signing::load_or_create(&dir.join("holder.key"))?;
+    let issuer = Issuer::new(issuer_key);
+    let registered = server
+        .post(
+            "/v1/issuers",
+            &operator_key,
+            &json!({"did": issuer.did.as_str(), "name": "Proofline Demo Issuer", "credential_types": [DEMO_VCT]}),
+        )
+        .await?;
+    match registered.status {
+        StatusCode::CREATED => println!("registered the demo issuer {}", issuer.did.as_str()),
+        StatusCode::CONFLICT => println!("the demo issuer {} is registered", issuer.did.as_str()),
+        _ => return Err(refused("registering the demo issuer", &registered)),
+    }
+    let lender = lender(&server, &operator_key, &dir).await?;
 
     let now = chrono::Utc::now().timestamp();
     let multibase = issuer.did.did_key_multibase().unwrap_or_default();
@@ -217,41 +316,9 @@ pub async fn run(config: &Config, url: &str, oid4vp: bool) -> anyhow::Result<Pri
         Some((&uri, 0)),
         now - 5,
     );
-    // The holder keeps the birthdate to themselves.
-    let shown: Vec<String> = disclosures
-        .into_iter()
-        .filter(|d| Disclosure::parse(d).map_or(true, |d| d.name.as_deref() != Some("birthdate")))
-        .collect();
-    let nonce = wallet::random_token();
-    let presentation = wallet::present_to(&holder, &issued, &shown, &nonce, &audience, now);
-    let request = dir.join("request.json");
-    write_private(
-        &request,
-        &serde_json::to_string_pretty(&json!({
-            "presentation": presentation,
-            "nonce": nonce,
-            "required_claims": ["address.country", "age_over_18"],
-        }))?,
-    )?;
-    if !request.exists() {
-        bail!("{} was not written", request.display());
-    }
-    println!(
-        "issued a credential (given_name, family_name, birthdate, age_over_18 and \
-         address.locality selectively disclosable) and presented it without the \
-         birthdate, with a fresh nonce; the request is in {} and is good for 5 minutes.",
-        request.display()
-    );
-    println!("Verify it:\n");
-    let curl = format!(
-        "curl -sS -X POST {} -H \"Authorization: Bearer $(cat {})\" -H 'Content-Type: application/json' --data @{}",
-        shell_quote(&format!("{}/v1/verifications", server.base)),
-        shell_quote(&lender_file.display().to_string()),
-        shell_quote(&request.display().to_string()),
-    );
-    println!("{curl}");
+    let curl = write_request(&server, &lender, &dir, &holder, (&issued, disclosures))?;
     let oid4vp = if oid4vp {
-        Some(wallet_flow(&server, &lender_key, issued, holder).await?)
+        Some(wallet_flow(&server, &lender.key, issued, holder).await?)
     } else {
         None
     };

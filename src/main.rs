@@ -104,9 +104,29 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Log { which } => run_log(&config, which).await,
         Command::Rebuild { name } => proofline::rebuild::run(&config, name.as_deref()).await,
-        Command::Demo { url, oid4vp } => proofline::demo::run(&config, &url, oid4vp)
+        Command::Demo {
+            url,
+            oid4vp,
+            serve_issuer: false,
+            ..
+        } => proofline::demo::run(&config, &url, oid4vp)
             .await
             .map(|_| ()),
+        Command::Demo {
+            url,
+            oid4vp,
+            issuer_bind,
+            once,
+            ..
+        } => {
+            let options = proofline::demo::ServeIssuer {
+                bind: issuer_bind,
+                once,
+            };
+            proofline::demo::serve_issuer(&config, &url, oid4vp, &options)
+                .await
+                .map(|_| ())
+        }
         Command::Wallet { action } => proofline::oid4vp_wallet::run(action).await,
         Command::Bench {
             which:

@@ -25,33 +25,50 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn okp_jwk(key: &VerifyingKey) -> Value {
+/// The public JWK of an Ed25519 key.
+pub fn okp_jwk(key: &VerifyingKey) -> Value {
     json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(key.as_bytes())})
 }
 
-/// An issuer identified by the did:key of its Ed25519 key.
+/// An issuer with an Ed25519 key: identified by the did:key of its key
+/// ([`Issuer::new`]), or by a DID of its own whose document names the key
+/// ([`Issuer::with_did`], a did:web say).
 pub struct Issuer {
     pub key: ServiceKey,
     pub did: Did,
+    kid: String,
 }
 
 impl Issuer {
     pub fn new(key: ServiceKey) -> Self {
         let did = Did::from_ed25519(&key.verifying_key());
-        Self { key, did }
+        let multibase = did.did_key_multibase().unwrap_or_default();
+        let kid = format!("{}#{multibase}", did.as_str());
+        Self { key, did, kid }
+    }
+
+    /// An issuer known as `did`, its JWTs naming the key `kid` (a DID URL
+    /// such as `<did>#key-1`).
+    pub fn with_did(key: ServiceKey, did: Did, kid: String) -> Self {
+        Self { key, did, kid }
     }
 
     /// The `kid` of its JWTs: the DID with its key fragment.
     pub fn kid(&self) -> String {
-        let multibase = self.did.did_key_multibase().unwrap_or_default();
-        format!("{}#{multibase}", self.did.as_str())
+        self.kid.clone()
     }
 
-    /// A status list token for `uri`, one bit per entry.
+    /// A status list token for `uri`, one bit per entry, good for an hour.
     pub fn status_list(&self, uri: &str, statuses: &[u8], iat: i64) -> String {
+        self.status_list_for(uri, statuses, iat, 3600)
+    }
+
+    /// A status list token for `uri`, one bit per entry, to be fetched
+    /// again after `ttl` seconds.
+    pub fn status_list_for(&self, uri: &str, statuses: &[u8], iat: i64, ttl: u64) -> String {
         self.key.sign_jws(
             &json!({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": self.kid()}),
-            &json!({"iss": self.did.as_str(), "sub": uri, "iat": iat, "ttl": 3600,
+            &json!({"iss": self.did.as_str(), "sub": uri, "iat": iat, "ttl": ttl,
                     "status_list": {"bits": 1, "lst": encode_lst(statuses, 1)}}),
         )
     }

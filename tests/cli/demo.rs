@@ -1,5 +1,6 @@
 //! `proofline demo` on a fresh embedded install, then the curl it prints,
-//! run by a shell as a user would paste it.
+//! run by a shell as a user would paste it; and `--serve-issuer`, whose
+//! did:web issuer the service fetches from once told to trust its CA.
 
 use std::process::Command;
 
@@ -100,4 +101,108 @@ fn the_demo_runs_a_wallet_flow_with_a_qr_code() {
     assert!(result.contains(r#""family_name": "Lovelace""#), "{result}");
     assert!(!result.contains("1815-12-10"), "only what was asked");
     assert_eq!(mode(&data.join("verifier.key")), 0o600);
+}
+
+/// `proofline demo --serve-issuer --once` on any free port: whether it
+/// succeeded, and what it said (stdout, then stderr).
+fn serve_issuer_demo(data: &std::path::Path, base: &str) -> (bool, String) {
+    let output = proofline(data)
+        .args(["demo", "--url", base, "--serve-issuer", "--once"])
+        .args(["--issuer-bind", "127.0.0.1:0"])
+        .output()
+        .expect("run proofline demo --serve-issuer");
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+/// Every event of type `kind` in the log, read as the operator.
+async fn events(base: &str, operator_key: &str, kind: &str) -> Vec<serde_json::Value> {
+    proofline_projections::webhooks::client::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let (mut found, mut after) = (Vec::new(), 0);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("{base}/v1/events?after={after}&limit=500"))
+            .bearer_auth(operator_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = events.last() else {
+            return found;
+        };
+        after = last["position"].as_u64().unwrap();
+        found.extend(events.into_iter().filter(|e| e["type"] == kind));
+    }
+}
+
+#[test]
+fn the_demo_serves_a_did_web_issuer_whose_documents_the_service_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ca = data.join("demo-issuer/ca.pem");
+
+    // A service not told to trust the demo's CA: the demo says how to
+    // restart it, naming the CA file it has just made.
+    let service = Running::start(proofline(&data));
+    let (succeeded, said) = serve_issuer_demo(&data, &service.base);
+    assert!(!succeeded, "{said}");
+    assert!(
+        said.contains(&format!("PROOFLINE_FETCH_CA_FILE='{}'", ca.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains("PROOFLINE_FETCH_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 proofline serve"),
+        "{said}"
+    );
+    let pem = std::fs::read_to_string(&ca).expect("the CA certificate is kept");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_eq!(mode(&data.join("demo-issuer")), 0o700);
+    assert_eq!(mode(&data.join("demo-issuer/ca.key")), 0o600);
+    service.terminate();
+
+    // The same data, a service that trusts the CA and may reach loopback.
+    let mut command = proofline(&data);
+    command
+        .env("PROOFLINE_FETCH_CA_FILE", &ca)
+        .env("PROOFLINE_FETCH_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128");
+    let service = Running::start(command);
+    let (succeeded, said) = serve_issuer_demo(&data, &service.base);
+    assert!(succeeded, "{said}\nthe service said:\n{}", service.log());
+    assert!(said.contains("verified: "), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("curl ")), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(&ca).unwrap(),
+        pem,
+        "the CA of the first run is reused"
+    );
+    let list_uri = said
+        .lines()
+        .find_map(|l| l.strip_prefix("issued a credential pointing at "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no list URI said:\n{said}"))
+        .to_owned();
+    assert!(
+        list_uri.starts_with("https://localhost:") && list_uri.ends_with("/status/1"),
+        "{list_uri}"
+    );
+    let operator_key = std::fs::read_to_string(data.join("operator.key")).unwrap();
+    let fetched = tokio::runtime::Runtime::new().unwrap().block_on(events(
+        &service.base,
+        operator_key.trim(),
+        "StatusListFetched",
+    ));
+    assert!(
+        fetched
+            .iter()
+            .any(|e| e["data"]["uri"] == list_uri.as_str()),
+        "no StatusListFetched for {list_uri}: {fetched:?}"
+    );
 }
