@@ -21,6 +21,7 @@
 
 mod append;
 mod auth;
+mod fetched;
 mod lag;
 mod oid4vp;
 mod rebuild;
@@ -266,6 +267,10 @@ impl Latencies {
         Self(all)
     }
 
+    fn into_inner(self) -> Vec<Duration> {
+        self.0
+    }
+
     /// The `q` quantile (0 to 1, nearest rank), in milliseconds.
     fn ms(&self, q: f64) -> f64 {
         self.at(q).as_secs_f64() * 1e3
@@ -371,6 +376,14 @@ fn verification_event(id: Uuid, lender: Uuid) -> serde_json::Value {
 async fn api_state(
     store: Arc<dyn EventStore>,
 ) -> anyhow::Result<(proofline_api::AppState, String)> {
+    api_state_fetching(store, proofline_commands::fetch::FetchSettings::default()).await
+}
+
+/// [`api_state`], fetching trust with `fetch`.
+async fn api_state_fetching(
+    store: Arc<dyn EventStore>,
+    fetch: proofline_commands::fetch::FetchSettings,
+) -> anyhow::Result<(proofline_api::AppState, String)> {
     use proofline_commands::keys::ensure_operator_key;
     use proofline_commands::sealing::SealingKey;
     use proofline_commands::signing::ServiceKey;
@@ -382,6 +395,7 @@ async fn api_state(
     let settings = proofline_api::ApiSettings {
         requests_per_key_per_second: 0,
         oid4vp_rate_per_minute: 0,
+        fetch,
         ..proofline_api::ApiSettings::default()
     };
     let state = proofline_api::AppState::new(

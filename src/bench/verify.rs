@@ -16,9 +16,11 @@ use proofline_domain::status_list::ListUri;
 use proofline_domain::verification::{self, ClaimPath, Profile, Request, Resolved};
 use serde_json::json;
 
-use super::{Latencies, Scratch, api_state, progress};
+use super::{Latencies, Scratch, api_state_fetching, fetched, progress};
 use crate::config::Config;
+use crate::https::LocalCa;
 use crate::wallet::{self, DEMO_VCT, Issuer};
+use proofline_commands::outbound::read_pem_roots;
 
 /// `bench verify`: the pure verifier on one core, then `POST
 /// /v1/verifications` end to end over HTTP with `clients` concurrent
@@ -35,7 +37,12 @@ pub async fn verify(config: &Config, presentations: u64, clients: usize) -> anyh
 
 async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()> {
     let store = scratch.store("log").await?;
-    let (state, operator) = api_state(store.clone()).await?;
+    // The fetched-trust issuer's CA, trusted for fetching from loopback.
+    let ca = LocalCa::new("Proofline Bench CA")?;
+    let mut fetch = proofline_commands::fetch::FetchSettings::default();
+    fetch.guard.extra_roots = read_pem_roots(&ca.pem()).map_err(anyhow::Error::msg)?;
+    fetch.guard.allowed_networks = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+    let (state, operator) = api_state_fetching(store.clone(), fetch).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -142,6 +149,7 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
     anyhow::ensure!(list.is_some(), "the list is not in the registry");
     let required = vec![ClaimPath::parse("address.country").map_err(anyhow::Error::msg)?];
     let timed = presentations.clone();
+    let audience_of_timed = audience.clone();
     let at = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
     let (verified, elapsed) = tokio::task::spawn_blocking(move || {
         let trust = Resolved {
@@ -149,13 +157,15 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
             list: list.as_ref().as_ref(),
             list_unavailable: None,
             keys_unavailable: None,
+            x5c: None,
+            type_metadata_invalid: None,
         };
         let started = Instant::now();
         let mut verified = 0u64;
         for (presentation, nonce) in timed.iter() {
             let request = Request {
                 nonce,
-                audience: &audience,
+                audience: &audience_of_timed,
                 required_claims: &required,
                 require_holder_binding: true,
                 max_age_seconds: verification::DEFAULT_MAX_AGE_SECONDS as i64,
@@ -177,7 +187,113 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
         elapsed.as_secs_f64() * 1e6 / count as f64
     );
 
-    // 2. End to end: POST /v1/verifications, `clients` at a time.
+    // 2. End to end: POST /v1/verifications, `clients` at a time; then the
+    // same with the trust fetched (a did:web issuer and a fetched list,
+    // cached after the first verification), in halves taken in turn so
+    // that both see the same machine.
+    let fetched = fetched::World::start(
+        &client,
+        &base,
+        &operator,
+        &lender_key,
+        &ca,
+        &audience,
+        presentations.len(),
+    )
+    .await?;
+    let half = presentations.len() / 2;
+    let mut registered_runs = Vec::new();
+    let mut fetched_runs = Vec::new();
+    for round in 0..2 {
+        let range = round * half..(round + 1) * half;
+        registered_runs.push(
+            end_to_end(
+                &client,
+                &base,
+                &lender_key,
+                &presentations[range.clone()],
+                clients,
+            )
+            .await?,
+        );
+        fetched_runs.push(
+            end_to_end(
+                &client,
+                &base,
+                &lender_key,
+                &fetched.presentations[range],
+                clients,
+            )
+            .await?,
+        );
+    }
+    let registered = Run::merge(registered_runs);
+    let fetched_run = Run::merge(fetched_runs);
+    let end_to_end = registered.rate();
+    println!(
+        "POST /v1/verifications, {clients} clients, registered trust: {end_to_end:.0} verifications/s (p50 {:.1} ms, p99 {:.1} ms), every one recorded",
+        registered.latencies.ms(0.5),
+        registered.latencies.ms(0.99)
+    );
+    println!(
+        "POST /v1/verifications, {clients} clients, fetched trust (did:web key, fetched list, cached): {:.0} verifications/s (p50 {:.1} ms, p99 {:.1} ms)",
+        fetched_run.rate(),
+        fetched_run.latencies.ms(0.5),
+        fetched_run.latencies.ms(0.99)
+    );
+    println!(
+        "ratio fetched / registered trust: {:.3}",
+        fetched_run.rate() / end_to_end
+    );
+    println!(
+        "ratio end to end / verifier on one core: {:.2}",
+        end_to_end / per_core
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    store.close().await;
+    Ok(())
+}
+
+/// A timed run of verifications over HTTP.
+struct Run {
+    count: usize,
+    elapsed: std::time::Duration,
+    latencies: Latencies,
+}
+
+impl Run {
+    fn merge(runs: Vec<Run>) -> Run {
+        let mut all = Vec::new();
+        let (mut count, mut elapsed) = (0, std::time::Duration::ZERO);
+        for run in runs {
+            count += run.count;
+            elapsed += run.elapsed;
+            all.extend(run.latencies.into_inner());
+        }
+        Run {
+            count,
+            elapsed,
+            latencies: Latencies::new(all),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// POSTs every presentation to `/v1/verifications`, `clients` at a time;
+/// fails unless every one verifies.
+async fn end_to_end(
+    client: &reqwest::Client,
+    base: &str,
+    lender_key: &str,
+    presentations: &[(String, String)],
+    clients: usize,
+) -> anyhow::Result<Run> {
+    let presentations: Arc<Vec<(String, String)>> = Arc::new(presentations.to_vec());
+    let count = presentations.len() as u64;
     let next = Arc::new(AtomicU64::new(0));
     let progress = progress(
         count,
@@ -188,8 +304,8 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
     for _ in 0..clients {
         let (client, base, key, presentations, next, progress) = (
             client.clone(),
-            base.clone(),
-            lender_key.clone(),
+            base.to_owned(),
+            lender_key.to_owned(),
             presentations.clone(),
             next.clone(),
             progress.clone(),
@@ -247,18 +363,9 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
         "{failed} of {count} requests did not verify: {failures:?}"
     );
     let latencies = Latencies::new(latencies);
-    let end_to_end = count as f64 / elapsed.as_secs_f64();
-    println!(
-        "POST /v1/verifications, {clients} clients: {end_to_end:.0} verifications/s (p50 {:.1} ms, p99 {:.1} ms), every one recorded",
-        latencies.ms(0.5),
-        latencies.ms(0.99)
-    );
-    println!(
-        "ratio end to end / verifier on one core: {:.2}",
-        end_to_end / per_core
-    );
-    let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
-    Ok(())
+    Ok(Run {
+        count: count as usize,
+        elapsed,
+        latencies,
+    })
 }
