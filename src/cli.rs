@@ -154,6 +154,47 @@ pub enum LogCommand {
         #[arg(long, allow_hyphen_values = true)]
         public_key: Vec<String>,
     },
+    /// Re-run the verifier on a recorded verification from the log alone:
+    /// the log checked first as `verify` does, the issuer and status list
+    /// rebuilt from the events before the verification and checked against
+    /// what its record names, the presentation checked against the
+    /// record's digests. Prints the recorded and the replayed outcome and
+    /// the trust used; exits 0 when the replay makes the same record, 1
+    /// otherwise. Several ids, each with its `--presentation` in the same
+    /// order, are replayed from one reading of the log
+    ReplayVerification(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The verification's id (`verification_id`)
+    #[arg(required = true)]
+    pub ids: Vec<uuid::Uuid>,
+    /// A file holding the presentation as the lender sent it; one per id,
+    /// in the same order
+    #[arg(long, required = true)]
+    pub presentation: Vec<PathBuf>,
+    /// An exported log (JSON Lines, as `log export` writes it)
+    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    pub log: Option<PathBuf>,
+    /// A server's base URL, to read its log through GET /v1/events with an
+    /// auditor's (or the operator's) key: PROOFLINE_API_KEY or `--key-file`
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A file holding the API key for `--url`
+    #[arg(long, requires = "url")]
+    pub key_file: Option<PathBuf>,
+    /// The nonce the lender gave (default: the Key Binding JWT's; needed
+    /// for a presentation without one); with one id only
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// How old a Key Binding JWT may have been, in seconds (the service's
+    /// PROOFLINE_PRESENTATION_MAX_AGE_SECONDS)
+    #[arg(long, default_value_t = proofline_domain::verification::DEFAULT_MAX_AGE_SECONDS)]
+    pub max_age: u64,
+    /// Print one JSON object (a line per id) instead
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Default, Args)]

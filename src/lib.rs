@@ -28,5 +28,6 @@ pub mod logfile;
 pub mod oid4vp_wallet;
 pub mod qr;
 pub mod rebuild;
+pub mod replay;
 pub mod serve;
 pub mod wallet;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use proofline::cli::{BenchCommand, Cli, Command, LogCommand, ServeArgs};
+use proofline::cli::{BenchCommand, Cli, Command, LogCommand, ReplayArgs, ServeArgs};
 use proofline::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -50,6 +50,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Log {
             which: LogCommand::Verify { file, public_key },
         } => verify_log(&file, &public_key),
+        Command::Log {
+            which: LogCommand::ReplayVerification(args),
+        } => replay_verification(args).await,
         other => run_command(other, config).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -84,6 +87,59 @@ fn verify_log(file: &std::path::Path, public_keys: &[String]) -> anyhow::Result<
         return Ok(ExitCode::from(EXIT_SELF_ATTESTED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The API key for `--url`: the `--key-file`'s, else PROOFLINE_API_KEY.
+fn api_key(key_file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let key = match key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => std::env::var("PROOFLINE_API_KEY")
+            .context("--url needs an auditor key: PROOFLINE_API_KEY or --key-file")?,
+    };
+    Ok(key.trim().to_owned())
+}
+
+/// `proofline log replay-verification`: 0 when the replay makes the
+/// recorded outcome, 1 when it differs (or cannot be made).
+async fn replay_verification(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use proofline::replay::{Ask, Source};
+    anyhow::ensure!(
+        args.ids.len() == args.presentation.len(),
+        "{} ids and {} --presentation files: give one presentation per id, in the same order",
+        args.ids.len(),
+        args.presentation.len()
+    );
+    anyhow::ensure!(
+        args.nonce.is_none() || args.ids.len() == 1,
+        "--nonce goes with one id only"
+    );
+    let source = match (args.log, args.url) {
+        (Some(file), _) => Source::File(file),
+        (None, Some(url)) => Source::Api {
+            key: api_key(args.key_file.as_deref())?,
+            url,
+        },
+        (None, None) => anyhow::bail!("give --log FILE or --url URL"),
+    };
+    let max_age_seconds = i64::try_from(args.max_age).unwrap_or(i64::MAX);
+    let asks: Vec<Ask> = args
+        .ids
+        .into_iter()
+        .zip(args.presentation)
+        .map(|(id, presentation)| Ask {
+            id,
+            presentation,
+            nonce: args.nonce.clone(),
+            max_age_seconds,
+        })
+        .collect();
+    let results = proofline::replay::run(source, &asks).await?;
+    Ok(if proofline::replay::print(&results, args.json) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
@@ -196,6 +252,7 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     match which {
         LogCommand::Verify { file, public_key } => verify_log(&file, &public_key).map(|_| ()),
+        LogCommand::ReplayVerification(args) => replay_verification(args).await.map(|_| ()),
         LogCommand::Import { file } => {
             let imported = proofline::logfile::import_file(config, &file).await?;
             println!(
@@ -220,16 +277,10 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
             let show_progress = out.is_some() && std::io::stderr().is_terminal();
             let written = match url {
                 Some(url) => {
-                    let key = match key_file {
-                        Some(path) => std::fs::read_to_string(&path)
-                            .with_context(|| format!("cannot read {}", path.display()))?,
-                        None => std::env::var("PROOFLINE_API_KEY").context(
-                            "--url needs an auditor key: PROOFLINE_API_KEY or --key-file",
-                        )?,
-                    };
+                    let key = api_key(key_file.as_deref())?;
                     proofline::logfile::export_from_api(
                         &url,
-                        key.trim(),
+                        &key,
                         after,
                         &mut writer,
                         show_progress,

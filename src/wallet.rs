@@ -37,6 +37,9 @@ pub struct Issuer {
     pub key: ServiceKey,
     pub did: Did,
     kid: String,
+    /// An `x5c` chain (standard base64 DER, leaf first) its credentials
+    /// carry instead of a `kid`.
+    x5c: Option<Vec<String>>,
 }
 
 impl Issuer {
@@ -44,13 +47,35 @@ impl Issuer {
         let did = Did::from_ed25519(&key.verifying_key());
         let multibase = did.did_key_multibase().unwrap_or_default();
         let kid = format!("{}#{multibase}", did.as_str());
-        Self { key, did, kid }
+        Self {
+            key,
+            did,
+            kid,
+            x5c: None,
+        }
     }
 
     /// An issuer known as `did`, its JWTs naming the key `kid` (a DID URL
     /// such as `<did>#key-1`).
     pub fn with_did(key: ServiceKey, did: Did, kid: String) -> Self {
-        Self { key, did, kid }
+        Self {
+            key,
+            did,
+            kid,
+            x5c: None,
+        }
+    }
+
+    /// An issuer known as `iss` (an https URL) whose credentials carry the
+    /// certificate chain `x5c` (standard base64 DER, leaf first; the leaf
+    /// certifies `key`) instead of a `kid`.
+    pub fn with_x5c(key: ServiceKey, iss: Did, x5c: Vec<String>) -> Self {
+        Self {
+            key,
+            did: iss,
+            kid: String::new(),
+            x5c: Some(x5c),
+        }
     }
 
     /// The `kid` of its JWTs: the DID with its key fragment.
@@ -74,7 +99,8 @@ impl Issuer {
     }
 
     /// An SD-JWT VC for `holder` whose `concealed` claims (dotted paths)
-    /// are selectively disclosable; returns it and its Disclosures.
+    /// are selectively disclosable; returns it and its Disclosures. Its
+    /// `vct` is the demo's unless `claims` names one.
     pub fn issue(
         &self,
         holder: &VerifyingKey,
@@ -100,7 +126,9 @@ impl Issuer {
         payload.insert("iss".into(), self.did.as_str().into());
         payload.insert("iat".into(), iat.into());
         payload.insert("exp".into(), (iat + 365 * 24 * 3600).into());
-        payload.insert("vct".into(), DEMO_VCT.into());
+        if !payload.contains_key("vct") {
+            payload.insert("vct".into(), DEMO_VCT.into());
+        }
         payload.insert("cnf".into(), json!({"jwk": holder_jwk}));
         if let Some((uri, idx)) = status {
             payload.insert(
@@ -115,10 +143,11 @@ impl Issuer {
                 .expect("the demo conceals claims it has");
         }
         issuance.decoy();
-        issuance.sign(
-            &json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": self.kid()}),
-            |input| self.key.sign(input).to_bytes().to_vec(),
-        )
+        let header = match &self.x5c {
+            Some(chain) => json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "x5c": chain}),
+            None => json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": self.kid()}),
+        };
+        issuance.sign(&header, |input| self.key.sign(input).to_bytes().to_vec())
     }
 }
 

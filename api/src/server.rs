@@ -90,6 +90,11 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::issuers::reinstate))
         .routes(routes!(routes::issuers::publish))
         .routes(routes!(
+            routes::trust_anchors::add,
+            routes::trust_anchors::list
+        ))
+        .routes(routes!(routes::trust_anchors::remove))
+        .routes(routes!(
             routes::verifications::verify,
             routes::verifications::list
         ))

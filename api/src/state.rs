@@ -14,6 +14,7 @@ use proofline_commands::registry::Registry;
 use proofline_commands::sealing::SealingKey;
 use proofline_commands::signing::ServiceKey;
 use proofline_commands::store::EventStore;
+use proofline_commands::type_metadata::TypeMetadata;
 use proofline_commands::verifications::Verifier;
 use proofline_projections::db::ReadDb;
 
@@ -145,7 +146,8 @@ impl AppState {
             fetcher.clone(),
             settings.status_lists,
         ));
-        let keys = Arc::new(KeyResolver::new(store.clone(), fetcher));
+        let keys = Arc::new(KeyResolver::new(store.clone(), fetcher.clone()));
+        let types = Arc::new(TypeMetadata::new(fetcher));
         let verifier = Arc::new(
             Verifier::new(
                 store.clone(),
@@ -154,7 +156,8 @@ impl AppState {
                 i64::try_from(settings.presentation_max_age.as_secs()).unwrap_or(i64::MAX),
             )
             .with_fetched_lists(lists.clone())
-            .with_key_resolver(keys),
+            .with_key_resolver(keys)
+            .with_type_metadata(types),
         );
         // A verifier identity of its own for this process until the
         // service's is set ([`AppState::with_oid4vp`]).

@@ -63,6 +63,8 @@ pub(crate) mod secret_file;
 pub mod service_keys;
 pub mod signing;
 pub mod store;
+pub mod trust_anchors;
+pub mod type_metadata;
 pub mod verifications;
 pub mod webhooks;
 pub(crate) mod x509;

@@ -19,6 +19,7 @@ use proofline_domain::did::Did;
 use proofline_domain::ids::StreamId;
 use proofline_domain::issuer::{Issuer, IssuerDecider, IssuerId};
 use proofline_domain::status_list::{ListUri, StatusList, StatusListDecider};
+use proofline_domain::trust_anchor::{self, TrustAnchorDecider, TrustAnchors};
 
 use crate::handler::CommandError;
 use crate::store::EventStore;
@@ -146,6 +147,7 @@ pub struct Registry {
     store: Arc<dyn EventStore>,
     issuers: Cache<IssuerDecider>,
     lists: Cache<StatusListDecider>,
+    anchors: Cache<TrustAnchorDecider>,
 }
 
 impl Registry {
@@ -154,6 +156,7 @@ impl Registry {
             store,
             issuers: Cache::default(),
             lists: Cache::default(),
+            anchors: Cache::default(),
         }
     }
 
@@ -191,6 +194,13 @@ impl Registry {
     ) -> Result<Arc<Option<StatusList>>, CommandError> {
         self.lists
             .get(self.store.as_ref(), &uri.stream_id(), false)
+            .await
+    }
+
+    /// The X.509 trust anchors in force (shared with the cache).
+    pub async fn trust_anchors(&self) -> Result<Arc<TrustAnchors>, CommandError> {
+        self.anchors
+            .get(self.store.as_ref(), &trust_anchor::stream_id(), false)
             .await
     }
 

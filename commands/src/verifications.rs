@@ -32,6 +32,12 @@ use crate::lenders::{self, Seal};
 use crate::registry::Registry;
 use crate::signing::ServiceKey;
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use crate::type_metadata::TypeMetadata;
+use crate::x5c;
+use proofline_domain::issuer::KeySource;
+use proofline_domain::jose::CompactJws;
+use proofline_domain::trust_anchor::TrustAnchors;
+use proofline_domain::verification::X5cTrust;
 
 /// What a lender may not ask of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,14 +96,40 @@ pub struct Verifier {
     lists: Option<Arc<StatusListFetcher>>,
     /// Issuer keys resolved from DID documents and issuer metadata.
     keys: Option<Arc<KeyResolver>>,
+    /// The trust anchors last read, and as parsed for `x5c` chains.
+    anchors: std::sync::Mutex<Option<AnchorsParsed>>,
+    /// Pinned type metadata, checked by its integrity.
+    types: Option<Arc<TypeMetadata>>,
 }
+
+type AnchorsParsed = (Arc<TrustAnchors>, Arc<Vec<x5c::TrustAnchor>>);
 
 /// The issuer a presentation names, resolved.
 #[derive(Clone)]
 struct Trusted {
     issuer: Arc<Option<Issuer>>,
     keys_unavailable: Option<String>,
+    /// The credential's `x5c` chain, checked when the issuer is trusted
+    /// through one: the leaf key and its thumbprint, or why not.
+    x5c: Option<X5cChecked>,
+    /// Why the pinned type metadata does not match, when it does not.
+    type_metadata_invalid: Option<String>,
 }
+
+/// Whether the issuer's signature verified: the outcome got past SIGNATURE.
+fn signed(outcome: &Outcome) -> bool {
+    !matches!(
+        outcome.failed_step,
+        Some(
+            verification::Step::Decode
+                | verification::Step::Freshness
+                | verification::Step::IssuerAuth
+                | verification::Step::Signature
+        )
+    )
+}
+
+use x5c::Checked as X5cChecked;
 
 impl Verifier {
     pub fn new(
@@ -114,7 +146,16 @@ impl Verifier {
             audiences: RwLock::default(),
             lists: None,
             keys: None,
+            anchors: std::sync::Mutex::default(),
+            types: None,
         }
+    }
+
+    /// Checks the type metadata credentials pin (see
+    /// [`crate::type_metadata`]).
+    pub fn with_type_metadata(mut self, types: Arc<TypeMetadata>) -> Self {
+        self.types = Some(types);
+        self
     }
 
     /// Resolves issuer keys from their documents (see
@@ -227,11 +268,43 @@ impl Verifier {
     /// presentation that reaches REVOCATION without it: what fails before
     /// never makes Proofline fetch what it names.
     pub async fn outcome(&self, checked: Checked, now: Timestamp) -> Result<Outcome, CommandError> {
+        let outcome = self.outcome_with(checked.clone(), now, None).await?;
+        // Pinned type metadata is fetched only for a credential whose
+        // issuer signature verified (what fails before never makes
+        // Proofline fetch what it names).
+        let (Some(types), true) = (&self.types, signed(&outcome)) else {
+            return Ok(outcome);
+        };
+        let jwt = checked.presentation.split('~').next().unwrap_or_default();
+        let Some((vct, integrity)) = CompactJws::parse(jwt)
+            .ok()
+            .and_then(|jws| TypeMetadata::pinned(&jws.payload))
+        else {
+            return Ok(outcome);
+        };
+        match types.check(&vct, &integrity).await {
+            Ok(()) => Ok(outcome),
+            Err(why) => self.outcome_with(checked, now, Some(why)).await,
+        }
+    }
+
+    async fn outcome_with(
+        &self,
+        checked: Checked,
+        now: Timestamp,
+        type_metadata_invalid: Option<String>,
+    ) -> Result<Outcome, CommandError> {
         let references = verification::references(&checked.presentation);
         let (issuer, keys_unavailable) = self.issuer_of(&references, now).await?;
+        let x5c = match issuer.as_ref() {
+            Some(known) => self.x5c_of(known, &checked.presentation, now).await?,
+            None => None,
+        };
         let trust = Trusted {
             issuer,
             keys_unavailable,
+            x5c,
+            type_metadata_invalid,
         };
         let Some(uri) = references
             .status_list_uri
@@ -297,6 +370,51 @@ impl Verifier {
         Ok((self.registry.issuer(&did).await?, unavailable))
     }
 
+    /// The credential's `x5c` chain checked against the operator's trust
+    /// anchors, at the credential's `iat` and now, when `issuer` is trusted
+    /// through `x5c` and the credential carries one.
+    async fn x5c_of(
+        &self,
+        issuer: &Issuer,
+        presentation: &str,
+        now: Timestamp,
+    ) -> Result<Option<X5cChecked>, CommandError> {
+        if !issuer.key_sources.contains(&KeySource::X5c) || issuer.suspended {
+            return Ok(None);
+        }
+        let jwt = presentation.split('~').next().unwrap_or_default();
+        let Ok(jws) = CompactJws::parse(jwt) else {
+            return Ok(None);
+        };
+        let anchors = self.anchors().await?;
+        Ok(x5c::check_credential(
+            &jws,
+            &anchors,
+            issuer.did.as_str(),
+            now.as_datetime().timestamp(),
+        ))
+    }
+
+    /// The trust anchors in force, parsed once per change.
+    async fn anchors(&self) -> Result<Arc<Vec<x5c::TrustAnchor>>, CommandError> {
+        let state = self.registry.trust_anchors().await?;
+        let mut parsed = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, anchors)) = parsed.as_ref()
+            && Arc::ptr_eq(seen, &state)
+        {
+            return Ok(anchors.clone());
+        }
+        let anchors: Arc<Vec<x5c::TrustAnchor>> = Arc::new(
+            state
+                .anchors
+                .iter()
+                .filter_map(|(anchor, _)| x5c::parse_anchor_pem(&anchor.pem).ok())
+                .collect(),
+        );
+        *parsed = Some((state, anchors.clone()));
+        Ok(anchors)
+    }
+
     /// The pure verifier, on the blocking pool.
     async fn run(
         &self,
@@ -317,11 +435,17 @@ impl Verifier {
                 now,
                 profile: Profile::SdJwtVc,
             };
+            let x5c = trust.x5c.as_ref().map(|checked| match checked {
+                Ok((key, thumbprint)) => X5cTrust::Key { key, thumbprint },
+                Err((reason, why)) => X5cTrust::Refused(*reason, why),
+            });
             let trust = Resolved {
                 issuer: trust.issuer.as_ref().as_ref(),
                 list: list.as_ref().as_ref(),
                 list_unavailable: list_unavailable.as_deref(),
                 keys_unavailable: trust.keys_unavailable.as_deref(),
+                x5c,
+                type_metadata_invalid: trust.type_metadata_invalid.as_deref(),
             };
             verification::verify(&checked.presentation, &request, &trust)
         })

@@ -16,7 +16,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proofline_domain::jose::PublicKey;
+use proofline_domain::verification::Reason;
 use serde_json::Value;
+use sha2::Digest;
 use url::{Host, Url};
 
 use crate::x509::{Cert, ChainError, pem_chain, verify_chain};
@@ -394,3 +396,42 @@ fn names_issuer(leaf: &Cert, iss: &str) -> Result<bool, X5cError> {
 
 #[cfg(test)]
 mod tests;
+
+/// What a verification takes from a credential's `x5c` chain: the leaf's
+/// key and its SHA-256 thumbprint (hex), or the reason it is not trusted
+/// and why.
+pub type Checked = Result<(PublicKey, String), (Reason, String)>;
+
+/// The issuer JWT `jws`'s `x5c` chain checked against `anchors` for `iss`,
+/// at its `iat` (or `now` without one) and at `now`; `None` when it
+/// carries no chain. The service and `log replay-verification` both judge
+/// through this.
+pub fn check_credential(
+    jws: &proofline_domain::jose::CompactJws,
+    anchors: &[TrustAnchor],
+    iss: &str,
+    now: i64,
+) -> Option<Checked> {
+    let chain = match x5c_of_header(&Value::Object(jws.header.clone())) {
+        Ok(chain) => chain?,
+        Err(e) => return Some(Err((Reason::X5cInvalid, e.to_string()))),
+    };
+    let iat = jws
+        .payload
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(now);
+    let times = [(AT_IAT, iat), (NOW, now)];
+    Some(match trusted_leaf_key(&chain, anchors, iss, &times) {
+        Ok(key) => Ok((key, hex::encode(sha2::Sha256::digest(&chain[0])))),
+        Err(e) => Err((
+            match e {
+                X5cError::UnknownRoot => Reason::X5cUnknownRoot,
+                X5cError::Expired { .. } => Reason::X5cExpired,
+                X5cError::SanMismatch => Reason::X5cSanMismatch,
+                _ => Reason::X5cInvalid,
+            },
+            e.to_string(),
+        )),
+    })
+}

@@ -61,6 +61,8 @@
 //! - [`issuer`]: the trust registry's issuers and their keys.
 //! - [`status_list`]: Token Status List tokens, their checks and the
 //!   StatusList aggregate.
+//! - [`trust_anchor`]: the X.509 roots the operator trusts for `x5c`
+//!   issuers.
 //! - [`principal`]: who is calling, and their role.
 //! - [`api_key`]: the public shape of API keys (prefix and secret part).
 //! - [`jose`]: strict base64url, compact JWS, public JWKs, and signature
@@ -106,6 +108,7 @@ pub mod sd_jwt;
 #[cfg(feature = "testing")]
 pub mod specification;
 pub mod status_list;
+pub mod trust_anchor;
 pub mod values;
 pub mod verification;
 pub mod verification_record;

@@ -99,7 +99,7 @@ pub fn of<E: EventSchema + JsonSchema>(category: Category) -> Vec<EventType> {
 pub fn events() -> Vec<EventType> {
     use crate::{
         auditor, checkpoint, issuer, lender, operator, presentation_request, status_list,
-        verification_record, webhook_delivery,
+        trust_anchor, verification_record, webhook_delivery,
     };
     [
         of::<lender::LenderEvent>(Category::Lender),
@@ -108,6 +108,7 @@ pub fn events() -> Vec<EventType> {
         of::<operator::OperatorEvent>(Category::Operator),
         of::<issuer::IssuerEvent>(Category::Issuer),
         of::<status_list::StatusListEvent>(Category::StatusList),
+        of::<trust_anchor::TrustAnchorEvent>(Category::Registry),
         of::<verification_record::VerificationEvent>(Category::Verification),
         of::<webhook_delivery::WebhookDeliveryEvent>(Category::Webhook),
         of::<checkpoint::CheckpointEvent>(Category::Log),

@@ -9,5 +9,6 @@ pub mod log;
 pub mod oid4vp;
 pub mod paging;
 pub mod presentation_requests;
+pub mod trust_anchors;
 pub mod verifications;
 pub mod webhooks;

@@ -42,7 +42,7 @@ mod steps;
 mod trust;
 
 pub use reason::Reason;
-pub use trust::{KeyUsed, References, Resolved, Trust, references};
+pub use trust::{KeyUsed, References, Resolved, Trust, X5cTrust, references};
 
 /// How old a Key Binding JWT may be, unless the operator says otherwise
 /// (`PROOFLINE_PRESENTATION_MAX_AGE_SECONDS`).

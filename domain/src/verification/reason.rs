@@ -67,9 +67,23 @@ reasons! {
     KeyRetired => "key_retired",
     KeyRevoked => "key_revoked",
     VctNotAllowed => "vct_not_allowed",
+    /// The credential pins its type metadata (`vct#integrity`) and the
+    /// document at `vct` (or one it extends) could not be fetched or does
+    /// not match.
+    TypeMetadataInvalid => "type_metadata_invalid",
     /// The key had to be resolved from the issuer's documents (a DID
     /// document, issuer metadata) and could not be.
     IssuerKeysUnavailable => "issuer_keys_unavailable",
+    /// The `x5c` chain ends at no root the operator registered.
+    X5cUnknownRoot => "x5c_unknown_root",
+    /// A certificate of the `x5c` chain was not valid at the credential's
+    /// `iat` or now.
+    X5cExpired => "x5c_expired",
+    /// The leaf certificate does not name the issuer (`iss`).
+    X5cSanMismatch => "x5c_san_mismatch",
+    /// The `x5c` chain is malformed, does not validate, or its leaf may not
+    /// sign or has a key of another kind.
+    X5cInvalid => "x5c_invalid",
     // SIGNATURE
     AlgKeyMismatch => "alg_key_mismatch",
     SignatureInvalid => "signature_invalid",

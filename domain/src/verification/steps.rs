@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Outcome, Profile, Reason, Request, Run, SKEW_SECONDS, StatusUsed, Step, StepFailure, Trust,
-    numeric_date,
+    X5cTrust, numeric_date,
 };
 use crate::issuer::KeyLookupError;
 use crate::jose::{Algorithm, JoseError, Jwk, PublicKey};
@@ -318,7 +318,13 @@ fn issuer_auth(
         Some(true) => return Err((Reason::IssuerSuspended, format!("{iss} is suspended"))),
         Some(false) => {}
     }
-    let key = trust.issuer_key(iss, kid, signed_at).map_err(|e| match e {
+    let x5c = trust.x5c(iss);
+    let key = match x5c {
+        Some(X5cTrust::Key { key, .. }) => Ok(key.clone()),
+        Some(X5cTrust::Refused(reason, why)) => return Err((reason, why.to_owned())),
+        None => trust.issuer_key(iss, kid, signed_at),
+    };
+    let key = key.map_err(|e| match e {
         KeyLookupError::UnknownKid if trust.issuer_keys_unavailable(iss).is_some() => (
             Reason::IssuerKeysUnavailable,
             format!(
@@ -349,6 +355,12 @@ fn issuer_auth(
             return Err((
                 Reason::VctNotAllowed,
                 format!("{iss} is not trusted for {vct}"),
+            ));
+        }
+        if let Some(why) = trust.type_metadata_invalid(vct) {
+            return Err((
+                Reason::TypeMetadataInvalid,
+                format!("the type metadata of {vct}: {why}"),
             ));
         }
     }

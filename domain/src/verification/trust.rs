@@ -9,6 +9,7 @@ use crate::jose::PublicKey;
 use crate::log::Timestamp;
 use crate::sd_jwt;
 use crate::status_list::StatusList;
+use crate::verification::Reason;
 
 /// What the verifier needs to know of the world, resolved beforehand.
 pub trait Trust {
@@ -35,6 +36,16 @@ pub trait Trust {
     fn issuer_keys_unavailable(&self, _iss: &str) -> Option<&str> {
         None
     }
+    /// Why the type metadata the credential pins (`vct#integrity`) is not
+    /// what it should be, when it is not.
+    fn type_metadata_invalid(&self, _vct: &str) -> Option<&str> {
+        None
+    }
+    /// What the credential's `x5c` chain said of `iss`, when the issuer is
+    /// trusted through one and the credential carries one.
+    fn x5c(&self, _iss: &str) -> Option<X5cTrust<'_>> {
+        None
+    }
     /// Why no list can be used for `uri` although one may exist (it had
     /// to be fetched and could not be); `None` when that is not the case.
     fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
@@ -54,6 +65,24 @@ pub struct Resolved<'a> {
     pub list_unavailable: Option<&'a str>,
     /// Set when the issuer's keys had to be resolved and could not be: why.
     pub keys_unavailable: Option<&'a str>,
+    /// Set when the credential's `x5c` chain was checked (X.509 is done
+    /// outside the domain): its leaf key, or why it is not trusted.
+    pub x5c: Option<X5cTrust<'a>>,
+    /// Set when the type metadata the credential pins could not be fetched
+    /// or did not match its `vct#integrity`: why.
+    pub type_metadata_invalid: Option<&'a str>,
+}
+
+/// The outcome of checking an `x5c` chain against the operator's trust
+/// anchors: the leaf's key (and its SHA-256 thumbprint, for the record),
+/// or the reason it is not trusted and why.
+#[derive(Debug, Clone, Copy)]
+pub enum X5cTrust<'a> {
+    Key {
+        key: &'a PublicKey,
+        thumbprint: &'a str,
+    },
+    Refused(Reason, &'a str),
 }
 
 /// Which key verified a credential: where it came from and, for a
@@ -106,6 +135,14 @@ impl Trust for Resolved<'_> {
 
     fn key_used(&self, iss: &str, kid: Option<&str>, signed_at: Timestamp) -> Option<KeyUsed> {
         let issuer = self.issuer(iss)?;
+        if let Some(X5cTrust::Key { thumbprint, .. }) = self.x5c {
+            return Some(KeyUsed {
+                kid: format!("x5t#S256:{thumbprint}"),
+                source: crate::issuer::KeySource::X5c,
+                resolved_version: None,
+                resolved_at: None,
+            });
+        }
         let key = issuer.key_at(kid, signed_at).ok()?;
         let set = issuer
             .resolved
@@ -121,6 +158,15 @@ impl Trust for Resolved<'_> {
 
     fn issuer_keys_unavailable(&self, _iss: &str) -> Option<&str> {
         self.keys_unavailable
+    }
+
+    fn type_metadata_invalid(&self, _vct: &str) -> Option<&str> {
+        self.type_metadata_invalid
+    }
+
+    fn x5c(&self, iss: &str) -> Option<X5cTrust<'_>> {
+        self.issuer(iss)?;
+        self.x5c
     }
 }
 

@@ -163,6 +163,19 @@ fn every_reason_is_reached() {
                     world.verify_issued(json!({}), Some(json!({"alg": "EdDSA", "typ": "dc+sd-jwt", "kid": "rotated"}))),
                 )
             }
+            Reason::X5cUnknownRoot
+            | Reason::X5cExpired
+            | Reason::X5cSanMismatch
+            | Reason::X5cInvalid => {
+                let mut world = World::new();
+                world.x5c_refusal = Some((reason, "as the chain check said".into()));
+                at(Step::IssuerAuth, world.verify_issued(json!({}), None))
+            }
+            Reason::TypeMetadataInvalid => {
+                let mut world = World::new();
+                world.type_metadata_invalid = Some("the digest does not match".into());
+                at(Step::IssuerAuth, world.verify_issued(json!({}), None))
+            }
             Reason::StatusListUnavailable => {
                 let mut world = World::new();
                 world.list_unavailable = Some("the server answered HTTP 503".into());

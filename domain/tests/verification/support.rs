@@ -17,7 +17,7 @@ use proofline_domain::status_list::{
 };
 use proofline_domain::values::Name;
 use proofline_domain::verification::{
-    ClaimPath, Outcome, Profile, Reason, Request, Resolved, Step, verify,
+    ClaimPath, Outcome, Profile, Reason, Request, Resolved, Step, X5cTrust, verify,
 };
 use serde_json::{Map, Value, json};
 
@@ -41,6 +41,10 @@ pub struct World {
     pub list_unavailable: Option<String>,
     /// Why the issuer's keys could not be resolved, when they could not.
     pub keys_unavailable: Option<String>,
+    /// Why the credential's `x5c` chain is not trusted, when it is not.
+    pub x5c_refusal: Option<(Reason, String)>,
+    /// Why the pinned type metadata does not match, when it does not.
+    pub type_metadata_invalid: Option<String>,
     pub required: Vec<ClaimPath>,
     pub require_holder_binding: bool,
     pub now: Timestamp,
@@ -71,6 +75,8 @@ impl World {
             list: None,
             list_unavailable: None,
             keys_unavailable: None,
+            x5c_refusal: None,
+            type_metadata_invalid: None,
             required: Vec::new(),
             require_holder_binding: true,
             now: t(0),
@@ -292,6 +298,11 @@ impl World {
                 list: self.list.as_ref(),
                 list_unavailable: self.list_unavailable.as_deref(),
                 keys_unavailable: self.keys_unavailable.as_deref(),
+                x5c: self
+                    .x5c_refusal
+                    .as_ref()
+                    .map(|(reason, why)| X5cTrust::Refused(*reason, why)),
+                type_metadata_invalid: self.type_metadata_invalid.as_deref(),
             },
         )
     }

@@ -1,10 +1,14 @@
 //! Fetched trust end to end: the service as a process fetching from an
 //! issuer's HTTPS server run by the test (its CA made here), on the
-//! embedded store and, with `service-tests`, on Postgres and NATS.
+//! embedded store and, with `service-tests`, on Postgres and NATS. The
+//! cases end by replaying every verification they made from the log.
 
 mod keys;
 mod lists;
+mod replay;
+mod types;
 mod world;
+mod x5c;
 
 use std::path::Path;
 
@@ -20,7 +24,10 @@ async fn embedded(dir: &Path, extra: &[(&str, &str)]) -> World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_lists_are_fetched_refreshed_and_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
-    lists::fetched_then_revoked_then_unavailable(&embedded(dir.path(), &[]).await).await;
+    let world = embedded(dir.path(), &[]).await;
+    lists::fetched_then_revoked_then_unavailable(&world).await;
+    replay::replay_all(&world).await;
+    replay::refusals(&world).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,6 +36,7 @@ async fn embedded_refused_lists_are_not_appended() {
     let world = embedded(dir.path(), &[]).await;
     lists::refused_lists(&world).await;
     lists::one_fetch_for_many(&world).await;
+    replay::replay_all(&world).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,6 +44,7 @@ async fn embedded_refused_addresses_are_not_reached() {
     let dir = tempfile::tempdir().unwrap();
     let world = embedded(dir.path(), &[("PROOFLINE_FETCH_ALLOWED_NETWORKS", "")]).await;
     lists::refused_address(&world).await;
+    replay::replay_all(&world).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,6 +53,16 @@ async fn embedded_issuer_keys_are_discovered() {
     let world = embedded(dir.path(), &[]).await;
     keys::did_web(&world).await;
     keys::issuer_metadata(&world).await;
+    replay::replay_all(&world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_x5c_issuers_chain_to_registered_anchors() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = embedded(dir.path(), &[]).await;
+    x5c::x5c_issuers(&world).await;
+    types::pinned_type_metadata(&world).await;
+    replay::replay_all(&world).await;
 }
 
 #[cfg(feature = "service-tests")]
@@ -74,6 +93,8 @@ mod services {
         let dir = tempfile::tempdir().unwrap();
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         lists::fetched_then_revoked_then_unavailable(&world).await;
+        replay::replay_all(&world).await;
+        replay::refusals(&world).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,6 +105,7 @@ mod services {
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         lists::refused_lists(&world).await;
         lists::one_fetch_for_many(&world).await;
+        replay::replay_all(&world).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,5 +116,17 @@ mod services {
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         keys::did_web(&world).await;
         keys::issuer_metadata(&world).await;
+        replay::replay_all(&world).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_x5c_issuers_chain_to_registered_anchors() {
+        let database = proofline_testkit::TestDatabase::create().await;
+        let nats = proofline_testkit::nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let world = postgres(dir.path(), &database, &nats, &[]).await;
+        x5c::x5c_issuers(&world).await;
+        types::pinned_type_metadata(&world).await;
+        replay::replay_all(&world).await;
     }
 }

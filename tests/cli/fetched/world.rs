@@ -126,7 +126,21 @@ pub struct World {
     pub client: reqwest::Client,
     pub issuer: Issuer,
     pub server: IssuerServer,
+    /// The file the service wrote the operator's key to.
+    pub operator_key_file: PathBuf,
+    /// Every presentation [`World::verify`] had verified, in order.
+    pub verified: Mutex<Vec<Verified>>,
     _ca_dir: tempfile::TempDir,
+}
+
+/// A presentation this world had verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The answer's `verification_id`.
+    pub id: String,
+    pub presentation: String,
+    /// The nonce the lender gave.
+    pub nonce: String,
 }
 
 impl World {
@@ -148,7 +162,8 @@ impl World {
             .envs(extra.iter().copied());
         let service = Running::start(command);
         let base = service.base.clone();
-        let operator_key = read_key(&data.join("operator.key"));
+        let operator_key_file = data.join("operator.key");
+        let operator_key = read_key(&operator_key_file);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -163,6 +178,8 @@ impl World {
             client,
             issuer,
             server,
+            operator_key_file,
+            verified: Mutex::default(),
             _ca_dir: ca_dir,
         };
         let did = world.issuer.did.as_str().to_owned();
@@ -209,7 +226,8 @@ impl World {
         presentation_of(&self.issuer, Some((uri, idx)), &self.audience)
     }
 
-    /// Verifies as the lender: the answer (201 expected).
+    /// Verifies as the lender: the answer (201 expected). Remembered, to
+    /// be replayed from the log.
     pub async fn verify(&self, (presentation, nonce): &(String, String)) -> Value {
         let response = self
             .client
@@ -222,6 +240,11 @@ impl World {
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "{body}");
+        self.verified.lock().unwrap().push(Verified {
+            id: body["verification_id"].as_str().unwrap().to_owned(),
+            presentation: presentation.clone(),
+            nonce: nonce.clone(),
+        });
         body
     }
 
