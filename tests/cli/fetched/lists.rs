@@ -211,3 +211,23 @@ pub async fn one_fetch_for_many(world: &World) {
     assert_eq!(world.server.published.hits(path), 1, "one fetch for 1,000");
     assert_eq!(world.events("StatusListFetched").await.len(), 1);
 }
+
+/// With `PROOFLINE_STATUS_LIST_STALE_GRACE_SECONDS`, a list that is due
+/// and cannot be fetched is still used for the grace (and only then).
+pub async fn stale_within_grace(world: &World) {
+    let path = "/lists/graced";
+    let uri = world.server.url(path);
+    let published = &world.server.published;
+    published.put(path, Doc::token(world.list(&uri, &[0; 16], now() - 10, 1)));
+    let answer = world.verify(&world.presentation(&uri, 3)).await;
+    assert_eq!(outcome(&answer), (true, None, None), "{answer}");
+    world.server.stop();
+    past_ttl(1).await;
+    let answer = world.verify(&world.presentation(&uri, 3)).await;
+    assert_eq!(
+        outcome(&answer),
+        (true, None, None),
+        "due, unreachable, within the grace: {answer}"
+    );
+    assert_eq!(world.events("StatusListFetched").await.len(), 1);
+}

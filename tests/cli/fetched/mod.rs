@@ -48,6 +48,18 @@ async fn embedded_refused_addresses_are_not_reached() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_stale_lists_are_used_within_the_grace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = embedded(
+        dir.path(),
+        &[("PROOFLINE_STATUS_LIST_STALE_GRACE_SECONDS", "600")],
+    )
+    .await;
+    lists::stale_within_grace(&world).await;
+    replay::replay_all(&world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_issuer_keys_are_discovered() {
     let dir = tempfile::tempdir().unwrap();
     let world = embedded(dir.path(), &[]).await;
@@ -127,6 +139,22 @@ mod services {
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         x5c::x5c_issuers(&world).await;
         types::pinned_type_metadata(&world).await;
+        replay::replay_all(&world).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_refused_addresses_are_not_reached() {
+        let database = proofline_testkit::TestDatabase::create().await;
+        let nats = proofline_testkit::nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let world = postgres(
+            dir.path(),
+            &database,
+            &nats,
+            &[("PROOFLINE_FETCH_ALLOWED_NETWORKS", "")],
+        )
+        .await;
+        lists::refused_address(&world).await;
         replay::replay_all(&world).await;
     }
 }
