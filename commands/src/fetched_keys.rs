@@ -74,14 +74,15 @@ impl KeyResolver {
 
     /// Resolves the sources of `issuer` that are due, for a credential
     /// naming `kid`. `Some(why)` when a source had to be resolved and could
-    /// not be; the caller reads the issuer again from the registry either
-    /// way (a resolution that changed the keys moved the log).
+    /// not be; and whether any was tried (then the caller reads the issuer
+    /// again: a resolution that changed the keys moved the log).
     pub async fn ensure(
         &self,
         issuer: &proofline_domain::issuer::Issuer,
         kid: Option<&str>,
         now: Timestamp,
-    ) -> Option<String> {
+    ) -> (Option<String>, bool) {
+        let mut tried = false;
         let kid_known = issuer.key(kid).is_ok();
         let mut failures = Vec::new();
         for source in issuer.fetched_sources().collect::<Vec<_>>() {
@@ -108,6 +109,7 @@ impl KeyResolver {
                 .as_ref()
                 .is_none_or(|r| seconds(now) - seconds(r.tried_at) >= MIN_AGE_SECONDS);
             if (stale || !kid_known) && may_try {
+                tried = true;
                 if let Err(why) = self.resolve(&issuer.did, source, now).await {
                     tracing::warn!(issuer = issuer.did.as_str(), source = source.as_str(), error = %why, "issuer keys not resolved");
                     failures.push(format!("{}: {why}", source.as_str()));
@@ -116,7 +118,7 @@ impl KeyResolver {
                 failures.push(format!("{}: {why}", source.as_str()));
             }
         }
-        (!failures.is_empty()).then(|| failures.join("; "))
+        ((!failures.is_empty()).then(|| failures.join("; ")), tried)
     }
 
     /// Resolves `source` of `did` now (once, whoever else asks meanwhile)

@@ -366,7 +366,10 @@ impl Verifier {
         if known.suspended || known.fetched_sources().next().is_none() {
             return Ok((issuer, None));
         }
-        let unavailable = keys.ensure(known, references.kid.as_deref(), now).await;
+        let (unavailable, tried) = keys.ensure(known, references.kid.as_deref(), now).await;
+        if !tried {
+            return Ok((issuer, unavailable));
+        }
         Ok((self.registry.issuer(&did).await?, unavailable))
     }
 

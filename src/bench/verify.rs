@@ -204,28 +204,25 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
     let half = presentations.len() / 2;
     let mut registered_runs = Vec::new();
     let mut fetched_runs = Vec::new();
+    // Registered first, then fetched first: neither always runs on the
+    // larger store.
     for round in 0..2 {
         let range = round * half..(round + 1) * half;
-        registered_runs.push(
-            end_to_end(
-                &client,
-                &base,
-                &lender_key,
-                &presentations[range.clone()],
-                clients,
-            )
-            .await?,
-        );
-        fetched_runs.push(
-            end_to_end(
-                &client,
-                &base,
-                &lender_key,
-                &fetched.presentations[range],
-                clients,
-            )
-            .await?,
-        );
+        let registered_half = &presentations[range.clone()];
+        let fetched_half = &fetched.presentations[range];
+        let order = if round == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for fetched_trust in order {
+            let (runs, half) = if fetched_trust {
+                (&mut fetched_runs, fetched_half)
+            } else {
+                (&mut registered_runs, registered_half)
+            };
+            runs.push(end_to_end(&client, &base, &lender_key, half, clients).await?);
+        }
     }
     let registered = Run::merge(registered_runs);
     let fetched_run = Run::merge(fetched_runs);
