@@ -7,7 +7,7 @@ use proofline_commands::signing::ServiceKey;
 use proofline_domain::did::Did;
 use serde_json::{Value, json};
 
-use super::world::{Doc, World, presentation_of};
+use super::world::{Doc, World, outcome, presentation_of, step_detail};
 
 fn json_doc(value: Value) -> Doc {
     Doc::Body {
@@ -26,25 +26,6 @@ async fn register(world: &World, did: &str, sources: &[&str]) {
         )
         .await;
     assert_eq!(status, 201, "{did}: {body}");
-}
-
-fn outcome(answer: &Value) -> (bool, Option<&str>, Option<&str>) {
-    (
-        answer["verified"].as_bool().unwrap_or(false),
-        answer["failed_step"].as_str(),
-        answer["reason"].as_str(),
-    )
-}
-
-fn step_detail(answer: &Value, step: &str) -> String {
-    answer["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["name"] == step)
-        .and_then(|s| s["detail"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The DID document of a did:web issuer with one Ed25519 key.

@@ -5,29 +5,8 @@ use std::time::Duration;
 
 use proofline::wallet::Issuer;
 use proofline_commands::signing::ServiceKey;
-use serde_json::Value;
 
-use super::world::{Doc, World, list_token, now};
-
-/// The detail of the REVOCATION step of an answer.
-fn revocation_detail(answer: &Value) -> String {
-    answer["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["name"] == "REVOCATION")
-        .and_then(|s| s["detail"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn outcome(answer: &Value) -> (bool, Option<&str>, Option<&str>) {
-    (
-        answer["verified"].as_bool().unwrap_or(false),
-        answer["failed_step"].as_str(),
-        answer["reason"].as_str(),
-    )
-}
+use super::world::{Doc, World, list_token, now, outcome, step_detail};
 
 /// Waits out `seconds` of a list's `ttl` (whole seconds, as `ttl` counts).
 async fn past_ttl(seconds: u64) {
@@ -97,7 +76,7 @@ pub async fn fetched_then_revoked_then_unavailable(world: &World) {
         "{answer}"
     );
     assert!(
-        revocation_detail(&answer).contains("could not be fetched"),
+        step_detail(&answer, "REVOCATION").contains("could not be fetched"),
         "{answer}"
     );
 }
@@ -151,7 +130,7 @@ pub async fn refused_lists(world: &World) {
             (false, Some("REVOCATION"), Some("status_list_unavailable")),
             "{path}: {answer}"
         );
-        let detail = revocation_detail(&answer);
+        let detail = step_detail(&answer, "REVOCATION");
         assert!(
             detail.contains(why),
             "{path}: {detail:?} should say {why:?}"
@@ -179,7 +158,7 @@ pub async fn refused_address(world: &World) {
         (false, Some("REVOCATION"), Some("status_list_unavailable")),
         "{answer}"
     );
-    let detail = revocation_detail(&answer);
+    let detail = step_detail(&answer, "REVOCATION");
     assert!(
         detail.contains("localhost resolves to a loopback address"),
         "{detail}"

@@ -8,7 +8,7 @@ use proofline_commands::signing::ServiceKey;
 use proofline_domain::discovery::integrity_of;
 use serde_json::{Value, json};
 
-use super::world::{Doc, World, now};
+use super::world::{Doc, World, now, outcome};
 
 fn json_doc(value: &Value) -> (Doc, String) {
     let body = value.to_string().into_bytes();
@@ -44,14 +44,6 @@ fn typed(world: &World, issuer: &Issuer, vct: &str, integrity: Option<&str>) -> 
         now(),
     );
     (presentation, nonce)
-}
-
-fn outcome(answer: &Value) -> (bool, Option<&str>, Option<&str>) {
-    (
-        answer["verified"].as_bool().unwrap_or(false),
-        answer["failed_step"].as_str(),
-        answer["reason"].as_str(),
-    )
 }
 
 pub async fn pinned_type_metadata(world: &World) {

@@ -313,3 +313,25 @@ pub fn presentation_of(
     let presentation = present_to(&holder, &issued, &disclosures, &nonce, audience, now());
     (presentation, nonce)
 }
+
+/// What an answer to `POST /v1/verifications` decided: verified, the step
+/// that failed, its reason.
+pub fn outcome(answer: &Value) -> (bool, Option<&str>, Option<&str>) {
+    (
+        answer["verified"].as_bool().unwrap_or(false),
+        answer["failed_step"].as_str(),
+        answer["reason"].as_str(),
+    )
+}
+
+/// The detail of `step` in an answer.
+pub fn step_detail(answer: &Value, step: &str) -> String {
+    answer["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == step)
+        .and_then(|s| s["detail"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -14,7 +14,7 @@ use rcgen::{
 };
 use serde_json::{Value, json};
 
-use super::world::{World, presentation_of};
+use super::world::{World, outcome, presentation_of};
 
 const ISS: &str = "https://issuer.x5c.example";
 const HOST: &str = "issuer.x5c.example";
@@ -41,14 +41,6 @@ impl Root {
         let leaf = params.signed_by(&pair, &*self.0).unwrap();
         vec![STANDARD.encode(leaf.der())]
     }
-}
-
-fn outcome(answer: &Value) -> (bool, Option<&str>, Option<&str>) {
-    (
-        answer["verified"].as_bool().unwrap_or(false),
-        answer["failed_step"].as_str(),
-        answer["reason"].as_str(),
-    )
 }
 
 async fn verify_with(world: &World, chain: Vec<String>, key: ServiceKey) -> Value {
