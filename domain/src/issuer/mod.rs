@@ -310,17 +310,25 @@ impl Issuer {
             return Ok(only);
         }
         // Then the keys the issuer's own documents gave, by kid or by
-        // the fragment it names.
+        // the fragment it names. A resolved key that is also a registered
+        // key (the same public key under another kid) is the registered
+        // one: the operator's retirement or revocation of it holds whatever
+        // kid a credential names it by.
         let resolved = || {
             self.resolved
                 .iter()
                 .filter(|set| self.key_sources.contains(&set.source))
                 .flat_map(|set| set.keys.iter())
         };
-        resolved()
+        let found = resolved()
             .find(|key| key.kid.as_str() == kid)
             .or_else(|| resolved().find(|key| fragment_of(did, key.kid.as_str()) == wanted))
-            .ok_or(KeyLookupError::UnknownKid)
+            .ok_or(KeyLookupError::UnknownKid)?;
+        Ok(self
+            .keys
+            .iter()
+            .find(|registered| registered.key == found.key)
+            .unwrap_or(found))
     }
 
     /// Whether `kid` would name the same key as one registered already, in

@@ -511,3 +511,43 @@ fn resolved_keys_verify_until_the_source_drops_them() {
         )
         .then_error(IssuerError::SourceNotAllowed("metadata".into()));
 }
+
+/// An operator's revocation of a registered key holds when a credential
+/// names the same key by a kid its DID document gives it.
+#[test]
+fn a_revoked_key_does_not_come_back_through_the_did_document() {
+    let stolen = TestKey::ed25519(7);
+    let register = IssuerCommand::Register {
+        did: web_did(),
+        name: Name::parse("name", "Web Issuer").unwrap(),
+        keys: vec![key("k1", &stolen)],
+        credential_types: None,
+        key_sources: None,
+    };
+    let history = given::<IssuerDecider>([]).when(register, t(0)).accepted();
+    let history = given::<IssuerDecider>(history)
+        .when(
+            IssuerCommand::RevokeKey {
+                kid: Kid::parse("k1").unwrap(),
+            },
+            t(5),
+        )
+        .accepted();
+    let history = given::<IssuerDecider>(history)
+        .when(
+            IssuerCommand::RecordResolution {
+                source: KeySource::Did,
+                source_url: "https://issuer.example/.well-known/did.json".into(),
+                document_sha256: String::new(),
+                keys: vec![key("did:web:issuer.example#key-2020", &stolen)],
+                resolved_at: t(10),
+            },
+            t(10),
+        )
+        .accepted();
+    let issuer = IssuerDecider::fold(&history).unwrap();
+    assert!(matches!(
+        issuer.key_at(Some("did:web:issuer.example#key-2020"), t(20)),
+        Err(KeyLookupError::Revoked { .. })
+    ));
+}
