@@ -45,6 +45,20 @@ fn ca_params(name: &str) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
+    // It signs for this machine only: a CA a service is told to trust
+    // (`PROOFLINE_FETCH_CA_FILE`) could otherwise vouch for any issuer's
+    // host to whoever reads its key.
+    params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![
+            rcgen::GeneralSubtree::DnsName("localhost".into()),
+            rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4([127, 0, 0, 0], [255, 0, 0, 0])),
+            rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V6(
+                std::net::Ipv6Addr::LOCALHOST.octets(),
+                [0xff; 16],
+            )),
+        ],
+        excluded_subtrees: Vec::new(),
+    });
     Ok(params)
 }
 
@@ -106,12 +120,18 @@ impl LocalCa {
         self.pem.clone()
     }
 
-    /// TLS for a server known by `names` (DNS names or IP addresses).
-    pub fn server_config(&self, names: &[&str]) -> anyhow::Result<rustls::ServerConfig> {
+    /// A server certificate for `names`, and its key.
+    fn leaf(&self, names: &[&str]) -> anyhow::Result<(CertificateDer<'static>, KeyPair)> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let key = KeyPair::generate()?;
         let leaf = CertificateParams::new(names)?.signed_by(&key, &self.issuer)?;
-        let chain = vec![CertificateDer::from(leaf.der().to_vec()), self.der.clone()];
+        Ok((CertificateDer::from(leaf.der().to_vec()), key))
+    }
+
+    /// TLS for a server known by `names` (DNS names or IP addresses).
+    pub fn server_config(&self, names: &[&str]) -> anyhow::Result<rustls::ServerConfig> {
+        let (leaf, key) = self.leaf(names)?;
+        let chain = vec![leaf, self.der.clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -223,4 +243,37 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    /// Its certificates are trusted for this machine's names only, by a
+    /// client that trusts the CA: not for an issuer's host.
+    #[test]
+    fn the_ca_vouches_for_this_machine_only() {
+        let ca = LocalCa::new("Test CA").unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der.clone()).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        for (name, trusted) in [
+            ("localhost", true),
+            ("127.0.0.1", true),
+            ("issuer.example", false),
+            ("10.0.0.1", false),
+        ] {
+            let (leaf, _) = ca.leaf(&[name]).unwrap();
+            let server = ServerName::try_from(name.to_owned()).unwrap();
+            let verdict = verifier.verify_server_cert(&leaf, &[], &server, &[], UnixTime::now());
+            assert_eq!(verdict.is_ok(), trusted, "{name}: {verdict:?}");
+        }
+    }
 }
