@@ -195,6 +195,13 @@ pub struct ReplayArgs {
     /// Print one JSON object (a line per id) instead
     #[arg(long)]
     pub json: bool,
+    /// A service Ed25519 public key (base64url, from /v1/log/public-key,
+    /// fetched apart from the log) its checkpoints must be signed with;
+    /// repeat it for earlier keys. Without one, or when no signed checkpoint
+    /// covers the verification yet, a same outcome exits 3: the log then
+    /// proves only its own integrity
+    #[arg(long, allow_hyphen_values = true)]
+    pub public_key: Vec<String>,
 }
 
 #[derive(Debug, Default, Args)]

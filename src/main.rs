@@ -59,14 +59,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 
 /// `proofline log verify`: 0 when intact and signed by a key given from
 /// outside the file, 3 when intact but self-attested, 1 otherwise.
-fn verify_log(file: &std::path::Path, public_keys: &[String]) -> anyhow::Result<ExitCode> {
-    let keys = public_keys
+/// The `--public-key` values, as keys.
+fn public_keys(texts: &[String]) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    texts
         .iter()
         .map(|text| {
             proofline_domain::checkpoint::public_key(text)
                 .context("--public-key: an Ed25519 public key in base64url (32 bytes)")
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect()
+}
+
+fn verify_log(file: &std::path::Path, public_keys_given: &[String]) -> anyhow::Result<ExitCode> {
+    let keys = public_keys(public_keys_given)?;
     let verified = proofline::logfile::verify_file(file, &keys)?;
     println!(
         "ok: {} events, positions {} to {}, chain intact; last hash {}",
@@ -134,11 +139,15 @@ async fn replay_verification(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             max_age_seconds,
         })
         .collect();
-    let results = proofline::replay::run(source, &asks).await?;
-    Ok(if proofline::replay::print(&results, args.json) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let keys = public_keys(&args.public_key)?;
+    let results = proofline::replay::run(source, &asks, &keys).await?;
+    let unproven = results
+        .iter()
+        .any(|(_, result)| result.as_ref().is_ok_and(|r| r.unproven().is_some()));
+    Ok(match proofline::replay::print(&results, args.json) {
+        true if unproven => ExitCode::from(3),
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     })
 }
 

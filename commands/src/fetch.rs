@@ -140,11 +140,11 @@ impl Default for FetchSettings {
 /// One run of `future` per key at a time: callers asking while it runs
 /// wait for its result. The run is a task of its own, so it finishes, and
 /// leaves the table, whoever stops waiting.
-pub struct SingleFlight<K, V> {
-    in_flight: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>>,
+pub struct SingleFlight<K: Eq + std::hash::Hash, V> {
+    in_flight: Table<K, V>,
 }
 
-impl<K, V> Default for SingleFlight<K, V> {
+impl<K: Eq + std::hash::Hash, V> Default for SingleFlight<K, V> {
     fn default() -> Self {
         Self {
             in_flight: Arc::default(),
@@ -174,16 +174,16 @@ where
             match in_flight.get(&key) {
                 Some(flight) => (flight.clone(), true),
                 None => {
-                    let table = self.in_flight.clone();
-                    let done_key = key.clone();
+                    let leave = Leave {
+                        table: self.in_flight.clone(),
+                        key: Some(key.clone()),
+                    };
                     let work = future();
                     let task = tokio::spawn(async move {
-                        let value = work.await;
-                        table
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&done_key);
-                        value
+                        // The run leaves the table when its task ends, even
+                        // by a panic, so a later caller starts afresh.
+                        let _leave = leave;
+                        work.await
                     });
                     let flight = async move { task.await.unwrap_or_else(|e| lost(e.to_string())) }
                         .boxed()
@@ -194,6 +194,25 @@ where
             }
         };
         (flight.await, joined)
+    }
+}
+
+type Table<K, V> = Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>>;
+
+/// Removes a run from its table when dropped.
+struct Leave<K: Eq + std::hash::Hash, V> {
+    table: Table<K, V>,
+    key: Option<K>,
+}
+
+impl<K: Eq + std::hash::Hash, V> Drop for Leave<K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        }
     }
 }
 
@@ -385,6 +404,21 @@ fn classify(error: &reqwest::Error) -> FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_run_that_panics_leaves_the_table() {
+        let flights: SingleFlight<u8, Result<u8, String>> = SingleFlight::default();
+        let (first, _) = flights
+            .run(1, || async { panic!("a parser bug") }, Err)
+            .await;
+        assert!(first.is_err());
+        let (second, joined) = flights.run(1, || async { Ok(7) }, Err).await;
+        assert_eq!(
+            (second, joined),
+            (Ok(7), false),
+            "a new run, not the panicked one"
+        );
+    }
 
     #[test]
     fn cache_control_gives_the_age() {

@@ -51,6 +51,19 @@ struct Remembered {
 
 type Resolution = Result<(Timestamp, i64), String>;
 
+/// What [`KeyResolver::ensure`] found.
+#[derive(Debug, Default)]
+pub struct Ensured {
+    /// Why a source that had to be resolved could not be.
+    pub unavailable: Option<String>,
+    /// Whether a resolution was tried (then the issuer is read again: one
+    /// that changed the keys moved the log).
+    pub tried: bool,
+    /// Sources whose last set outlived the longest caching allowed and
+    /// could not be confirmed: their keys verify nothing for now.
+    pub expired: Vec<KeySource>,
+}
+
 pub struct KeyResolver {
     store: Arc<dyn EventStore>,
     fetcher: Arc<Fetcher>,
@@ -73,16 +86,15 @@ impl KeyResolver {
     }
 
     /// Resolves the sources of `issuer` that are due, for a credential
-    /// naming `kid`. `Some(why)` when a source had to be resolved and could
-    /// not be; and whether any was tried (then the caller reads the issuer
-    /// again: a resolution that changed the keys moved the log).
+    /// naming `kid`.
     pub async fn ensure(
         &self,
         issuer: &proofline_domain::issuer::Issuer,
         kid: Option<&str>,
         now: Timestamp,
-    ) -> (Option<String>, bool) {
+    ) -> Ensured {
         let mut tried = false;
+        let mut expired = Vec::new();
         let kid_known = issuer.key(kid).is_ok();
         let mut failures = Vec::new();
         for source in issuer.fetched_sources().collect::<Vec<_>>() {
@@ -108,17 +120,28 @@ impl KeyResolver {
             let may_try = remembered
                 .as_ref()
                 .is_none_or(|r| seconds(now) - seconds(r.tried_at) >= MIN_AGE_SECONDS);
-            if (stale || !kid_known) && may_try {
+            // A set not confirmed for the longest any document may be
+            // cached verifies nothing more until its source answers again.
+            let outlived = confirmed.is_none_or(|at| seconds(now) - seconds(at) >= MAX_AGE_SECONDS);
+            let failed = if (stale || !kid_known) && may_try {
                 tried = true;
-                if let Err(why) = self.resolve(&issuer.did, source, now).await {
-                    tracing::warn!(issuer = issuer.did.as_str(), source = source.as_str(), error = %why, "issuer keys not resolved");
-                    failures.push(format!("{}: {why}", source.as_str()));
-                }
-            } else if let Some(why) = remembered.and_then(|r| r.failed) {
+                self.resolve(&issuer.did, source, now).await.err()
+            } else {
+                remembered.and_then(|r| r.failed)
+            };
+            if let Some(why) = failed {
+                tracing::warn!(issuer = issuer.did.as_str(), source = source.as_str(), error = %why, "issuer keys not resolved");
                 failures.push(format!("{}: {why}", source.as_str()));
+                if outlived && set.is_some() {
+                    expired.push(source);
+                }
             }
         }
-        ((!failures.is_empty()).then(|| failures.join("; ")), tried)
+        Ensured {
+            unavailable: (!failures.is_empty()).then(|| failures.join("; ")),
+            tried,
+            expired,
+        }
     }
 
     /// Resolves `source` of `did` now (once, whoever else asks meanwhile)
@@ -267,5 +290,79 @@ async fn resolve_and_record(
             .downcast_ref::<IssuerError>()
             .map_or_else(|| "refused".to_owned(), ToString::to_string)),
         Err(other) => Err(format!("the keys could not be recorded: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::FetchSettings;
+    use crate::store::sqlite::{self, SqliteEventStore};
+    use proofline_domain::decider::Decider;
+    use proofline_domain::issuer::{IssuerCommand, Kid};
+    use proofline_domain::jose::PublicKey;
+    use proofline_domain::values::Name;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_datetime(chrono::DateTime::from_timestamp(seconds, 0).unwrap())
+    }
+
+    /// A did:web issuer whose document is no longer reachable (here: the
+    /// guard refuses loopback) keeps its last keys while they may be
+    /// cached, and loses them past the longest caching allowed.
+    #[tokio::test]
+    async fn keys_that_cannot_be_confirmed_for_a_day_verify_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let pool = sqlite::connect_pool(&path).await.unwrap();
+        crate::migrate::apply_sqlite(&pool).await.unwrap();
+        let store: Arc<dyn EventStore> =
+            Arc::new(SqliteEventStore::open(pool, &path).await.unwrap());
+        let fetcher = Arc::new(Fetcher::new(&FetchSettings::default()).unwrap());
+        let resolver = KeyResolver::new(store, fetcher);
+        let did = Did::parse("did:web:localhost%3A9").unwrap();
+        let key = RegisteredKey {
+            kid: Kid::parse("did:web:localhost%3A9#key-1").unwrap(),
+            jwk: PublicKey::Ed25519(
+                crate::signing::ServiceKey::generate()
+                    .unwrap()
+                    .verifying_key(),
+            )
+            .to_jwk(),
+        };
+        let events = [
+            IssuerCommand::Register {
+                did: did.clone(),
+                name: Name::parse("name", "Gone").unwrap(),
+                keys: vec![],
+                credential_types: None,
+                key_sources: Some(vec![KeySource::Did]),
+            },
+            IssuerCommand::RecordResolution {
+                source: KeySource::Did,
+                source_url: "https://localhost:9/.well-known/did.json".into(),
+                document_sha256: String::new(),
+                keys: vec![key],
+                resolved_at: at(1_000),
+            },
+        ]
+        .iter()
+        .fold(Vec::new(), |mut history, command| {
+            let state = IssuerDecider::fold(&history);
+            history.extend(IssuerDecider::decide(command, &state, at(1_000)).unwrap());
+            history
+        });
+        let issuer = IssuerDecider::fold(&events).unwrap();
+        let kid = Some("did:web:localhost%3A9#key-1");
+        // An hour on: stale, not reachable, still within a day.
+        let early = resolver.ensure(&issuer, kid, at(1_000 + 3_600)).await;
+        assert!(early.tried && early.unavailable.is_some(), "{early:?}");
+        assert!(early.expired.is_empty(), "{early:?}");
+        // A day on: the set outlived its caching and is dropped.
+        let late = resolver
+            .ensure(&issuer, kid, at(1_000 + MAX_AGE_SECONDS + 60))
+            .await;
+        assert_eq!(late.expired, vec![KeySource::Did], "{late:?}");
+        assert!(late.unavailable.unwrap().contains("loopback"));
     }
 }

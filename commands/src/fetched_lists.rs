@@ -80,6 +80,9 @@ pub enum ListAnswer {
 struct Confirmed {
     /// When a fetch last found the list as the log holds it.
     at: Timestamp,
+    /// The list's version then: a confirmation of one version says nothing
+    /// of another.
+    version: u64,
     ttl: Option<u64>,
     issuer: Did,
     last_used: Timestamp,
@@ -91,7 +94,8 @@ pub struct StatusListFetcher {
     fetcher: Arc<Fetcher>,
     settings: ListSettings,
     confirmed: Mutex<HashMap<ListUri, Confirmed>>,
-    refreshes: SingleFlight<ListUri, Confirmation>,
+    /// One refresh per list and issuer whose keys check it.
+    refreshes: SingleFlight<(ListUri, Did), Confirmation>,
 }
 
 fn seconds(at: Timestamp) -> i64 {
@@ -136,9 +140,13 @@ impl StatusListFetcher {
                 let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
                 let remembered = confirmed.get_mut(uri);
                 let at = match remembered {
-                    Some(entry) => {
+                    Some(entry) if entry.version == list.version => {
                         entry.last_used = now;
                         entry.at.max(list.fetched_at.unwrap_or(entry.at))
+                    }
+                    Some(entry) => {
+                        entry.last_used = now;
+                        list.fetched_at.unwrap_or(now)
                     }
                     None => list.fetched_at.unwrap_or(now),
                 };
@@ -201,11 +209,11 @@ impl StatusListFetcher {
         };
         let (result, _) = self
             .refreshes
-            .run(uri.clone(), work, |e| {
+            .run((uri.clone(), issuer.clone()), work, |e| {
                 Err(format!("the refresh ended: {e}"))
             })
             .await;
-        let (at, ttl) = result?;
+        let (at, ttl, version) = result?;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
         if confirmed.len() >= MAX_REMEMBERED
             && !confirmed.contains_key(uri)
@@ -218,11 +226,16 @@ impl StatusListFetcher {
         }
         let entry = confirmed.entry(uri.clone()).or_insert(Confirmed {
             at,
+            version,
             ttl,
             issuer: issuer.clone(),
             last_used: at,
         });
+        if version != entry.version {
+            entry.at = at;
+        }
         entry.at = entry.at.max(at);
+        entry.version = version;
         entry.ttl = ttl;
         Ok(())
     }
@@ -256,7 +269,8 @@ impl StatusListFetcher {
     }
 }
 
-type Confirmation = Result<(Timestamp, Option<u64>), String>;
+/// When the list was confirmed, its `ttl`, and the version the log holds.
+type Confirmation = Result<(Timestamp, Option<u64>, u64), String>;
 
 async fn fetch_and_record(
     store: Arc<dyn EventStore>,
@@ -305,14 +319,21 @@ async fn fetch_and_record(
     .await;
     match recorded {
         Ok(done) => {
-            if let Some(done) = done {
+            if let Some(done) = &done {
                 tracing::info!(
                     uri = uri.as_str(),
                     position = done.position(),
                     "status list changed; recorded"
                 );
             }
-            Ok((fetched_at, ttl))
+            let version = registry
+                .status_list(&uri)
+                .await
+                .map_err(|e| format!("the list could not be read back: {e}"))?
+                .as_ref()
+                .as_ref()
+                .map_or(0, |list| list.version);
+            Ok((fetched_at, ttl, version))
         }
         Err(CommandError::Rejected(rejected)) => Err(refused(
             rejected

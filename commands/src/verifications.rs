@@ -366,11 +366,23 @@ impl Verifier {
         if known.suspended || known.fetched_sources().next().is_none() {
             return Ok((issuer, None));
         }
-        let (unavailable, tried) = keys.ensure(known, references.kid.as_deref(), now).await;
-        if !tried {
-            return Ok((issuer, unavailable));
+        let ensured = keys.ensure(known, references.kid.as_deref(), now).await;
+        let issuer = if ensured.tried {
+            self.registry.issuer(&did).await?
+        } else {
+            issuer
+        };
+        if ensured.expired.is_empty() {
+            return Ok((issuer, ensured.unavailable));
         }
-        Ok((self.registry.issuer(&did).await?, unavailable))
+        // Without the sets that outlived their caching.
+        let trimmed = issuer.as_ref().clone().map(|mut issuer| {
+            issuer
+                .resolved
+                .retain(|set| !ensured.expired.contains(&set.source));
+            issuer
+        });
+        Ok((Arc::new(trimmed), ensured.unavailable))
     }
 
     /// The credential's `x5c` chain checked against the operator's trust

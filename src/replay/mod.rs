@@ -122,6 +122,28 @@ impl Replay {
     pub fn same(&self) -> bool {
         self.differences.is_empty()
     }
+
+    /// Why the log does not prove the record was the service's, when it
+    /// does not: its checkpoints were checked only with keys the file
+    /// itself carries, or none signed yet covers the verification. A
+    /// forger who rewrote the whole file could make either.
+    pub fn unproven(&self) -> Option<String> {
+        if self.log.self_attested {
+            return Some(
+                "no --public-key: the checkpoints were checked with keys the log itself \
+                 records, so it proves only its own integrity"
+                    .into(),
+            );
+        }
+        match self.log.last_checkpoint {
+            Some(at) if at >= self.position => None,
+            Some(at) => Some(format!(
+                "no signed checkpoint covers position {} yet (the last is at {at})",
+                self.position
+            )),
+            None => Some("the log holds no signed checkpoint".into()),
+        }
+    }
 }
 
 /// Replays each of `asks` from the log of `source`: the log is read and
@@ -130,9 +152,10 @@ impl Replay {
 pub async fn run(
     source: Source,
     asks: &[Ask],
+    trusted: &[ed25519_dalek::VerifyingKey],
 ) -> anyhow::Result<Vec<(Uuid, anyhow::Result<Replay>)>> {
     match source {
-        Source::File(path) => replay_file(&path, asks),
+        Source::File(path) => replay_file(&path, asks, trusted),
         Source::Api { url, key } => {
             let file = tempfile::NamedTempFile::new().context("a temporary file for the log")?;
             {
@@ -141,7 +164,7 @@ pub async fn run(
                     .await
                     .with_context(|| format!("cannot read the log of {url}"))?;
             }
-            replay_file(file.path(), asks)
+            replay_file(file.path(), asks, trusted)
         }
     }
 }
@@ -180,9 +203,10 @@ impl Prepared {
 pub fn replay_file(
     path: &Path,
     asks: &[Ask],
+    trusted: &[ed25519_dalek::VerifyingKey],
 ) -> anyhow::Result<Vec<(Uuid, anyhow::Result<Replay>)>> {
     let log =
-        logfile::verify_file(path, &[]).context("the log does not verify; nothing replayed")?;
+        logfile::verify_file(path, trusted).context("the log does not verify; nothing replayed")?;
     ensure!(
         log.first_position == 1,
         "the log starts at position {}; a replay needs the whole log from position 1",

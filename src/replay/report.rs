@@ -42,6 +42,18 @@ impl Replay {
             "log: {} events, positions {} to {}, chain intact",
             self.log.events, self.log.first_position, self.log.last_position
         );
+        match self.unproven() {
+            Some(why) => {
+                let _ = writeln!(out, "not proven the service's: {why}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "signed: checkpoints verified with the given key, the last at position {}",
+                    self.log.last_checkpoint.unwrap_or_default()
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "presentation: the one recorded (presentation_sha256 {}; nonce {})",
@@ -147,6 +159,8 @@ impl Replay {
                 "first_position": self.log.first_position,
                 "last_position": self.log.last_position,
                 "last_hash": self.log.last_hash.to_string(),
+                "last_checkpoint": self.log.last_checkpoint,
+                "unproven": self.unproven(),
             },
             "presentation_sha256": record.presentation_sha256,
             "nonce_from": match self.nonce_from {

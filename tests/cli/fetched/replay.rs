@@ -81,14 +81,19 @@ fn replay(
 /// One `replay-verification` of every verification of `batch` (the
 /// `first` of the world's on), from `log`: exit 0 and "same outcome" for
 /// each.
-fn replay_batch(dir: &Path, log: &Path, first: usize, batch: &[Verified]) {
+fn replay_batch(dir: &Path, log: &Path, key: &str, first: usize, batch: &[Verified]) {
     let mut args: Vec<OsString> = vec!["log".into(), "replay-verification".into()];
     for (at, one) in (first..).zip(batch) {
         let file = dir.join(format!("{at}.presentation"));
         std::fs::write(&file, &one.presentation).unwrap();
         args.extend([one.id.as_str().into(), "--presentation".into(), file.into()]);
     }
-    args.extend(["--log".into(), log.as_os_str().to_owned()]);
+    args.extend([
+        "--log".into(),
+        log.as_os_str().to_owned(),
+        "--public-key".into(),
+        key.into(),
+    ]);
     let output = run(&args);
     let ids: Vec<&str> = batch.iter().map(|one| one.id.as_str()).collect();
     assert!(
@@ -112,6 +117,7 @@ fn same_outcome(output: &Output) -> bool {
 /// Exports the world's log and replays from it every verification the
 /// world made: each must exit 0 saying "same outcome".
 pub async fn replay_all(world: &World) {
+    let key = world.signed_key().await;
     let verified = world.verified.lock().unwrap().clone();
     assert!(!verified.is_empty(), "nothing to replay");
     let size = if verified.len() <= ONE_BY_ONE {
@@ -132,7 +138,7 @@ pub async fn replay_all(world: &World) {
                             break;
                         }
                         let batch = &verified[first..verified.len().min(first + size)];
-                        replay_batch(dir.path(), &log, first, batch);
+                        replay_batch(dir.path(), &log, &key, first, batch);
                     }
                 });
             }
@@ -152,6 +158,7 @@ pub async fn refusals(world: &World) {
         .verify(&(first.presentation.clone(), first.nonce.clone()))
         .await;
     assert_eq!(again["reason"], "nonce_replayed", "{again}");
+    let key = world.signed_key().await;
     let verified = world.verified.lock().unwrap().clone();
     let [first, second, ..] = verified.as_slice() else {
         panic!(
@@ -173,12 +180,34 @@ pub async fn refusals(world: &World) {
                 OsStr::new(&world.base),
                 OsStr::new("--key-file"),
                 world.operator_key_file.as_os_str(),
+                OsStr::new("--public-key"),
+                OsStr::new(&key),
             ],
         );
         assert!(same_outcome(&output), "--url: {}", said(&output));
 
         let log = export(world, dir);
-        let from_log = [OsStr::new("--log"), log.as_os_str()];
+        // Without a key from outside the log, a same outcome proves only
+        // the log's own integrity: exit 3, saying so.
+        let output = replay(
+            dir,
+            "unkeyed",
+            first,
+            &first.presentation,
+            &[OsStr::new("--log"), log.as_os_str()],
+        );
+        assert_eq!(output.status.code(), Some(3), "{}", said(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("not proven the service's"),
+            "{}",
+            said(&output)
+        );
+        let from_log = [
+            OsStr::new("--log"),
+            log.as_os_str(),
+            OsStr::new("--public-key"),
+            OsStr::new(&key),
+        ];
         let mut json_args = from_log.to_vec();
         json_args.push(OsStr::new("--json"));
         let replayed_nonce = verified.last().unwrap();

@@ -141,6 +141,8 @@ pub struct Verified {
     pub presentation: String,
     /// The nonce the lender gave.
     pub nonce: String,
+    /// Its position in the log.
+    pub position: u64,
 }
 
 impl World {
@@ -244,8 +246,54 @@ impl World {
             id: body["verification_id"].as_str().unwrap().to_owned(),
             presentation: presentation.clone(),
             nonce: nonce.clone(),
+            position: body["position"].as_u64().unwrap(),
         });
         body
+    }
+
+    /// The service's public key (base64url), as an auditor fetches it
+    /// apart from the log, once a signed checkpoint covers every
+    /// verification made so far (the service signs within seconds).
+    pub async fn signed_key(&self) -> String {
+        let position = self
+            .verified
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v.position)
+            .max()
+            .unwrap_or(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let latest: Value = self
+                .client
+                .get(format!("{}/v1/log/checkpoints/latest", self.base))
+                .bearer_auth(&self.operator_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or(Value::Null);
+            if latest["position"].as_u64().is_some_and(|at| at >= position) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint covers position {position}: {latest}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let key: Value = self
+            .client
+            .get(format!("{}/v1/log/public-key", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        key["public_key"].as_str().unwrap().to_owned()
     }
 
     /// Every event of the log of type `kind`, as the operator reads it.
