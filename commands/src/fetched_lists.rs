@@ -74,6 +74,25 @@ pub enum ListAnswer {
     /// The list is due and could not be fetched, or what was fetched was
     /// refused: why.
     Unavailable(String),
+    /// What the issuer serves has expired (`exp` passed): why.
+    Expired(String),
+}
+
+/// Why a list could not be fetched and taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfetched {
+    /// The token served is past its `exp`.
+    Expired(String),
+    /// Anything else: no answer, refused, not the issuer's.
+    Failed(String),
+}
+
+impl std::fmt::Display for Unfetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfetched::Expired(why) | Unfetched::Failed(why) => f.write_str(why),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -182,7 +201,8 @@ impl StatusListFetcher {
         };
         match self.refresh(uri, &issuer.did).await {
             Ok(()) => Ok(ListAnswer::Use(self.registry.status_list(uri).await?)),
-            Err(why) => {
+            Err(Unfetched::Expired(why)) => Ok(ListAnswer::Expired(why)),
+            Err(Unfetched::Failed(why)) => {
                 let grace = i64::try_from(self.settings.stale_grace_seconds).unwrap_or(i64::MAX);
                 match state.as_ref() {
                     Some(list) if age < self.limit(list.ttl).saturating_add(grace) => {
@@ -197,7 +217,7 @@ impl StatusListFetcher {
 
     /// Fetches `uri` now (once, whoever else asks meanwhile), checks the
     /// token against `issuer`'s current keys, and records it if it changed.
-    pub async fn refresh(&self, uri: &ListUri, issuer: &Did) -> Result<(), String> {
+    pub async fn refresh(&self, uri: &ListUri, issuer: &Did) -> Result<(), Unfetched> {
         let work = {
             let (store, registry, fetcher) = (
                 self.store.clone(),
@@ -210,7 +230,7 @@ impl StatusListFetcher {
         let (result, _) = self
             .refreshes
             .run((uri.clone(), issuer.clone()), work, |e| {
-                Err(format!("the refresh ended: {e}"))
+                Err(Unfetched::Failed(format!("the refresh ended: {e}")))
             })
             .await;
         let (at, ttl, version) = result?;
@@ -270,7 +290,7 @@ impl StatusListFetcher {
 }
 
 /// When the list was confirmed, its `ttl`, and the version the log holds.
-type Confirmation = Result<(Timestamp, Option<u64>, u64), String>;
+type Confirmation = Result<(Timestamp, Option<u64>, u64), Unfetched>;
 
 async fn fetch_and_record(
     store: Arc<dyn EventStore>,
@@ -282,18 +302,22 @@ async fn fetch_and_record(
     let fetched = fetcher
         .get(FetchKind::StatusList, uri.as_str())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unfetched::Failed(e.to_string()))?;
     let fetched_at = Timestamp::from_datetime(fetched.fetched_at);
     let token = std::str::from_utf8(&fetched.body)
-        .map_err(|_| "the answer is not a token (not UTF-8)".to_owned())?
+        .map_err(|_| Unfetched::Failed("the answer is not a token (not UTF-8)".to_owned()))?
         .trim();
     let current = registry
         .issuer_now(&issuer)
         .await
-        .map_err(|e| format!("the issuer could not be read: {e}"))?
-        .ok_or_else(|| format!("{issuer} is not in the trust registry"))?;
+        .map_err(|e| Unfetched::Failed(format!("the issuer could not be read: {e}")))?
+        .ok_or_else(|| Unfetched::Failed(format!("{issuer} is not in the trust registry")))?;
     let refused = |e: status_list::StatusListError| format!("the fetched list was refused: {e}");
-    let list = status_list::verify_token(token, &uri, &current, fetched_at).map_err(refused)?;
+    let list =
+        status_list::verify_token(token, &uri, &current, fetched_at).map_err(|e| match e {
+            status_list::StatusListError::Expired => Unfetched::Expired(refused(e)),
+            other => Unfetched::Failed(refused(other)),
+        })?;
     let ttl = list.ttl;
     let command = StatusListCommand::RecordFetch {
         list,
@@ -329,18 +353,20 @@ async fn fetch_and_record(
             let version = registry
                 .status_list(&uri)
                 .await
-                .map_err(|e| format!("the list could not be read back: {e}"))?
+                .map_err(|e| Unfetched::Failed(format!("the list could not be read back: {e}")))?
                 .as_ref()
                 .as_ref()
                 .map_or(0, |list| list.version);
             Ok((fetched_at, ttl, version))
         }
-        Err(CommandError::Rejected(rejected)) => Err(refused(
+        Err(CommandError::Rejected(rejected)) => Err(Unfetched::Failed(refused(
             rejected
                 .downcast_ref::<status_list::StatusListError>()
                 .cloned()
                 .unwrap_or(status_list::StatusListError::NotNewer),
-        )),
-        Err(other) => Err(format!("the fetched list could not be recorded: {other}")),
+        ))),
+        Err(other) => Err(Unfetched::Failed(format!(
+            "the fetched list could not be recorded: {other}"
+        ))),
     }
 }

@@ -116,6 +116,14 @@ struct Trusted {
     type_metadata_invalid: Option<String>,
 }
 
+/// Why the verifier has no list for a credential that names one.
+enum ListProblem {
+    /// It had to be fetched and could not be.
+    Unavailable(String),
+    /// What the issuer serves is past its `exp`.
+    Expired(String),
+}
+
 /// Whether the issuer's signature verified: the outcome got past SIGNATURE.
 fn signed(outcome: &Outcome) -> bool {
     !matches!(
@@ -332,7 +340,7 @@ impl Verifier {
                 checked.clone(),
                 trust.clone(),
                 Arc::new(None),
-                Some("not fetched yet".into()),
+                Some(ListProblem::Unavailable("not fetched yet".into())),
                 now,
             )
             .await?;
@@ -342,7 +350,13 @@ impl Verifier {
         match lists.list_for(&uri, &known, now).await? {
             ListAnswer::Use(list) => self.run(checked, trust, list, None, now).await,
             ListAnswer::Unavailable(why) => {
-                self.run(checked, trust, Arc::new(None), Some(why), now)
+                let problem = ListProblem::Unavailable(why);
+                self.run(checked, trust, Arc::new(None), Some(problem), now)
+                    .await
+            }
+            ListAnswer::Expired(why) => {
+                let problem = ListProblem::Expired(why);
+                self.run(checked, trust, Arc::new(None), Some(problem), now)
                     .await
             }
         }
@@ -436,7 +450,7 @@ impl Verifier {
         checked: Checked,
         trust: Trusted,
         list: Arc<Option<StatusList>>,
-        list_unavailable: Option<String>,
+        list_problem: Option<ListProblem>,
         now: Timestamp,
     ) -> Result<Outcome, CommandError> {
         let max_age_seconds = self.max_age_seconds;
@@ -457,7 +471,14 @@ impl Verifier {
             let trust = Resolved {
                 issuer: trust.issuer.as_ref().as_ref(),
                 list: list.as_ref().as_ref(),
-                list_unavailable: list_unavailable.as_deref(),
+                list_unavailable: match &list_problem {
+                    Some(ListProblem::Unavailable(why)) => Some(why),
+                    _ => None,
+                },
+                list_expired: match &list_problem {
+                    Some(ListProblem::Expired(why)) => Some(why),
+                    _ => None,
+                },
                 keys_unavailable: trust.keys_unavailable.as_deref(),
                 x5c,
                 type_metadata_invalid: trust.type_metadata_invalid.as_deref(),

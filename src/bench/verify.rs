@@ -156,6 +156,7 @@ async fn run(scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()
             issuer: registered.as_ref().as_ref(),
             list: list.as_ref().as_ref(),
             list_unavailable: None,
+            list_expired: None,
             keys_unavailable: None,
             x5c: None,
             type_metadata_invalid: None,

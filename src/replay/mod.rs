@@ -308,14 +308,32 @@ fn replay(
             ", and its keys could not be resolved: ",
         )
     });
-    let (list, list_used) = match &list_unavailable {
-        Some(why) => {
+    // A list its issuer served past its `exp` was refused and not logged:
+    // the step says so after "expired: ".
+    let list_expired = (recorded.reason == Some(Reason::StatusListExpired))
+        .then(|| {
+            let detail = recorded_why(&recorded, Step::Revocation, " expired: ");
+            recorded
+                .steps
+                .iter()
+                .any(|s| s.name == Step::Revocation && s.detail.contains(" expired: "))
+                .then_some(detail)
+        })
+        .flatten();
+    let (list, list_used) = match (&list_unavailable, &list_expired) {
+        (Some(why), _) => {
             as_recorded.push(format!(
                 "the list could not be fetched then ({why}); the log cannot replay the network"
             ));
             (None, uri.as_ref().map(|uri| history.unused_list(uri)))
         }
-        None => history.list(&recorded, uri.as_ref(), position)?,
+        (None, Some(why)) => {
+            as_recorded.push(format!(
+                "the list its issuer served then had expired ({why}); it was refused, not logged"
+            ));
+            (None, uri.as_ref().map(|uri| history.unused_list(uri)))
+        }
+        (None, None) => history.list(&recorded, uri.as_ref(), position)?,
     };
     if let Some(why) = &keys_unavailable {
         as_recorded.push(format!(
@@ -371,6 +389,7 @@ fn replay(
         issuer: issuer.as_ref(),
         list: list.as_ref(),
         list_unavailable: list_unavailable.as_deref(),
+        list_expired: list_expired.as_deref(),
         keys_unavailable: keys_unavailable.as_deref(),
         x5c: x5c.as_ref().map(|checked| match checked {
             Ok((key, thumbprint)) => X5cTrust::Key { key, thumbprint },

@@ -390,6 +390,17 @@ fn revocation(
         .get("idx")
         .and_then(Value::as_u64)
         .ok_or_else(|| invalid("status_list.idx is not a whole number"))?;
+    if trust.status_list(uri).is_none()
+        && let Some(why) = trust.status_list_expired(uri)
+    {
+        return Err((
+            None,
+            (
+                Reason::StatusListExpired,
+                format!("the list at {uri} expired: {why}"),
+            ),
+        ));
+    }
     let list = match (trust.status_list(uri), trust.status_list_unavailable(uri)) {
         (Some(list), _) => list,
         (None, Some(why)) => {

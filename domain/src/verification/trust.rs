@@ -46,6 +46,11 @@ pub trait Trust {
     fn x5c(&self, _iss: &str) -> Option<X5cTrust<'_>> {
         None
     }
+    /// Why the list at `uri` is expired as its issuer serves it now (its
+    /// `exp` passed), when it is.
+    fn status_list_expired(&self, _uri: &str) -> Option<&str> {
+        None
+    }
     /// Why no list can be used for `uri` although one may exist (it had
     /// to be fetched and could not be); `None` when that is not the case.
     fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
@@ -63,6 +68,8 @@ pub struct Resolved<'a> {
     /// Set instead of `list` when the list had to be fetched and could not
     /// be: why.
     pub list_unavailable: Option<&'a str>,
+    /// Set instead of `list` when the list fetched was past its `exp`: why.
+    pub list_expired: Option<&'a str>,
     /// Set when the issuer's keys had to be resolved and could not be: why.
     pub keys_unavailable: Option<&'a str>,
     /// Set when the credential's `x5c` chain was checked (X.509 is done
@@ -131,6 +138,10 @@ impl Trust for Resolved<'_> {
 
     fn status_list_unavailable(&self, _uri: &str) -> Option<&str> {
         self.list_unavailable
+    }
+
+    fn status_list_expired(&self, _uri: &str) -> Option<&str> {
+        self.list_expired
     }
 
     fn key_used(&self, iss: &str, kid: Option<&str>, signed_at: Timestamp) -> Option<KeyUsed> {

@@ -155,7 +155,7 @@ proptest! {
             now,
             profile: proofline_domain::verification::Profile::SdJwtVc,
         };
-        let trust = proofline_domain::verification::Resolved { issuer: Some(&world.issuer), list: None, list_unavailable: None, keys_unavailable: None, x5c: None, type_metadata_invalid: None };
+        let trust = proofline_domain::verification::Resolved { issuer: Some(&world.issuer), list: None, list_unavailable: None, list_expired: None, keys_unavailable: None, x5c: None, type_metadata_invalid: None };
         let outcome = proofline_domain::verification::verify(&presentation, &request, &trust);
         prop_assert!(outcome.failed_step.is_none() || !outcome.steps.is_empty());
     }

@@ -297,6 +297,7 @@ impl World {
                 issuer: Some(&self.issuer),
                 list: self.list.as_ref(),
                 list_unavailable: self.list_unavailable.as_deref(),
+                list_expired: None,
                 keys_unavailable: self.keys_unavailable.as_deref(),
                 x5c: self
                     .x5c_refusal

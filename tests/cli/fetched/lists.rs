@@ -210,3 +210,29 @@ pub async fn stale_within_grace(world: &World) {
     );
     assert_eq!(world.events("StatusListFetched").await.len(), 1);
 }
+
+/// A list its issuer serves past its `exp`: REVOCATION
+/// `status_list_expired`, nothing appended.
+pub async fn expired_at_the_source(world: &World) {
+    use proofline_domain::status_list::{TOKEN_TYPE, encode_lst};
+    let path = "/lists/stale-upstream";
+    let uri = world.server.url(path);
+    let token = world.issuer.key.sign_jws(
+        &serde_json::json!({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": world.issuer.kid()}),
+        &serde_json::json!({"iss": world.issuer.did.as_str(), "sub": uri, "iat": now() - 7_200,
+                "exp": now() - 3_600, "status_list": {"bits": 1, "lst": encode_lst(&[0; 16], 1)}}),
+    );
+    world.server.published.put(path, Doc::token(token));
+    let before = world.events("StatusListFetched").await.len();
+    let answer = world.verify(&world.presentation(&uri, 1)).await;
+    assert_eq!(
+        outcome(&answer),
+        (false, Some("REVOCATION"), Some("status_list_expired")),
+        "{answer}"
+    );
+    assert!(
+        step_detail(&answer, "REVOCATION").contains("the list expired"),
+        "{answer}"
+    );
+    assert_eq!(world.events("StatusListFetched").await.len(), before);
+}

@@ -35,6 +35,7 @@ async fn embedded_refused_lists_are_not_appended() {
     let dir = tempfile::tempdir().unwrap();
     let world = embedded(dir.path(), &[]).await;
     lists::refused_lists(&world).await;
+    lists::expired_at_the_source(&world).await;
     lists::one_fetch_for_many(&world).await;
     replay::replay_all(&world).await;
 }
@@ -116,6 +117,7 @@ mod services {
         let dir = tempfile::tempdir().unwrap();
         let world = postgres(dir.path(), &database, &nats, &[]).await;
         lists::refused_lists(&world).await;
+        lists::expired_at_the_source(&world).await;
         lists::one_fetch_for_many(&world).await;
         replay::replay_all(&world).await;
     }
