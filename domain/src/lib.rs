@@ -100,6 +100,7 @@ pub mod jwe;
 pub mod key_ring;
 pub mod lender;
 pub mod log;
+pub mod merkle;
 pub mod operator;
 pub mod presentation_request;
 pub mod principal;
