@@ -36,14 +36,6 @@ impl TypeMetadata {
         }
     }
 
-    /// The `vct` and `vct#integrity` of an issuer JWT's payload, when it
-    /// pins its type metadata.
-    pub fn pinned(payload: &serde_json::Map<String, Value>) -> Option<(String, String)> {
-        let vct = payload.get("vct")?.as_str()?;
-        let integrity = payload.get("vct#integrity")?.as_str()?;
-        Some((vct.to_owned(), integrity.to_owned()))
-    }
-
     /// Checks the document at `vct` and those it extends; why not, when
     /// one cannot be fetched or does not match.
     pub async fn check(&self, vct: &str, integrity: &str) -> Result<(), String> {

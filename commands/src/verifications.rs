@@ -276,34 +276,35 @@ impl Verifier {
     /// presentation that reaches REVOCATION without it: what fails before
     /// never makes Proofline fetch what it names.
     pub async fn outcome(&self, checked: Checked, now: Timestamp) -> Result<Outcome, CommandError> {
-        let outcome = self.outcome_with(checked.clone(), now, None).await?;
+        let references = verification::references(&checked.presentation);
+        let outcome = self
+            .outcome_with(checked.clone(), &references, now, None)
+            .await?;
         // Pinned type metadata is fetched only for a credential whose
         // issuer signature verified (what fails before never makes
         // Proofline fetch what it names).
-        let (Some(types), true) = (&self.types, signed(&outcome)) else {
-            return Ok(outcome);
-        };
-        let jwt = checked.presentation.split('~').next().unwrap_or_default();
-        let Some((vct, integrity)) = CompactJws::parse(jwt)
-            .ok()
-            .and_then(|jws| TypeMetadata::pinned(&jws.payload))
+        let (Some(types), Some((vct, integrity)), true) =
+            (&self.types, &references.vct_integrity, signed(&outcome))
         else {
             return Ok(outcome);
         };
-        match types.check(&vct, &integrity).await {
+        match types.check(vct, integrity).await {
             Ok(()) => Ok(outcome),
-            Err(why) => self.outcome_with(checked, now, Some(why)).await,
+            Err(why) => {
+                self.outcome_with(checked, &references, now, Some(why))
+                    .await
+            }
         }
     }
 
     async fn outcome_with(
         &self,
         checked: Checked,
+        references: &verification::References,
         now: Timestamp,
         type_metadata_invalid: Option<String>,
     ) -> Result<Outcome, CommandError> {
-        let references = verification::references(&checked.presentation);
-        let (issuer, keys_unavailable) = self.issuer_of(&references, now).await?;
+        let (issuer, keys_unavailable) = self.issuer_of(references, now).await?;
         let x5c = match issuer.as_ref() {
             Some(known) => self.x5c_of(known, &checked.presentation, now).await?,
             None => None,

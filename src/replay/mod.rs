@@ -378,7 +378,10 @@ fn replay(
              replay the network"
                 .into(),
         );
-    } else if pins_type_metadata(&presentation) {
+    } else if verification::references(&presentation)
+        .vct_integrity
+        .is_some()
+    {
         as_recorded.push(
             "the credential pins its type metadata (vct#integrity), checked then; the replay does \
              not fetch it"
@@ -456,15 +459,6 @@ fn x5c_again(
     let jws = CompactJws::parse(presentation.split('~').next()?).ok()?;
     let at = recorded.verified_at.as_datetime().timestamp();
     x5c::check_credential(&jws, &anchors, issuer.did.as_str(), at)
-}
-
-/// Whether the credential pins its type metadata (`vct#integrity`).
-fn pins_type_metadata(presentation: &str) -> bool {
-    presentation
-        .split('~')
-        .next()
-        .and_then(|jwt| CompactJws::parse(jwt).ok())
-        .is_some_and(|jws| jws.payload.contains_key("vct#integrity"))
 }
 
 /// Whether the record's issuer key came from an `x5c` chain, or the chain

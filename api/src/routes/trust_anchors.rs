@@ -136,6 +136,7 @@ pub async fn list(
     params(("anchor_id" = Uuid, Path, description = "the anchor's id")),
     responses(
         (status = 200, body = inline(Object)),
+        (status = 404, description = "no trust anchor has this id"),
     ),
     security(("api_key" = []))
 )]

@@ -189,6 +189,9 @@ pub struct References {
     pub iss: Option<String>,
     /// The issuer JWT's `kid`.
     pub kid: Option<String>,
+    /// The `vct` and `vct#integrity` when the credential pins its type
+    /// metadata.
+    pub vct_integrity: Option<(String, String)>,
     pub status_list_uri: Option<String>,
 }
 
@@ -208,6 +211,12 @@ pub fn references(text: &str) -> References {
             .and_then(Value::as_str)
             .map(str::to_owned),
         kid: jws.kid().map(str::to_owned),
+        vct_integrity: jws
+            .payload
+            .get("vct")
+            .and_then(Value::as_str)
+            .zip(jws.payload.get("vct#integrity").and_then(Value::as_str))
+            .map(|(vct, integrity)| (vct.to_owned(), integrity.to_owned())),
         status_list_uri: jws
             .payload
             .get("status")

@@ -78,16 +78,9 @@ pub async fn did_web(world: &World) {
 
     // The registry shows each key's source and last resolution.
     let position = answer["position"].as_u64().unwrap();
-    let listed: Value = world
-        .client
-        .get(format!("{}/v1/issuers?min_position={position}", world.base))
-        .bearer_auth(&world.operator_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = world
+        .get_as_operator(&format!("/v1/issuers?min_position={position}"))
+        .await;
     let entry = listed["items"]
         .as_array()
         .or(listed.as_array())

@@ -251,6 +251,19 @@ impl World {
         body
     }
 
+    /// `GET <path>` as the operator: the JSON answer (null if none).
+    pub async fn get_as_operator(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.operator_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
     /// The service's public key (base64url), as an auditor fetches it
     /// apart from the log, once a signed checkpoint covers every
     /// verification made so far (the service signs within seconds).
@@ -265,16 +278,7 @@ impl World {
             .unwrap_or(0);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let latest: Value = self
-                .client
-                .get(format!("{}/v1/log/checkpoints/latest", self.base))
-                .bearer_auth(&self.operator_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or(Value::Null);
+            let latest = self.get_as_operator("/v1/log/checkpoints/latest").await;
             if latest["position"].as_u64().is_some_and(|at| at >= position) {
                 break;
             }
@@ -284,15 +288,7 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let key: Value = self
-            .client
-            .get(format!("{}/v1/log/public-key", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let key = self.get_as_operator("/v1/log/public-key").await;
         key["public_key"].as_str().unwrap().to_owned()
     }
 
@@ -301,16 +297,9 @@ impl World {
         let mut found = Vec::new();
         let mut after = 0;
         loop {
-            let page: Value = self
-                .client
-                .get(format!("{}/v1/events?after={after}&limit=500", self.base))
-                .bearer_auth(&self.operator_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = self
+                .get_as_operator(&format!("/v1/events?after={after}&limit=500"))
+                .await;
             let events = page["events"].as_array().cloned().unwrap_or_default();
             if events.is_empty() {
                 return found;

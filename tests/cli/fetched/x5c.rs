@@ -127,16 +127,7 @@ pub async fn x5c_issuers(world: &World) {
     );
 
     // Listed; removed; then the good chain anchors nothing.
-    let listed: Value = world
-        .client
-        .get(format!("{}/v1/trust-anchors", world.base))
-        .bearer_auth(&world.operator_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = world.get_as_operator("/v1/trust-anchors").await;
     assert_eq!(
         listed["items"].as_array().map(Vec::len),
         Some(1),
