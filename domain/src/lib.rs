@@ -101,6 +101,7 @@ pub mod key_ring;
 pub mod lender;
 pub mod log;
 pub mod merkle;
+pub mod note;
 pub mod operator;
 pub mod presentation_request;
 pub mod principal;

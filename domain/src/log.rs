@@ -210,6 +210,16 @@ impl HashInput<'_> {
     /// fixed and ASCII, so their JCS order is known: it is written out here
     /// rather than sorted at run time.
     pub fn canonical_bytes(&self) -> Vec<u8> {
+        self.canonical_bytes_with(None)
+    }
+
+    /// The RFC 8785 bytes of the whole envelope, `hash` included: the leaf
+    /// data of the log's Merkle tree and of a tlog-tiles entry.
+    pub fn leaf_bytes(&self, hash: &EventHash) -> Vec<u8> {
+        self.canonical_bytes_with(Some(hash))
+    }
+
+    fn canonical_bytes_with(&self, hash: Option<&EventHash>) -> Vec<u8> {
         let string =
             |s: &str| serde_json_canonicalizer::to_string(&s).expect("a string always serializes");
         let mut out =
@@ -225,6 +235,9 @@ impl HashInput<'_> {
             &self.event_id.hyphenated().to_string(),
             "\"",
         ]);
+        if let Some(hash) = hash {
+            push(&[r#","hash":""#, &hash.to_hex(), "\""]);
+        }
         push(&[r#","metadata":"#, self.canonical_metadata]);
         push(&[r#","position":"#, &self.position.to_string()]);
         push(&[r#","prev_hash":""#, &self.prev_hash.to_hex(), "\""]);
@@ -266,6 +279,14 @@ impl Envelope {
         let data = canonical_json(&self.data).expect("a JSON value always serializes");
         let metadata = canonical_json(&self.metadata).expect("metadata always serializes");
         self.hash_input(&data, &metadata).canonical_bytes()
+    }
+
+    /// RFC 8785 bytes of the whole envelope, `hash` included: its leaf data
+    /// in the log's Merkle tree (docs/log-format.md, "The tree").
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        let data = canonical_json(&self.data).expect("a JSON value always serializes");
+        let metadata = canonical_json(&self.metadata).expect("metadata always serializes");
+        self.hash_input(&data, &metadata).leaf_bytes(&self.hash)
     }
 
     /// The hash this envelope should carry, given its own `prev_hash`.
@@ -474,6 +495,11 @@ mod tests {
                 .extra
                 .insert("zz".into(), json!({"b": 1, "a": 2}));
             let mut whole = serde_json::to_value(&e).unwrap();
+            assert_eq!(
+                String::from_utf8(e.leaf_bytes()).unwrap(),
+                serde_json_canonicalizer::to_string(&whole).unwrap(),
+                "the leaf data is RFC 8785 of the whole envelope"
+            );
             whole.as_object_mut().unwrap().remove("hash");
             let generic = serde_json_canonicalizer::to_vec(&whole).unwrap();
             assert_eq!(

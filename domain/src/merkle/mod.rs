@@ -11,6 +11,13 @@
 //! arithmetic on which auditors' proofs rest, and it is tested exhaustively
 //! (every index and size up to 64, every pair of sizes) against the
 //! definition and against the published test vectors.
+//!
+//! A proof is planned as runs of leaves ([`inclusion_spans`],
+//! [`consistency_spans`]) whose hashes a store then gives from the nodes it
+//! keeps ([`tree`]): the same planning serves a slice of leaves in memory
+//! and a log of millions of events on disk.
+
+pub mod tree;
 
 use sha2::{Digest, Sha256};
 
@@ -60,52 +67,98 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// The inclusion proof of leaf `index` in the tree of `leaves` (RFC 9162
 /// §2.1.3.1 PATH), from the leaf up; `None` when `index` is out of range.
 pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    (index < leaves.len()).then(|| path(index, leaves))
-}
-
-fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    let n = leaves.len();
-    if n <= 1 {
-        return Vec::new();
-    }
-    let k = split(n);
-    if m < k {
-        let mut proof = path(m, &leaves[..k]);
-        proof.push(root(&leaves[k..]));
-        proof
-    } else {
-        let mut proof = path(m - k, &leaves[k..]);
-        proof.push(root(&leaves[..k]));
-        proof
-    }
+    let spans = inclusion_spans(index as u64, leaves.len() as u64)?;
+    Some(
+        spans
+            .into_iter()
+            .map(|s| root(&leaves[span_range(&s)]))
+            .collect(),
+    )
 }
 
 /// The consistency proof between the tree of the first `old_size` leaves
 /// and the tree of all `leaves` (RFC 9162 §2.1.4.1 PROOF); `None` unless
 /// 0 < old_size ≤ leaves.len().
 pub fn consistency_proof(old_size: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    (old_size > 0 && old_size <= leaves.len()).then(|| subproof(old_size, leaves, true))
+    let spans = consistency_spans(old_size as u64, leaves.len() as u64)?;
+    Some(
+        spans
+            .into_iter()
+            .map(|s| root(&leaves[span_range(&s)]))
+            .collect(),
+    )
 }
 
-fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
-    let n = leaves.len();
-    if m == n {
-        return if complete {
-            Vec::new()
-        } else {
-            vec![root(leaves)]
-        };
+fn span_range(span: &Span) -> std::ops::Range<usize> {
+    let at = |v: u64| usize::try_from(v).expect("a span of a slice fits in usize");
+    at(span.start)..at(span.end)
+}
+
+/// A run of leaves `[start, end)`: a proof's hashes are the Merkle Tree
+/// Hashes of such runs.
+pub type Span = std::ops::Range<u64>;
+
+/// The runs of leaves whose tree hashes, in order, make the inclusion proof
+/// of leaf `index` in a tree of `size` leaves (RFC 9162 §2.1.3.1 PATH, from
+/// the leaf up); `None` when `index` ≥ `size`.
+pub fn inclusion_spans(index: u64, size: u64) -> Option<Vec<Span>> {
+    (index < size).then(|| {
+        let mut out = Vec::new();
+        path(index, 0, size, &mut out);
+        out
+    })
+}
+
+/// PATH(m, D[start:end]), pushed from the leaf up.
+fn path(m: u64, start: u64, end: u64, out: &mut Vec<Span>) {
+    let n = end - start;
+    if n <= 1 {
+        return;
     }
-    let k = split(n);
-    if m <= k {
-        let mut proof = subproof(m, &leaves[..k], complete);
-        proof.push(root(&leaves[k..]));
-        proof
+    let k = split_u64(n);
+    if m < k {
+        path(m, start, start + k, out);
+        out.push(start + k..end);
     } else {
-        let mut proof = subproof(m - k, &leaves[k..], false);
-        proof.push(root(&leaves[..k]));
-        proof
+        path(m - k, start + k, end, out);
+        out.push(start..start + k);
     }
+}
+
+/// The runs of leaves whose tree hashes, in order, make the consistency
+/// proof from a tree of `old_size` leaves to one of `new_size` (RFC 9162
+/// §2.1.4.1 PROOF); `None` unless 0 < old_size ≤ new_size.
+pub fn consistency_spans(old_size: u64, new_size: u64) -> Option<Vec<Span>> {
+    (old_size > 0 && old_size <= new_size).then(|| {
+        let mut out = Vec::new();
+        subproof(old_size, 0, new_size, true, &mut out);
+        out
+    })
+}
+
+/// SUBPROOF(m, D[start:end], complete).
+fn subproof(m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<Span>) {
+    let n = end - start;
+    if m == n {
+        if !complete {
+            out.push(start..end);
+        }
+        return;
+    }
+    let k = split_u64(n);
+    if m <= k {
+        subproof(m, start, start + k, complete, out);
+        out.push(start + k..end);
+    } else {
+        subproof(m - k, start + k, end, false, out);
+        out.push(start..start + k);
+    }
+}
+
+/// The largest power of two smaller than `n` (n ≥ 2).
+pub(crate) fn split_u64(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
 /// Why a proof does not hold.
