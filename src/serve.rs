@@ -37,6 +37,15 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             "PROOFLINE_CHECKPOINT_EVERY is deprecated: use PROOFLINE_CHECKPOINT_EVERY_SECONDS and PROOFLINE_CHECKPOINT_EVERY_EVENTS"
         );
     }
+    if role.serves_api()
+        && matches!(config.store, StoreLocation::Postgres { .. })
+        && !config.log_origin_given
+    {
+        anyhow::bail!(
+            "PROOFLINE_LOG_ORIGIN is required with DATABASE_URL: the name this log signs its checkpoints under, \
+             unique to this deployment (for example log.example.com/proofline)"
+        );
+    }
     let store = app::open_store(&config, migrations).await?;
     tracing::info!(store = %config.describe_store(), ?role, "event store open");
 

@@ -42,4 +42,4 @@ pub mod tails;
 
 pub use error::{ApiError, ErrorCode};
 pub use server::{openapi, ops_router, router, serve, spawn_background};
-pub use state::{ApiSettings, AppState, Probe};
+pub use state::{ApiSettings, AppState, DEFAULT_LOG_ORIGIN, Probe};

@@ -114,6 +114,10 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::log::schemas))
         .routes(routes!(routes::log::latest_checkpoint))
         .routes(routes!(routes::log::checkpoints))
+        .routes(routes!(routes::tlog::inclusion))
+        .routes(routes!(routes::tlog::consistency))
+        .routes(routes!(routes::tlog::checkpoint))
+        .routes(routes!(routes::verifications::evidence))
         .routes(routes!(routes::events::page))
         .routes(routes!(routes::events::stream))
         .routes(routes!(routes::webhooks::deliveries))
@@ -136,6 +140,15 @@ fn collected() -> utoipa::openapi::OpenApi {
     let extra = serde_json::json!({
         "/openapi.json": {"get": {"tags": ["health"], "summary": "This document", "responses": {"200": {"description": "the OpenAPI document"}}}},
         "/metrics": {"get": {"tags": ["health"], "summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+        "/tlog/tile/{level}/{path}": {"get": {"tags": ["tlog"], "summary": "A C2SP tlog-tiles hash tile, for anyone",
+            "description": "`path` is the tile index N written as C2SP says (x001/x234/067), then `.p/W` for a partial tile of W hashes.",
+            "parameters": [
+                {"name": "level", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 63}},
+                {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the tile's hashes, 32 bytes each", "content": {"application/octet-stream": {}}}, "404": {"description": "no such tile (yet)"}}}},
+        "/tlog/tile/entries/{path}": {"get": {"tags": ["tlog"], "summary": "A C2SP tlog-tiles entry bundle: the events' canonical envelopes (auditor, operator; anyone with PROOFLINE_TLOG_PUBLIC_ENTRIES=true)",
+            "parameters": [{"name": "path", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "each entry's length in two bytes (big-endian), then the entry", "content": {"application/octet-stream": {}}}, "404": {"description": "no such bundle (yet)"}}}},
     });
     if let Ok(paths) = serde_json::from_value::<
         std::collections::BTreeMap<String, utoipa::openapi::PathItem>,
@@ -155,6 +168,11 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let mut router = routes
         .route("/metrics", get(metrics::render))
+        .route(
+            "/tlog/tile/entries/{*path}",
+            get(routes::tlog::entry_bundle),
+        )
+        .route("/tlog/tile/{level}/{*path}", get(routes::tlog::hash_tile))
         .route(
             "/openapi.json",
             get(move || {
@@ -246,6 +264,7 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
         state.flows.clone(),
         state.lists.clone(),
     );
+    let origin = state.settings.log_origin.clone();
     let (key, every_events, every_seconds) = (
         state.service_key.clone(),
         state.settings.checkpoint_every_events,
@@ -292,8 +311,11 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
         };
         let checkpoints = async {
-            let mut checkpointer =
-                proofline_commands::checkpoints::Checkpointer::new(every_events, every_seconds);
+            let mut checkpointer = proofline_commands::checkpoints::Checkpointer::new(
+                every_events,
+                every_seconds,
+                origin,
+            );
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;

@@ -22,6 +22,9 @@ use crate::limits::Limits;
 use crate::tails::Tails;
 
 /// The HTTP layer's settings, from the service's configuration.
+/// The origin of an embedded log's checkpoints when none is configured.
+pub const DEFAULT_LOG_ORIGIN: &str = "localhost/proofline";
+
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -54,6 +57,10 @@ pub struct ApiSettings {
     pub checkpoint_every_events: u64,
     /// Requests per minute per address to the wallet-facing endpoints.
     pub oid4vp_rate_per_minute: u32,
+    /// The log's name in its checkpoint notes (`PROOFLINE_LOG_ORIGIN`).
+    pub log_origin: String,
+    /// Whether anyone may read the tlog-tiles entry bundles.
+    pub tlog_public_entries: bool,
     /// The one outbound fetcher (status lists, issuer keys, type metadata).
     pub fetch: FetchSettings,
     /// How fresh fetched status lists must be.
@@ -80,6 +87,8 @@ impl Default for ApiSettings {
             checkpoint_every_seconds: 5,
             checkpoint_every_events: 1_000,
             oid4vp_rate_per_minute: 600,
+            log_origin: DEFAULT_LOG_ORIGIN.to_owned(),
+            tlog_public_entries: false,
             fetch: FetchSettings::default(),
             status_lists: ListSettings::default(),
         }

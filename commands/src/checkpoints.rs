@@ -1,18 +1,23 @@
 //! Signing checkpoints of the log, and reading them back.
 //!
-//! The API process runs [`Checkpointer::tick`] every second: when at least
+//! The API process runs [`Checkpointer::tick`] every second: it first brings
+//! the Merkle tree up to the head ([`TreeFollower`]), then, when at least
 //! `every_events` events were appended since the last checkpoint, or
-//! `every_seconds` passed with something new, it signs the head: a receipt
-//! is covered by a signed head within seconds. Several API
-//! processes may tick; the append expects the checkpoint stream's version,
-//! so only one of them records each checkpoint.
+//! `every_seconds` passed with something new, it signs the tree's head
+//! twice: the JWS of `{position, hash, signed_at}` (the first format, kept)
+//! and a C2SP tlog-checkpoint note of the tree's size and root. A receipt is
+//! covered by a signed head within seconds. Several API processes may
+//! tick; the append expects the checkpoint stream's version, so only one of
+//! them records each checkpoint.
 
 use proofline_domain::checkpoint::{self, Checkpoint, CheckpointEvent};
 use proofline_domain::log::{Envelope, Metadata, Timestamp};
+use proofline_domain::note;
 
 use crate::handler::CommandError;
 use crate::signing::ServiceKey;
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use crate::tree::TreeFollower;
 
 /// A recorded checkpoint and where the log holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +29,12 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The C2SP checkpoint note, if this checkpoint has one.
+    pub fn note(&self) -> Option<&str> {
+        let CheckpointEvent::LogCheckpointSigned { note, .. } = &self.event;
+        note.as_deref()
+    }
+
     pub fn covered(&self) -> (u64, Timestamp) {
         let CheckpointEvent::LogCheckpointSigned {
             position,
@@ -67,6 +78,17 @@ pub async fn latest(store: &dyn EventStore) -> Result<Option<Recorded>, CommandE
         .transpose()
 }
 
+/// The newest checkpoint and its signed note, if it has one (checkpoints
+/// signed before the Merkle tree have none).
+pub async fn latest_note(
+    store: &dyn EventStore,
+) -> Result<Option<(Recorded, String)>, CommandError> {
+    Ok(latest(store).await?.and_then(|recorded| {
+        let note = recorded.note()?.to_owned();
+        Some((recorded, note))
+    }))
+}
+
 /// Checkpoints covering positions after `after`, oldest first, at most
 /// `limit` (the stream is ordered by covered position).
 pub async fn covering_after(
@@ -98,6 +120,9 @@ pub async fn covering_after(
 pub struct Checkpointer {
     every_events: u64,
     every_seconds: u64,
+    /// The log's name in its notes (`PROOFLINE_LOG_ORIGIN`).
+    origin: String,
+    tree: TreeFollower,
     last: Option<Recorded>,
     /// The first tick: with no checkpoint yet, seconds count from here.
     started: Option<Timestamp>,
@@ -106,10 +131,12 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// A checkpoint after `every_events` events, or `every_seconds` with
     /// new ones.
-    pub fn new(every_events: u64, every_seconds: u64) -> Self {
+    pub fn new(every_events: u64, every_seconds: u64, origin: impl Into<String>) -> Self {
         Self {
             every_events: every_events.max(1),
             every_seconds: every_seconds.max(1),
+            origin: origin.into(),
+            tree: TreeFollower::new(),
             last: None,
             started: None,
         }
@@ -143,7 +170,7 @@ impl Checkpointer {
     ) -> Result<Option<u64>, CommandError> {
         self.refresh(store).await?;
         let started = *self.started.get_or_insert(now);
-        let Some(head) = store.head().await? else {
+        let Some(head) = self.tree.catch_up(store).await? else {
             return Ok(None);
         };
         let (covered, signed_at, recorded_at, version) = match &self.last {
@@ -159,10 +186,10 @@ impl Checkpointer {
             None => (0, None, 0, 0),
         };
         // Nothing new but the last checkpoint itself.
-        if head.position <= recorded_at {
+        if head.size <= recorded_at {
             return Ok(None);
         }
-        let events_due = head.position - covered >= self.every_events;
+        let events_due = head.size - covered >= self.every_events;
         let since = signed_at.unwrap_or(started);
         let time_due = (now.as_datetime() - since.as_datetime()).num_seconds()
             >= i64::try_from(self.every_seconds).unwrap_or(i64::MAX);
@@ -170,13 +197,23 @@ impl Checkpointer {
             return Ok(None);
         }
         let checkpoint = Checkpoint {
-            position: head.position,
+            position: head.size,
             hash: head.hash,
             signed_at: now,
         };
+        let note = key
+            .sign_note(&note::Checkpoint {
+                origin: self.origin.clone(),
+                size: head.size,
+                root: head.root,
+                extensions: Vec::new(),
+            })
+            .map_err(|e| {
+                StoreError::InvalidAppend(format!("cannot sign the checkpoint note: {e}"))
+            })?;
         let kid = key.kid();
         let signature = key.sign(checkpoint.signing_input(&kid).as_bytes());
-        let event = checkpoint.event(&kid, &signature.to_bytes());
+        let event = checkpoint.event(&kid, &signature.to_bytes(), Some(note));
         let mut request = AppendRequest::new(
             checkpoint::stream(),
             ExpectedVersion::Exact(version),
@@ -187,7 +224,7 @@ impl Checkpointer {
             ..Metadata::default()
         };
         match store.append(request).await {
-            Ok(_) => Ok(Some(head.position)),
+            Ok(_) => Ok(Some(head.size)),
             // Another instance recorded one first.
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(other) => Err(other.into()),

@@ -63,6 +63,7 @@ pub(crate) mod secret_file;
 pub mod service_keys;
 pub mod signing;
 pub mod store;
+pub mod tree;
 pub mod trust_anchors;
 pub mod type_metadata;
 pub mod verifications;

@@ -51,6 +51,15 @@ impl ServiceKey {
         self.key.sign(message)
     }
 
+    /// The C2SP signed note of a tlog checkpoint, signed with this key
+    /// under the checkpoint's origin as the key name.
+    pub fn sign_note(
+        &self,
+        checkpoint: &proofline_domain::note::Checkpoint,
+    ) -> Result<String, proofline_domain::note::NoteError> {
+        checkpoint.sign(&self.key)
+    }
+
     /// A compact JWS of `header` and `payload` signed with this key (the
     /// header says `EdDSA`).
     pub fn sign_jws(&self, header: &serde_json::Value, payload: &serde_json::Value) -> String {

@@ -15,7 +15,7 @@ use proofline_domain::decider::{Rejection, RejectionKind};
 use proofline_domain::did::Did;
 use proofline_domain::issuer::Issuer;
 use proofline_domain::lender::{LenderError, LenderId};
-use proofline_domain::log::Timestamp;
+use proofline_domain::log::{Envelope, Timestamp};
 use proofline_domain::status_list::{ListUri, StatusList};
 use proofline_domain::values::{Audience, Audiences};
 use proofline_domain::verification::{self, ClaimPath, Outcome, Profile, Request, Resolved};
@@ -549,6 +549,20 @@ impl Verifier {
         let event = envelope.decode::<VerificationEvent>()?;
         let record = event.record().clone();
         Ok((record.lender_id == lender).then_some((record, envelope.position)))
+    }
+
+    /// A verification's envelope and record, whoever owns it (for auditors
+    /// and the operator; check the owner before showing it to a lender).
+    pub async fn envelope(
+        &self,
+        id: VerificationId,
+    ) -> Result<Option<(Envelope, VerificationRecord)>, CommandError> {
+        let page = self.store.read_stream(&id.stream_id(), 0, 1).await?;
+        let Some(envelope) = page.into_iter().next() else {
+            return Ok(None);
+        };
+        let record = envelope.decode::<VerificationEvent>()?.record().clone();
+        Ok(Some((envelope, record)))
     }
 
     /// The receipt of a recorded verification.

@@ -36,6 +36,13 @@ pub enum CheckpointEvent {
         kid: String,
         /// The compact JWS over `{position, hash, signed_at}`.
         jws: String,
+        /// The C2SP tlog-checkpoint signed note of the Merkle tree of the
+        /// first `position` events (docs/log-format.md, "Checkpoints"):
+        /// origin, tree size (= `position`), base64 root, and the service
+        /// key's note signature. Absent from checkpoints signed before the
+        /// tree existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
 }
 
@@ -66,13 +73,14 @@ impl Checkpoint {
 
     /// The event recording this checkpoint, given the signature over
     /// [`Checkpoint::signing_input`].
-    pub fn event(&self, kid: &str, signature: &[u8]) -> CheckpointEvent {
+    pub fn event(&self, kid: &str, signature: &[u8], note: Option<String>) -> CheckpointEvent {
         CheckpointEvent::LogCheckpointSigned {
             position: self.position,
             hash: self.hash,
             signed_at: self.signed_at,
             kid: kid.to_owned(),
             jws: format!("{}.{}", self.signing_input(kid), b64url_encode(signature)),
+            note,
         }
     }
 }
@@ -110,6 +118,7 @@ pub fn check(event: &CheckpointEvent, key: &VerifyingKey) -> Result<(), Checkpoi
         signed_at,
         kid,
         jws,
+        ..
     } = event;
     let parsed = CompactJws::parse(jws).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
     if parsed.typ() != Some(TYP) || parsed.alg() != Some("EdDSA") {
@@ -148,6 +157,7 @@ mod tests {
             checkpoint.event(
                 "k1",
                 &k.sign(checkpoint.signing_input("k1").as_bytes()).to_bytes(),
+                None,
             )
         };
         let event = sign(&key);
@@ -169,6 +179,7 @@ mod tests {
             signed_at,
             kid,
             jws,
+            note: None,
         };
         assert_eq!(
             check(&moved, &key.verifying_key()),

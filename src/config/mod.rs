@@ -123,6 +123,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "sign a log checkpoint after this many new events, 1 to 100000000",
     ),
     (
+        "PROOFLINE_LOG_ORIGIN",
+        "the log's name in its signed checkpoint notes (C2SP tlog-checkpoint origin, e.g. log.example.com/proofline); required with DATABASE_URL",
+    ),
+    (
+        "PROOFLINE_TLOG_PUBLIC_ENTRIES",
+        "true: anyone may read the tlog-tiles entry bundles (the events); default: auditors and operators only",
+    ),
+    (
         "PROOFLINE_CHECKPOINT_EVERY",
         "deprecated: both of the above at once, for each one not set",
     ),
@@ -241,6 +249,9 @@ pub struct Config {
     pub webhooks: ConsumerOptions,
     /// The OpenID4VP verifier's settings.
     pub oid4vp: Oid4vpConfig,
+    /// Whether `PROOFLINE_LOG_ORIGIN` was given (it must be, with Postgres,
+    /// for the API role: a production log needs a name of its own).
+    pub log_origin_given: bool,
     /// Set when the deprecated `PROOFLINE_CHECKPOINT_EVERY` was read, so the
     /// service can say so at start.
     pub deprecated_checkpoint_every: bool,
@@ -314,6 +325,9 @@ impl Config {
             api: api.0,
             webhooks,
             deprecated_checkpoint_every: legacy,
+            log_origin_given: r
+                .get("PROOFLINE_LOG_ORIGIN", proofline_api::DEFAULT_LOG_ORIGIN)
+                .is_some(),
         })
     }
 
@@ -445,6 +459,17 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
             legacy.unwrap_or(d.checkpoint_every_events),
             1..=100_000_000,
         )?,
+        log_origin: read_origin(r)?.unwrap_or(d.log_origin),
+        tlog_public_entries: match r.get("PROOFLINE_TLOG_PUBLIC_ENTRIES", "false") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(bad(
+                    "PROOFLINE_TLOG_PUBLIC_ENTRIES",
+                    format!("{other:?} is neither true nor false"),
+                ));
+            }
+        },
         oid4vp_rate_per_minute: r.number(
             "PROOFLINE_OID4VP_RATE_PER_MINUTE",
             u64::from(d.oid4vp_rate_per_minute),
@@ -455,6 +480,23 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
         ..d
     };
     Ok((settings, legacy.is_some()))
+}
+
+/// `PROOFLINE_LOG_ORIGIN`, if given: a C2SP note key name (no spaces, no
+/// `+`), which checkpoints name as their origin.
+fn read_origin(r: &Reader<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(origin) = r.get("PROOFLINE_LOG_ORIGIN", proofline_api::DEFAULT_LOG_ORIGIN) else {
+        return Ok(None);
+    };
+    if proofline_domain::note::check_name(origin).is_err() || origin.len() > 200 {
+        return Err(bad(
+            "PROOFLINE_LOG_ORIGIN",
+            format!(
+                "{origin:?} is not a log origin: up to 200 characters, no spaces or '+', like log.example.com/proofline"
+            ),
+        ));
+    }
+    Ok(Some(origin.to_owned()))
 }
 
 fn read_webhooks(r: &Reader<'_>, allowed: &[IpNet]) -> Result<ConsumerOptions, ConfigError> {

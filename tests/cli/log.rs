@@ -11,6 +11,7 @@ use crate::support::{Running, proofline};
 fn verify(file: &Path) -> (bool, String) {
     let output = proofline(Path::new("/nonexistent/proofline-data"))
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
         .args(["log", "verify"])
         .arg(file)
         .output()
@@ -349,7 +350,7 @@ fn append_forged_checkpoint(
         &activated,
         "log-checkpoints",
         versions("log-checkpoints") + 1,
-        checkpoint.event(&kid, &signature.to_bytes()).encode(),
+        checkpoint.event(&kid, &signature.to_bytes(), None).encode(),
     );
     let mut all = lines.to_vec();
     all.push(serde_json::to_string(&activated).unwrap());
@@ -450,7 +451,10 @@ async fn an_imported_log_rebuilds_to_the_same_read_models() {
         let pg = dir.path().join("pg");
         let with_pg = |args: &[&str]| {
             let mut command = proofline(&pg);
-            command.env("DATABASE_URL", database.url()).args(args);
+            command
+                .env("DATABASE_URL", database.url())
+                .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
+                .args(args);
             command
         };
         succeeds(with_pg(&["log", "import"]).arg(&exported));

@@ -113,6 +113,7 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
         let mut command = proofline(&data);
         command
             .env("DATABASE_URL", database.url())
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
             .env("NATS_URL", nats.url())
             .args(["serve", "--role", name]);
         command
@@ -125,6 +126,7 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
     let verify = || {
         let output = proofline(&data)
             .env("DATABASE_URL", database.url())
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
             .args(["demo", "--url", &api.base])
             .output()
             .unwrap();
@@ -274,6 +276,7 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
         let mut command = proofline(&data);
         command
             .env("DATABASE_URL", database.url())
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
             .env("NATS_URL", nats.url())
             .env("PROOFLINE_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
             .args(["serve", "--role", name]);
@@ -315,6 +318,7 @@ async fn the_webhooks_role_delivers_on_postgres_and_nats() {
 
     let output = proofline(&data)
         .env("DATABASE_URL", database.url())
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
         .args(["demo", "--url", &api.base])
         .output()
         .unwrap();

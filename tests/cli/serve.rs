@@ -110,6 +110,7 @@ fn an_unreachable_database_is_reported_in_one_line() {
     let url = format!("postgres://proofline:hunter2@127.0.0.1:{port}/proofline");
     let output = proofline(dir.path())
         .env("DATABASE_URL", &url)
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
         .stdout(Stdio::null())
         .output()
         .unwrap();
@@ -190,7 +191,9 @@ async fn serves_ready_on_postgres() {
     let database = proofline_testkit::TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let mut command = proofline(dir.path());
-    command.env("DATABASE_URL", database.url());
+    command
+        .env("DATABASE_URL", database.url())
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline");
     let service = Running::start(command);
     let ready = get(&format!("{}/health/ready", service.base)).await;
     assert_eq!(ready.status(), 200);
@@ -204,7 +207,9 @@ async fn serves_ready_on_postgres() {
     // operator key registered in the database and creates no other.
     let other = tempfile::tempdir().unwrap();
     let mut command = proofline(other.path());
-    command.env("DATABASE_URL", database.url());
+    command
+        .env("DATABASE_URL", database.url())
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline");
     let second = Running::start(command);
     let (status, log) = second.terminate();
     assert!(status.success(), "{status:?}\n{log}");

@@ -24,6 +24,9 @@ pub struct PublicKeyView {
     pub jwk: serde_json::Value,
     /// The same key as a did:key.
     pub did: String,
+    /// The same key as a C2SP signed-note verifier key
+    /// (`<origin>+<key id>+<base64 key>`), for the checkpoint notes.
+    pub note_vkey: String,
     /// When the key took over (RFC 3339), or null if not recorded yet.
     pub since: Option<String>,
     /// The log position of its activation.
@@ -38,8 +41,18 @@ pub struct PublicKeys {
     pub previous: Vec<PublicKeyView>,
 }
 
-fn view(key: &RecordedKey) -> PublicKeyView {
+fn note_vkey(origin: &str, public_key: &str) -> String {
+    proofline_domain::checkpoint::public_key(public_key)
+        .and_then(|key| {
+            proofline_domain::note::vkey(origin, proofline_domain::note::KeyType::Ed25519, &key)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn view(key: &RecordedKey, origin: &str) -> PublicKeyView {
     PublicKeyView {
+        note_vkey: note_vkey(origin, &key.public_key),
         kid: key.kid.clone(),
         alg: key.alg.to_owned(),
         public_key: key.public_key.clone(),
@@ -60,11 +73,13 @@ fn view(key: &RecordedKey) -> PublicKeyView {
 pub async fn public_key(State(state): State<AppState>) -> Result<Json<PublicKeys>, ApiError> {
     let history = service_keys::history(state.store.as_ref()).await?;
     let kid = state.service_key.kid();
+    let origin = state.settings.log_origin.as_str();
     let current = match history.iter().rposition(|k| k.kid == kid) {
-        Some(at) => view(&history[at]),
+        Some(at) => view(&history[at], origin),
         None => {
             let public_key = service_keys::encode_public_key(&state.service_key.verifying_key());
             PublicKeyView {
+                note_vkey: note_vkey(origin, &public_key),
                 jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": public_key, "kid": kid}),
                 did: proofline_domain::did::Did::from_ed25519(&state.service_key.verifying_key())
                     .as_str()
@@ -81,7 +96,7 @@ pub async fn public_key(State(state): State<AppState>) -> Result<Json<PublicKeys
         .iter()
         .rev()
         .filter(|k| k.kid != current.kid)
-        .map(view)
+        .map(|k| view(k, origin))
         .collect();
     Ok(Json(PublicKeys { current, previous }))
 }
@@ -98,6 +113,15 @@ pub struct CheckpointView {
     /// Compact JWS (EdDSA, typ `proofline-checkpoint+jwt`) over
     /// `{position, hash, signed_at}`.
     pub jws: String,
+    /// The same JWS (the name DESIGN.md gives it).
+    pub signature: String,
+    /// The Merkle tree's size signed by `note`: equal to `position`.
+    pub tree_size: Option<u64>,
+    /// The tree's root at `tree_size`, base64.
+    pub root_hash: Option<String>,
+    /// The C2SP tlog-checkpoint signed note; absent from checkpoints signed
+    /// before the tree existed.
+    pub note: Option<String>,
     /// Where the log records this checkpoint.
     pub recorded_at_position: u64,
 }
@@ -109,8 +133,17 @@ fn checkpoint_view(recorded: &proofline_commands::checkpoints::Recorded) -> Chec
         signed_at,
         kid,
         jws,
+        note,
     } = &recorded.event;
+    let parsed = note
+        .as_deref()
+        .and_then(|n| n.split_once("\n\n"))
+        .and_then(|(body, _)| proofline_domain::note::Checkpoint::parse(&format!("{body}\n")).ok());
     CheckpointView {
+        signature: jws.clone(),
+        tree_size: parsed.as_ref().map(|c| c.size),
+        root_hash: parsed.as_ref().map(|c| crate::routes::tlog::b64(&c.root)),
+        note: note.clone(),
         position: *position,
         hash: hash.to_hex(),
         signed_at: signed_at.to_rfc3339(),

@@ -439,3 +439,87 @@ pub async fn daily_stats(
     .await?;
     Ok(Json(DailyStats { items }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceCheckpoint {
+    /// The C2SP tlog-checkpoint signed note the inclusion proof leads to.
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceInclusion {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// The RFC 9162 inclusion path, base64.
+    pub hashes: Vec<String>,
+}
+
+/// One verification proven without the rest of the log: its envelope, its
+/// receipt, a signed checkpoint note and the inclusion proof of the
+/// envelope in that checkpoint's tree. `proofline log verify-evidence`
+/// checks it offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The verification's event, as `/v1/events` returns it.
+    #[schema(value_type = Object)]
+    pub envelope: Value,
+    /// The receipt (JWS by the service key) of this verification.
+    pub receipt: String,
+    pub checkpoint: EvidenceCheckpoint,
+    pub inclusion: EvidenceInclusion,
+}
+
+/// A verification's evidence (its lender; auditor, operator): 409 with
+/// `Retry-After` until a signed checkpoint covers it.
+#[utoipa::path(
+    get, path = "/v1/verifications/{id}/evidence", tag = "verifications",
+    params(("id" = Uuid, Path, description = "the verification_id")),
+    responses(
+        (status = 200, body = Evidence),
+        (status = 404, description = "no such verification (or another lender's)"),
+        (status = 409, description = "no signed checkpoint covers it yet (Retry-After)"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn evidence(
+    State(state): State<AppState>,
+    caller: crate::caller::Caller,
+    PathParam(id): PathParam<Uuid>,
+) -> Result<Json<Evidence>, ApiError> {
+    use proofline_domain::principal::Principal;
+    let not_found = || ApiError::new(ErrorCode::NotFound, "no such verification");
+    let (envelope, record) = state
+        .verifier
+        .envelope(VerificationId::from_uuid(id))
+        .await?
+        .ok_or_else(not_found)?;
+    if let Principal::Lender(lender) = caller.principal()
+        && record.lender_id != lender
+    {
+        return Err(not_found());
+    }
+    let latest = proofline_commands::checkpoints::latest_note(state.store.as_ref()).await?;
+    let Some((checkpoint, note)) = latest.filter(|(c, _)| c.covered().0 >= envelope.position)
+    else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "no signed checkpoint covers this verification yet; try again in a few seconds",
+        )
+        .with_retry_after(state.settings.checkpoint_every_seconds.max(1)));
+    };
+    let tree_size = checkpoint.covered().0;
+    let proof =
+        proofline_commands::tree::inclusion(state.store.as_ref(), envelope.position, tree_size)
+            .await?;
+    let receipt = state.verifier.receipt(&record, envelope.position);
+    Ok(Json(Evidence {
+        envelope: serde_json::to_value(&envelope).map_err(|e| ApiError::internal(&e))?,
+        receipt,
+        checkpoint: EvidenceCheckpoint { note },
+        inclusion: EvidenceInclusion {
+            leaf_index: proof.leaf_index,
+            tree_size,
+            hashes: proof.hashes.iter().map(crate::routes::tlog::b64).collect(),
+        },
+    }))
+}

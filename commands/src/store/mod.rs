@@ -40,10 +40,14 @@
 
 use std::fmt;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use proofline_domain::decider::EventSchema;
 use proofline_domain::ids::{StreamId, validate_event_type};
 use proofline_domain::log::{Envelope, EventHash, Metadata, Timestamp, canonical_json};
+use proofline_domain::merkle::Hash;
+use proofline_domain::merkle::tree::NodeId;
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -55,6 +59,7 @@ pub mod postgres;
 pub(crate) mod rows;
 pub mod sqlite;
 pub mod tail;
+mod tree;
 pub(crate) mod writer;
 
 pub use error::StoreError;
@@ -64,6 +69,14 @@ pub use writer::WriterStats;
 pub const MAX_EVENTS_PER_APPEND: usize = 100;
 /// Largest `data` of one event, as compact JSON.
 pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
+/// Largest envelope, as its RFC 8785 bytes with `hash` (its Merkle leaf
+/// data): a C2SP tlog-tiles entry bundle writes each entry's length in two
+/// bytes.
+pub const MAX_ENVELOPE_BYTES: usize = 65_535;
+/// An upper bound of an envelope's bytes beyond its `data`, `metadata`,
+/// stream id and type: member names, the event id, both hashes, the time
+/// and numbers of their largest sizes (tested in `tests`).
+const ENVELOPE_OVERHEAD: usize = 400;
 /// Longest metadata value.
 pub const MAX_METADATA_VALUE_LEN: usize = 256;
 /// Most secrets one append may carry.
@@ -299,6 +312,15 @@ impl AppendRequest {
         if metadata.len() > MAX_EVENT_DATA_BYTES {
             return invalid(format!("metadata is over {MAX_EVENT_DATA_BYTES} bytes"));
         }
+        for ((stream, event), text) in self.all_events().zip(&data) {
+            let names = stream.as_str().len() + event.event_type.len();
+            if text.len() + metadata.len() + 2 * names + ENVELOPE_OVERHEAD > MAX_ENVELOPE_BYTES {
+                return invalid(format!(
+                    "the event would make an envelope over {MAX_ENVELOPE_BYTES} bytes (its data is {} bytes)",
+                    text.len()
+                ));
+            }
+        }
         let mut secret_ids = std::collections::HashSet::new();
         for secret in &self.secrets {
             if secret.id.is_empty() || secret.id.len() > 200 || !secret_ids.insert(&secret.id) {
@@ -397,6 +419,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// the new head.
     async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError>;
 
+    /// Leaves in the stored Merkle tree: the log's first positions it
+    /// covers (docs/log-format.md, "The tree").
+    async fn tree_size(&self) -> Result<u64, StoreError>;
+
+    /// Stored tree nodes by id; a node not stored is absent from the answer.
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError>;
+
+    /// Stores nodes computed by the tree follower, in one transaction; a
+    /// node already stored is kept (two followers write the same hashes).
+    async fn store_tree_nodes(&self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError>;
+
+    /// Forgets the stored tree, for `proofline rebuild --tree`.
+    async fn clear_tree(&self) -> Result<(), StoreError>;
+
     /// Counters of this process's writer.
     fn writer_stats(&self) -> &WriterStats;
 
@@ -447,4 +483,49 @@ pub trait EventStore: Send + Sync + 'static {
     /// Finishes the appends already queued, then closes connections. Later
     /// appends fail with [`StoreError::Closed`].
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An envelope whose every member but `data`, `metadata`, stream id and
+    /// type is as long as it can be stays within [`ENVELOPE_OVERHEAD`].
+    #[test]
+    fn the_envelope_overhead_bounds_the_largest_fixed_members() {
+        let envelope = Envelope {
+            position: MAX_SAFE_INTEGER,
+            event_id: Uuid::max(),
+            stream_id: StreamId::parse("log-checkpoints".to_owned()).unwrap(),
+            stream_version: MAX_SAFE_INTEGER,
+            event_type: "T".into(),
+            schema_version: u32::MAX,
+            data: serde_json::json!({}),
+            metadata: Metadata::default(),
+            recorded_at: Timestamp::parse("9999-12-31T23:59:59.999999Z").unwrap(),
+            prev_hash: EventHash::from_bytes([0xff; 32]),
+            hash: EventHash::from_bytes([0xff; 32]),
+        };
+        let fixed = envelope.leaf_bytes().len() - 4 - "log-checkpoints".len() - 1;
+        assert!(fixed <= ENVELOPE_OVERHEAD, "{fixed} bytes");
+    }
+
+    #[test]
+    fn an_event_that_would_make_an_envelope_over_the_bundle_limit_is_refused() {
+        let stream = StreamId::parse("log-checkpoints".to_owned()).unwrap();
+        let append = |size: usize| {
+            let data = serde_json::json!({"x": "a".repeat(size)});
+            AppendRequest::new(
+                stream.clone(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Big", 1, data)],
+            )
+            .prepare()
+        };
+        assert!(append(64_000).is_ok());
+        let Err(refused) = append(65_200) else {
+            panic!("an envelope over the limit was accepted")
+        };
+        assert!(refused.to_string().contains("65535 bytes"), "{refused}");
+    }
 }

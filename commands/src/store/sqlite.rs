@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use proofline_domain::ids::StreamId;
 use proofline_domain::log::{Envelope, Timestamp};
+use proofline_domain::merkle::Hash;
+use proofline_domain::merkle::tree::NodeId;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -306,6 +308,25 @@ impl EventStore for SqliteEventStore {
 
     async fn import(&self, envelopes: &[Envelope]) -> Result<(), StoreError> {
         self.writer.import(envelopes).await
+    }
+
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        super::tree::sqlite_size(&self.pool).await
+    }
+
+    async fn tree_nodes(
+        &self,
+        ids: &[NodeId],
+    ) -> Result<std::collections::HashMap<NodeId, Hash>, StoreError> {
+        super::tree::sqlite_nodes(&self.pool, ids).await
+    }
+
+    async fn store_tree_nodes(&self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+        super::tree::sqlite_store(&self.pool, nodes).await
+    }
+
+    async fn clear_tree(&self) -> Result<(), StoreError> {
+        super::tree::sqlite_clear(&self.pool).await
     }
 
     fn writer_stats(&self) -> &WriterStats {

@@ -139,6 +139,14 @@ fn check_import(head: Option<(u64, EventHash)>, rows: &[Envelope]) -> Result<(),
         chain.check(envelope).map_err(|e| {
             StoreError::InvalidAppend(format!("the imported events do not continue the log: {e}"))
         })?;
+        let size = envelope.leaf_bytes().len();
+        if size > super::MAX_ENVELOPE_BYTES {
+            return Err(StoreError::InvalidAppend(format!(
+                "the event at position {} is {size} bytes as canonical JSON, over {}",
+                envelope.position,
+                super::MAX_ENVELOPE_BYTES
+            )));
+        }
     }
     Ok(())
 }

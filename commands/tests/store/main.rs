@@ -32,6 +32,8 @@ macro_rules! store_contract_suite {
                 secrets::secrets_are_written_with_their_append,
                 secrets::webhook_secrets_move_to_the_sealing_key,
                 checkpoints::checkpoints_are_signed_once_and_survive_restarts,
+                tree::the_tree_follows_the_log,
+                tree::a_rebuilt_tree_has_the_same_hashes,
             );
         }
     };

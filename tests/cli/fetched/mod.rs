@@ -95,6 +95,7 @@ mod services {
         let mut command = proofline(&data);
         command
             .env("DATABASE_URL", database.url())
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
             .env("NATS_URL", nats.url());
         World::start(command, data, extra).await
     }

@@ -79,6 +79,7 @@ mod services {
             let mut command = proofline(data);
             command
                 .env("DATABASE_URL", self.database.url())
+                .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
                 .env("NATS_URL", self.nats.url());
             (command, data.to_owned())
         }

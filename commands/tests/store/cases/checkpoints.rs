@@ -32,7 +32,7 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
                 .unwrap();
         }
     };
-    let mut first = Checkpointer::new(10, 10);
+    let mut first = Checkpointer::new(10, 10, "test.example/log");
     assert_eq!(
         first.tick(store.as_ref(), &key, at(0)).await.unwrap(),
         None,
@@ -57,7 +57,7 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
     );
 
     // A restart: the next checkpointer knows the last one from the log.
-    let mut second = Checkpointer::new(10, 10);
+    let mut second = Checkpointer::new(10, 10, "test.example/log");
     append(2).await;
     assert_eq!(
         second.tick(store.as_ref(), &key, at(5)).await.unwrap(),
@@ -71,7 +71,10 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
 
     // Racing signers record one checkpoint.
     append(10).await;
-    let (mut one, mut two) = (Checkpointer::new(10, 10), Checkpointer::new(10, 10));
+    let (mut one, mut two) = (
+        Checkpointer::new(10, 10, "test.example/log"),
+        Checkpointer::new(10, 10, "test.example/log"),
+    );
     let (a, b) = tokio::join!(
         one.tick(store.as_ref(), &key, at(20)),
         two.tick(store.as_ref(), &key, at(20)),
@@ -95,8 +98,32 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
             .unwrap()
             .pop()
             .unwrap();
-        let checkpoint::CheckpointEvent::LogCheckpointSigned { hash, .. } = &checkpoint.event;
+        let checkpoint::CheckpointEvent::LogCheckpointSigned { hash, note, .. } = &checkpoint.event;
         assert_eq!(*hash, event.hash, "the signed hash is the event's");
+        // The note: signed under the origin, the tree of `position` events.
+        use proofline_domain::note;
+        let log = note::Verifier::new(
+            "test.example/log",
+            note::KeyType::Ed25519,
+            key.verifying_key(),
+        )
+        .unwrap();
+        let (signed, _) = note::Checkpoint::open(note.as_deref().unwrap(), &log, &[]).unwrap();
+        assert_eq!(signed.origin, "test.example/log");
+        assert_eq!(signed.size, position);
+        assert_eq!(
+            signed.root,
+            proofline_commands::tree::root(store.as_ref(), position)
+                .await
+                .unwrap()
+        );
+        let other = note::Verifier::new(
+            "test.example/log",
+            note::KeyType::Ed25519,
+            ServiceKey::generate().unwrap().verifying_key(),
+        )
+        .unwrap();
+        assert!(note::Checkpoint::open(note.as_deref().unwrap(), &other, &[]).is_err());
     }
     assert_eq!(
         covering_after(store.as_ref(), 13, 100).await.unwrap().len(),

@@ -7,6 +7,7 @@ pub mod checkpoints;
 pub mod concurrency;
 pub mod reads;
 pub mod secrets;
+pub mod tree;
 
 use std::time::Duration;
 
