@@ -96,7 +96,9 @@ pub enum Command {
     /// Replay the log into fresh read-model tables and swap them in (all
     /// models, or the one named), printing a checksum of each
     Rebuild {
-        /// verifications, daily_stats, lenders, issuers or webhook_deliveries
+        /// verifications, daily_stats, lenders, issuers or
+        /// webhook_deliveries; or `tree`: the log's Merkle tree hashed again
+        /// from the events and compared with the stored one
         name: Option<String>,
     },
     /// Export the log as JSON Lines, or verify such a file offline
@@ -163,6 +165,40 @@ pub enum LogCommand {
     /// otherwise. Several ids, each with its `--presentation` in the same
     /// order, are replayed from one reading of the log
     ReplayVerification(ReplayArgs),
+    /// Check a verification's evidence (GET /v1/verifications/{id}/evidence)
+    /// offline: the envelope hashes to its leaf, the inclusion proof reaches
+    /// the root the checkpoint note signs, the note and the receipt verify
+    /// with the log's key, and the receipt is this envelope's. Exits 1
+    /// naming what failed
+    VerifyEvidence {
+        /// The evidence JSON document
+        file: PathBuf,
+        /// The log's Ed25519 public key: base64url (`public_key` of
+        /// /v1/log/public-key) or its `note_vkey`, fetched apart from the
+        /// evidence
+        #[arg(long, allow_hyphen_values = true)]
+        public_key: String,
+    },
+    /// Check that the log only grew since a checkpoint note kept earlier:
+    /// fetches the latest checkpoint (/tlog/checkpoint) and a consistency
+    /// proof, and says "grew from N to M, consistent", or exits 1 with what
+    /// failed
+    Consistency {
+        /// The server's base URL
+        #[arg(long)]
+        url: String,
+        /// A file holding an auditor's (or the operator's) API key; else
+        /// PROOFLINE_API_KEY
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The checkpoint note kept from before (a file)
+        #[arg(long)]
+        since: PathBuf,
+        /// The log's key (base64url or note_vkey); default: the one of the
+        /// server's published keys that signed the kept note
+        #[arg(long, allow_hyphen_values = true)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@
 //! - [`keygen`]: `proofline keygen`.
 //! - [`logfile`]: `proofline log export` and `log verify`: the log as JSON
 //!   Lines, and its offline check.
+//! - [`evidence`]: `proofline log verify-evidence` and `log consistency`:
+//!   one verification, or the log's growth, proven with a few hashes.
 //! - [`rebuild`]: `proofline rebuild`, read models replayed and swapped in.
 //! - [`demo`]: `proofline demo`, a presentation to verify against a running
 //!   server.
@@ -22,6 +24,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod evidence;
 pub mod https;
 pub mod keygen;
 pub mod logfile;

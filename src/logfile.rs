@@ -20,6 +20,8 @@ use proofline_commands::service_keys;
 use proofline_commands::store::EventStore;
 use proofline_domain::checkpoint::{self, CheckpointEvent};
 use proofline_domain::log::{ChainError, ChainVerifier, Envelope, EventHash};
+use proofline_domain::merkle::leaf_hash;
+use proofline_domain::merkle::tree::Tree;
 use serde::Deserialize;
 
 /// What is wrong at the first bad position.
@@ -36,6 +38,9 @@ pub enum Kind {
     Reordered,
     /// A checkpoint whose signature does not verify (or names no known key).
     BadSignature,
+    /// A checkpoint note whose tree (size or root) is not the tree of the
+    /// file's events.
+    WrongTree,
 }
 
 impl fmt::Display for Kind {
@@ -46,6 +51,7 @@ impl fmt::Display for Kind {
             Kind::Inserted => "inserted",
             Kind::Reordered => "reordered",
             Kind::BadSignature => "bad signature",
+            Kind::WrongTree => "wrong tree",
         })
     }
 }
@@ -72,6 +78,13 @@ pub struct Verified {
     pub checkpoints: u64,
     /// The newest checked checkpoint's position.
     pub last_checkpoint: Option<u64>,
+    /// Checkpoint notes whose signature, tree size and root (recomputed
+    /// from the file's events) were checked; only for a file that starts
+    /// at position 1.
+    pub notes: u64,
+    /// The root of the Merkle tree of the file's events, when it starts at
+    /// position 1.
+    pub root: Option<proofline_domain::merkle::Hash>,
     /// Whether checkpoints were checked with keys the file itself records
     /// (no key was given from outside it): that proves the file is intact,
     /// not who signed it, since a rewritten file can carry its own
@@ -172,6 +185,9 @@ pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, Lo
     let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
     let mut checkpoints = 0u64;
     let mut last_checkpoint = None;
+    // The Merkle tree, recomputed when the file holds the whole log.
+    let mut tree = (first_position == 1).then(Tree::new);
+    let mut notes = 0u64;
     loop {
         let following = next()?;
         let (line, parsed) = &current;
@@ -240,6 +256,9 @@ pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, Lo
         }
         events += 1;
         hashes.insert(envelope.position, envelope.hash);
+        if let Some(tree) = tree.as_mut() {
+            tree.push(leaf_hash(&envelope.leaf_bytes()));
+        }
         if envelope.stream_id == checkpoint::stream() {
             let at = |kind, position, detail: String| Finding {
                 position,
@@ -275,6 +294,14 @@ pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, Lo
             };
             checkpoint::check(&event, key)
                 .map_err(|e| at(Kind::BadSignature, envelope.position, e.to_string()))?;
+            if let CheckpointEvent::LogCheckpointSigned {
+                note: Some(note), ..
+            } = &event
+            {
+                let signed = check_note(note, key, *position, tree.as_ref())
+                    .map_err(|(kind, detail)| at(kind, envelope.position, detail))?;
+                notes += u64::from(signed);
+            }
             if let Some(found) = hashes.get(position) {
                 if found != hash {
                     return Err(at(
@@ -310,10 +337,51 @@ pub fn verify_file(path: &Path, trusted: &[VerifyingKey]) -> Result<Verified, Lo
                     last_hash: chain.last_hash(),
                     checkpoints,
                     last_checkpoint,
+                    notes,
+                    root: tree.map(|t| t.root()),
                     self_attested: trusted.is_empty(),
                 });
             }
         }
+    }
+}
+
+/// Checks a checkpoint's note: signed by `key` under its origin, for the
+/// tree of `position` events, whose root is the recomputed one when `tree`
+/// (the file's tree so far) is known. Whether the tree was compared.
+fn check_note(
+    note: &str,
+    key: &VerifyingKey,
+    position: u64,
+    tree: Option<&Tree>,
+) -> Result<bool, (Kind, String)> {
+    let origin = note.split('\n').next().unwrap_or_default();
+    let verifier = proofline_domain::note::Verifier::new(
+        origin,
+        proofline_domain::note::KeyType::Ed25519,
+        *key,
+    )
+    .map_err(|e| (Kind::BadSignature, format!("the note's origin: {e}")))?;
+    let (signed, _) = proofline_domain::note::Checkpoint::open(note, &verifier, &[])
+        .map_err(|e| (Kind::BadSignature, format!("the checkpoint note: {e}")))?;
+    if signed.size != position {
+        return Err((
+            Kind::WrongTree,
+            format!(
+                "the note signs a tree of {} events for position {position}",
+                signed.size
+            ),
+        ));
+    }
+    let Some(tree) = tree else {
+        return Ok(false);
+    };
+    match tree.root_at(position) {
+        Some(root) if root == signed.root => Ok(true),
+        _ => Err((
+            Kind::WrongTree,
+            format!("the note's root is not the root of the first {position} events of the file"),
+        )),
     }
 }
 

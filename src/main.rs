@@ -84,6 +84,15 @@ fn verify_log(file: &std::path::Path, public_keys_given: &[String]) -> anyhow::R
         ),
         None => println!("no signed checkpoint in the file"),
     }
+    if let Some(root) = verified.root {
+        use base64::Engine;
+        println!(
+            "Merkle tree recomputed: {} events, root {}; {} checkpoint notes match it",
+            verified.last_position,
+            base64::engine::general_purpose::STANDARD.encode(root),
+            verified.notes
+        );
+    }
     if verified.self_attested {
         println!(
             "integrity only, signatures self-attested: the checkpoints were checked with keys the file itself records; \
@@ -262,6 +271,43 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
     match which {
         LogCommand::Verify { file, public_key } => verify_log(&file, &public_key).map(|_| ()),
         LogCommand::ReplayVerification(args) => replay_verification(args).await.map(|_| ()),
+        LogCommand::VerifyEvidence { file, public_key } => {
+            let key = proofline::evidence::LogKey::parse(&public_key)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let proven = proofline::evidence::verify(&text, &key)?;
+            println!(
+                "ok: verification {} ({}) is the event at position {} of the log {}, included in its signed tree of {} events; the receipt matches it",
+                proven.verification_id,
+                if proven.verified {
+                    "verified"
+                } else {
+                    "rejected"
+                },
+                proven.position,
+                proven.origin,
+                proven.tree_size
+            );
+            Ok(())
+        }
+        LogCommand::Consistency {
+            url,
+            key_file,
+            since,
+            public_key,
+        } => {
+            let key = public_key
+                .as_deref()
+                .map(proofline::evidence::LogKey::parse)
+                .transpose()?;
+            let kept = std::fs::read_to_string(&since)
+                .with_context(|| format!("cannot read {}", since.display()))?;
+            let api_key = api_key(key_file.as_deref())?;
+            let (from, to) =
+                proofline::evidence::consistency_with_server(&url, &api_key, &kept, key).await?;
+            println!("grew from {from} to {to}, consistent");
+            Ok(())
+        }
         LogCommand::Import { file } => {
             let imported = proofline::logfile::import_file(config, &file).await?;
             println!(

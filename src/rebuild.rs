@@ -87,8 +87,50 @@ pub async fn rebuild_all(
     Ok(done)
 }
 
-/// `proofline rebuild [NAME]` against the configured store.
+/// `proofline rebuild tree`: the Merkle tree recomputed from the log, its
+/// missing nodes written and every stored one compared.
+async fn rebuild_tree(config: &Config) -> anyhow::Result<()> {
+    let store = app::open_store(config, Migrations::RequireCurrent).await?;
+    let head = store.head().await?.map_or(0, |h| h.position);
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(head);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let outcome = proofline_commands::tree::rebuild(store.as_ref(), &|done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    store.close().await;
+    match outcome? {
+        Some(done) => {
+            use base64::Engine;
+            println!(
+                "tree: {} events hashed again, {} stored nodes equal to them; root {}",
+                done.size,
+                done.nodes,
+                base64::engine::general_purpose::STANDARD.encode(done.root)
+            );
+        }
+        None => println!("tree: the log is empty"),
+    }
+    Ok(())
+}
+
+/// `proofline rebuild [NAME]` against the configured store (`tree`: the
+/// Merkle tree).
 pub async fn run(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
+    if name == Some("tree") {
+        return rebuild_tree(config).await;
+    }
     let projections = select(name)?;
     let store = app::open_store(config, Migrations::RequireCurrent).await?;
     let live = app::open_read_models(config).await?;
