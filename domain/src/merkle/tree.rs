@@ -2,7 +2,8 @@
 //! then nodes of 256 leaves, of 65,536, …), which are exactly the hashes of
 //! C2SP `tlog-tiles` (tiles of height 8). Any subtree's hash is then at most
 //! 255 node hashes away from stored ones, so a proof in a tree of millions
-//! of leaves reads a few hundred stored hashes in one lookup.
+//! of leaves reads at most about a thousand stored hashes (measured: 1,000
+//! at 10^6 leaves), in one lookup per level.
 //!
 //! [`Tree`] grows the stored levels leaf by leaf and can forget all but
 //! their right edge (a follower that writes them to a store), or keep them
