@@ -227,7 +227,7 @@ pub async fn hash_tile(
     let level: u32 = level
         .parse()
         .ok()
-        .filter(|l| *l < 64 && !level.starts_with('+'))
+        .filter(|l: &u32| *l < 64 && l.to_string() == level)
         .ok_or_else(no_tile)?;
     let tile = parse_tile_path(&path).ok_or_else(no_tile)?;
     let bytes = tree::tile(state.store.as_ref(), level, tile.index, tile.width)

@@ -12,6 +12,7 @@ mod principals;
 mod registry;
 mod requests;
 mod support;
+mod tlog;
 mod verifications;
 mod webhook_support;
 mod webhooks;
@@ -65,6 +66,13 @@ macro_rules! http_suite {
             );
             http_suite!(@in events $open;
                 the_log_is_paged_and_tailed_for_auditors_only,
+            );
+            http_suite!(@in tlog $open;
+                tlog_checkpoints_are_signed_notes_of_the_tree_over_the_head,
+                tlog_proofs_verify_against_the_signed_root,
+                tlog_proofs_refuse_impossible_sizes_and_other_roles,
+                tlog_tiles_and_entry_bundles_hold_the_leaves,
+                evidence_waits_for_a_checkpoint_then_proves_the_verification,
             );
             http_suite!(@in hardening $open;
                 a_lender_verifies_only_for_its_own_audiences,
