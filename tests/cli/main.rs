@@ -9,3 +9,4 @@ mod log;
 mod oid4vp;
 mod roles;
 mod serve;
+mod tlog;
