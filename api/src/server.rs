@@ -265,6 +265,13 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
         state.lists.clone(),
     );
     let origin = state.settings.log_origin.clone();
+    let witnessing = (!state.settings.witnesses.is_empty()).then(|| {
+        proofline_commands::witnesses::Witnessing::new(
+            state.settings.witnesses.clone(),
+            &state.settings.fetch,
+        )
+        .expect("the fetch guard's settings were checked when read")
+    });
     let (key, every_events, every_seconds) = (
         state.service_key.clone(),
         state.settings.checkpoint_every_events,
@@ -310,6 +317,8 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 lists.refresh_due(now).await;
             }
         };
+        // The newest checkpoint note this process signed, for the witnesses.
+        let (signed_tx, signed_rx) = tokio::sync::watch::channel(None::<String>);
         let checkpoints = async {
             let mut checkpointer = proofline_commands::checkpoints::Checkpointer::new(
                 every_events,
@@ -321,12 +330,46 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 tick.tick().await;
                 let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
                 match checkpointer.tick(store.as_ref(), &key, now).await {
-                    Ok(Some(position)) => tracing::debug!(position, "signed a log checkpoint"),
+                    Ok(Some(position)) => {
+                        tracing::debug!(position, "signed a log checkpoint");
+                        if let Ok(Some((_, note))) =
+                            proofline_commands::checkpoints::latest_note(store.as_ref()).await
+                        {
+                            signed_tx.send_replace(Some(note));
+                        }
+                    }
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "cannot sign a log checkpoint"),
                 }
             }
         };
-        tokio::join!(watch, idle, checkpoints, lapsed, refresh);
+        let witnessing = witness(witnessing, store.as_ref(), signed_rx);
+        tokio::join!(watch, idle, checkpoints, lapsed, refresh, witnessing);
     })
+}
+
+/// Submits each checkpoint note signed here to the witnesses, the newest
+/// only when they are slower than the signer; never ends (nor blocks the
+/// signer) when there are none.
+async fn witness(
+    witnessing: Option<proofline_commands::witnesses::Witnessing>,
+    store: &dyn proofline_commands::store::EventStore,
+    mut signed: tokio::sync::watch::Receiver<Option<String>>,
+) {
+    let Some(mut witnessing) = witnessing else {
+        return std::future::pending().await;
+    };
+    while signed.changed().await.is_ok() {
+        let Some(note) = signed.borrow_and_update().clone() else {
+            continue;
+        };
+        for (witness, outcome) in witnessing.submit(store, &note).await {
+            match outcome {
+                Ok(()) => tracing::debug!(%witness, "a witness cosigned the checkpoint"),
+                Err(error) => {
+                    tracing::warn!(%witness, %error, "a witness did not cosign the checkpoint")
+                }
+            }
+        }
+    }
 }

@@ -61,6 +61,8 @@ pub struct ApiSettings {
     pub log_origin: String,
     /// Whether anyone may read the tlog-tiles entry bundles.
     pub tlog_public_entries: bool,
+    /// Witnesses each new checkpoint is submitted to.
+    pub witnesses: Vec<proofline_commands::witnesses::Witness>,
     /// The one outbound fetcher (status lists, issuer keys, type metadata).
     pub fetch: FetchSettings,
     /// How fresh fetched status lists must be.
@@ -89,6 +91,7 @@ impl Default for ApiSettings {
             oid4vp_rate_per_minute: 600,
             log_origin: DEFAULT_LOG_ORIGIN.to_owned(),
             tlog_public_entries: false,
+            witnesses: Vec::new(),
             fetch: FetchSettings::default(),
             status_lists: ListSettings::default(),
         }

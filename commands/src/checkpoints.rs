@@ -116,6 +116,10 @@ pub async fn covering_after(
     }
 }
 
+/// At most this many events past the last checkpoint are looked through
+/// to tell that none is new (checkpoints and cosignatures are not).
+const MAX_TRAILING_BOOKKEEPING: u64 = 64;
+
 /// Signs checkpoints as the log grows.
 pub struct Checkpointer {
     every_events: u64,
@@ -173,21 +177,31 @@ impl Checkpointer {
         let Some(head) = self.tree.catch_up(store).await? else {
             return Ok(None);
         };
-        let (covered, signed_at, recorded_at, version) = match &self.last {
+        let (covered, signed_at, version) = match &self.last {
             Some(last) => {
                 let (covered, signed_at) = last.covered();
-                (
-                    covered,
-                    Some(signed_at),
-                    last.recorded_at_position,
-                    last.stream_version,
-                )
+                (covered, Some(signed_at), last.stream_version)
             }
-            None => (0, None, 0, 0),
+            None => (0, None, 0),
         };
-        // Nothing new but the last checkpoint itself.
-        if head.size <= recorded_at {
+        // Nothing new but checkpoints and witnesses' cosignatures (which
+        // must not call for a checkpoint of their own, else an idle log
+        // would be checkpointed forever). Events appended while the last
+        // checkpoint was being signed are new, though it was recorded
+        // after them.
+        if head.size <= covered {
             return Ok(None);
+        }
+        let uncovered = head.size - covered;
+        if uncovered <= MAX_TRAILING_BOOKKEEPING {
+            let (checkpoints, witnesses) = (checkpoint::stream(), checkpoint::witness_stream());
+            let trailing = store.read_all(covered, uncovered as usize).await?;
+            if trailing
+                .iter()
+                .all(|e| e.stream_id == checkpoints || e.stream_id == witnesses)
+            {
+                return Ok(None);
+            }
         }
         let events_due = head.size - covered >= self.every_events;
         let since = signed_at.unwrap_or(started);

@@ -68,6 +68,7 @@ pub mod trust_anchors;
 pub mod type_metadata;
 pub mod verifications;
 pub mod webhooks;
+pub mod witnesses;
 pub(crate) mod x509;
 pub mod x5c;
 

@@ -48,6 +48,33 @@ pub enum CheckpointEvent {
 
 impl EventSchema for CheckpointEvent {}
 
+/// The stream of witnesses' cosignatures (`log-witnesses`).
+pub fn witness_stream() -> StreamId {
+    StreamId::singleton(Category::Log, Some("witnesses"))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum WitnessEvent {
+    /// A witness (C2SP `tlog-witness`) cosigned a checkpoint note: it
+    /// checked the note's signature and that the tree grew consistently from
+    /// the one it cosigned before. Recorded once the cosignature verified
+    /// with the witness's key; served with the note from then on.
+    LogCheckpointCosigned {
+        /// The tree size of the checkpoint cosigned.
+        tree_size: u64,
+        /// Its root hash, base64 (as in the note).
+        root_hash: String,
+        /// The witness's verifier key (`<name>+<hex key id>+<base64 key>`).
+        witness: String,
+        /// The C2SP `cosignature/v1` note signature line, as the witness
+        /// sent it (`— <name> <base64>` and a newline).
+        cosignature: String,
+    },
+}
+
+impl EventSchema for WitnessEvent {}
+
 /// What a checkpoint signs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {

@@ -112,6 +112,7 @@ pub fn events() -> Vec<EventType> {
         of::<verification_record::VerificationEvent>(Category::Verification),
         of::<webhook_delivery::WebhookDeliveryEvent>(Category::Webhook),
         of::<checkpoint::CheckpointEvent>(Category::Log),
+        of::<checkpoint::WitnessEvent>(Category::Log),
         of::<presentation_request::PresentationRequestEvent>(Category::PresentationRequest),
         of::<presentation_request::UnmatchedResponseEvent>(Category::Oid4vp),
     ]

@@ -4,6 +4,7 @@
 use proofline_commands::fetch::{FetchSettings, Fetcher};
 use proofline_commands::fetched_lists::ListSettings;
 use proofline_commands::outbound::read_pem_roots;
+use proofline_commands::witnesses::Witness;
 
 use super::ConfigError;
 use super::reader::{Reader, bad};
@@ -46,4 +47,12 @@ pub(super) fn read(r: &Reader<'_>) -> Result<(FetchSettings, ListSettings), Conf
         )?,
     };
     Ok((fetch, lists))
+}
+
+/// `PROOFLINE_WITNESSES`: whom each checkpoint is submitted to.
+pub(super) fn witnesses(r: &Reader<'_>) -> Result<Vec<Witness>, ConfigError> {
+    match r.get("PROOFLINE_WITNESSES", "none") {
+        None => Ok(Vec::new()),
+        Some(list) => Witness::parse_list(list).map_err(|e| bad("PROOFLINE_WITNESSES", e)),
+    }
 }

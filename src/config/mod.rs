@@ -131,6 +131,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "true: anyone may read the tlog-tiles entry bundles (the events); default: auditors and operators only",
     ),
     (
+        "PROOFLINE_WITNESSES",
+        "C2SP tlog-witness witnesses each checkpoint is submitted to: comma-separated `URL VKEY` pairs (the submission prefix, a space, the witness's cosignature/v1 verifier key); default none",
+    ),
+    (
         "PROOFLINE_CHECKPOINT_EVERY",
         "deprecated: both of the above at once, for each one not set",
     ),
@@ -470,6 +474,7 @@ fn read_api(r: &Reader<'_>) -> Result<(ApiSettings, bool), ConfigError> {
                 ));
             }
         },
+        witnesses: fetch::witnesses(r)?,
         oid4vp_rate_per_minute: r.number(
             "PROOFLINE_OID4VP_RATE_PER_MINUTE",
             u64::from(d.oid4vp_rate_per_minute),

@@ -10,3 +10,4 @@ mod oid4vp;
 mod roles;
 mod serve;
 mod tlog;
+mod witness;

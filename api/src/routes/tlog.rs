@@ -132,7 +132,8 @@ pub async fn consistency(
     }))
 }
 
-/// The latest checkpoint note (C2SP tlog-checkpoint), for anyone.
+/// The latest checkpoint note (C2SP tlog-checkpoint), for anyone, with the
+/// witnesses' cosignatures of it recorded so far.
 #[utoipa::path(
     get, path = "/tlog/checkpoint", tag = "tlog",
     responses(
@@ -148,6 +149,7 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiEr
             "no checkpoint note is signed yet",
         ));
     };
+    let note = proofline_commands::witnesses::cosigned_note(state.store.as_ref(), &note).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

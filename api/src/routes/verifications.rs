@@ -512,6 +512,7 @@ pub async fn evidence(
         proofline_commands::tree::inclusion(state.store.as_ref(), envelope.position, tree_size)
             .await?;
     let receipt = state.verifier.receipt(&record, envelope.position);
+    let note = proofline_commands::witnesses::cosigned_note(state.store.as_ref(), &note).await?;
     Ok(Json(Evidence {
         envelope: serde_json::to_value(&envelope).map_err(|e| ApiError::internal(&e))?,
         receipt,

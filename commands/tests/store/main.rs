@@ -32,6 +32,8 @@ macro_rules! store_contract_suite {
                 secrets::secrets_are_written_with_their_append,
                 secrets::webhook_secrets_move_to_the_sealing_key,
                 checkpoints::checkpoints_are_signed_once_and_survive_restarts,
+                checkpoints::cosignatures_are_served_and_call_for_no_checkpoint,
+                checkpoints::events_appended_while_signing_are_checkpointed_when_idle,
                 tree::the_tree_follows_the_log,
                 tree::a_rebuilt_tree_has_the_same_hashes,
             );

@@ -130,3 +130,156 @@ pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) 
         1
     );
 }
+
+/// A witness's cosignature is served with the note of its tree, and is no
+/// reason for a checkpoint of its own: an idle log stays idle.
+pub async fn cosignatures_are_served_and_call_for_no_checkpoint(h: &impl Harness) {
+    use proofline_commands::checkpoints::{Checkpointer, latest_note};
+    use proofline_commands::signing::ServiceKey;
+    use proofline_commands::witnesses::cosigned_note;
+    use proofline_domain::checkpoint::{WitnessEvent, witness_stream};
+    use proofline_domain::log::Timestamp;
+    use proofline_domain::note::{self, KeyType, Verifier};
+
+    let store = h.open().await;
+    let key = ServiceKey::generate().unwrap();
+    let at = |s: i64| {
+        Timestamp::from_datetime(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap())
+    };
+    let thing = async || {
+        store
+            .append(AppendRequest::new(
+                StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("Noted", 1, json!({}))],
+            ))
+            .await
+            .unwrap();
+    };
+    let witness = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
+    let cosign = async |note: &str, size: u64| {
+        let text = &note[..=note.find("\n\n").unwrap()];
+        let line = note::cosign(text, "witness.example/w1", &witness, 1_800_000_000).unwrap();
+        let root = note::Checkpoint::parse(text).unwrap().root;
+        let event = WitnessEvent::LogCheckpointCosigned {
+            tree_size: size,
+            root_hash: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, root),
+            witness: "witness.example/w1+00000000+AA".into(),
+            cosignature: line.clone(),
+        };
+        store
+            .append(AppendRequest::new(
+                witness_stream(),
+                ExpectedVersion::Any,
+                vec![NewEvent::of(&event)],
+            ))
+            .await
+            .unwrap();
+        line
+    };
+    let mut signer = Checkpointer::new(1, 1, "test.example/log");
+    for _ in 0..3 {
+        thing().await;
+    }
+    assert_eq!(
+        signer.tick(store.as_ref(), &key, at(0)).await.unwrap(),
+        Some(3)
+    );
+    let (_, first) = latest_note(store.as_ref()).await.unwrap().unwrap();
+    assert_eq!(cosigned_note(store.as_ref(), &first).await.unwrap(), first);
+
+    let line = cosign(&first, 3).await;
+    // Of another size: not this note's.
+    cosign(&first, 2).await;
+    assert_eq!(
+        signer.tick(store.as_ref(), &key, at(10)).await.unwrap(),
+        None,
+        "only the checkpoint and cosignatures of it are new"
+    );
+    let served = cosigned_note(store.as_ref(), &first).await.unwrap();
+    assert_eq!(served, format!("{first}{line}"));
+    let log = Verifier::new("test.example/log", KeyType::Ed25519, key.verifying_key()).unwrap();
+    let witness_key = Verifier::new(
+        "witness.example/w1",
+        KeyType::Cosignature,
+        witness.verifying_key(),
+    )
+    .unwrap();
+    let (_, opened) =
+        note::Checkpoint::open(&served, &log, std::slice::from_ref(&witness_key)).unwrap();
+    assert!(opened.signed_by(&witness_key));
+
+    // Something new is checkpointed again; the old cosignature is not the
+    // new note's.
+    thing().await;
+    let next = signer.tick(store.as_ref(), &key, at(20)).await.unwrap();
+    assert_eq!(next, Some(7));
+    let (_, second) = latest_note(store.as_ref()).await.unwrap().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        cosigned_note(store.as_ref(), &second).await.unwrap(),
+        second
+    );
+}
+
+/// Events appended while a checkpoint was being signed land before it in
+/// the log; the log going idle right then must not leave them uncovered.
+pub async fn events_appended_while_signing_are_checkpointed_when_idle(h: &impl Harness) {
+    use proofline_commands::checkpoints::Checkpointer;
+    use proofline_commands::signing::ServiceKey;
+    use proofline_domain::checkpoint::{self, Checkpoint};
+    use proofline_domain::log::Timestamp;
+
+    let store = h.open().await;
+    let key = ServiceKey::generate().unwrap();
+    let at = |s: i64| {
+        Timestamp::from_datetime(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap())
+    };
+    for _ in 0..5 {
+        store
+            .append(AppendRequest::new(
+                StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("Noted", 1, json!({}))],
+            ))
+            .await
+            .unwrap();
+    }
+    let third = store.read_all(2, 1).await.unwrap().pop().unwrap();
+    // A checkpoint of the first 3 events, recorded after events 4 and 5.
+    let signed = Checkpoint {
+        position: 3,
+        hash: third.hash,
+        signed_at: at(0),
+    };
+    let kid = key.kid();
+    let signature = key.sign(signed.signing_input(&kid).as_bytes());
+    store
+        .append(AppendRequest::new(
+            checkpoint::stream(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::of(&signed.event(
+                &kid,
+                &signature.to_bytes(),
+                None,
+            ))],
+        ))
+        .await
+        .unwrap();
+    let mut signer = Checkpointer::new(1_000, 10, "test.example/log");
+    assert_eq!(
+        signer.tick(store.as_ref(), &key, at(5)).await.unwrap(),
+        None,
+        "not due yet"
+    );
+    assert_eq!(
+        signer.tick(store.as_ref(), &key, at(10)).await.unwrap(),
+        Some(6),
+        "events 4 and 5 are new"
+    );
+    assert_eq!(
+        signer.tick(store.as_ref(), &key, at(30)).await.unwrap(),
+        None,
+        "now only the checkpoint is"
+    );
+}
