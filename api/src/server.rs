@@ -325,9 +325,15 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 every_seconds,
                 origin,
             );
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            for round in 0u64.. {
                 tick.tick().await;
+                if !round.is_multiple_of(5) {
+                    if let Err(error) = checkpointer.follow(store.as_ref()).await {
+                        tracing::warn!(%error, "cannot bring the Merkle tree up to the head");
+                    }
+                    continue;
+                }
                 let now = proofline_domain::log::Timestamp::from_datetime(chrono::Utc::now());
                 match checkpointer.tick(store.as_ref(), &key, now).await {
                     Ok(Some(position)) => {

@@ -1,6 +1,7 @@
 //! Signing checkpoints of the log, and reading them back.
 //!
-//! The API process runs [`Checkpointer::tick`] every second: it first brings
+//! The API process runs [`Checkpointer::tick`] every second (and
+//! [`Checkpointer::follow`] five times a second): it first brings
 //! the Merkle tree up to the head ([`TreeFollower`]), then, when at least
 //! `every_events` events were appended since the last checkpoint, or
 //! `every_seconds` passed with something new, it signs the tree's head
@@ -163,6 +164,15 @@ impl Checkpointer {
                 return Ok(());
             }
         }
+    }
+
+    /// Brings the stored tree up to the head without signing: the signer's
+    /// loop runs it between ticks, so that the tree grows in small steps
+    /// (and from the rows the writer just committed, in memory) rather than
+    /// in one burst a second.
+    pub async fn follow(&mut self, store: &dyn EventStore) -> Result<(), CommandError> {
+        self.tree.catch_up(store).await?;
+        Ok(())
     }
 
     /// Signs the head if it is time; the position signed, if any.

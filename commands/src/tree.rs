@@ -15,8 +15,8 @@ use proofline_domain::merkle::{Hash, consistency_spans, inclusion_spans, leaf_ha
 
 use crate::store::{EventStore, StoreError};
 
-/// Events read and hashed per transaction of the follower.
-const PAGE: usize = 1_000;
+/// Events read and hashed per transaction of the follower (32 full tiles).
+const PAGE: usize = 8_192;
 
 /// The stored tree's head: its size (the last position it covers), root,
 /// and the chain hash of the event at that position.
@@ -68,17 +68,17 @@ impl TreeFollower {
             return Box::pin(self.follow(store)).await;
         };
         loop {
-            let page = store.read_all(tree.size(), PAGE).await?;
+            let page = store.read_leaves(tree.size(), PAGE).await?;
             let mut nodes = Vec::with_capacity(page.len() + page.len() / 200 + 2);
-            for envelope in &page {
-                if envelope.position != tree.size() + 1 {
+            for leaf in &page {
+                if leaf.position != tree.size() + 1 {
                     return Err(StoreError::corrupt(
                         "events",
-                        format!("position {} follows {}", envelope.position, tree.size()),
+                        format!("position {} follows {}", leaf.position, tree.size()),
                     ));
                 }
-                nodes.extend(tree.push(leaf_hash(&envelope.leaf_bytes())));
-                *last = envelope.hash;
+                nodes.extend(tree.push(leaf.leaf));
+                *last = leaf.hash;
             }
             if !nodes.is_empty() {
                 store.store_tree_nodes(&nodes).await?;
@@ -107,13 +107,13 @@ async fn resume(
     }
     let nodes = store.tree_nodes(&tree::edge_nodes(size)).await?;
     let tree = Tree::resume(size, &mut |id| nodes.get(&id).copied())
-        .ok_or_else(|| StoreError::corrupt("tlog_nodes", "a node of the tree's edge is missing"))?;
+        .ok_or_else(|| StoreError::corrupt("tlog_tiles", "a node of the tree's edge is missing"))?;
     let at = store.read_all(size - 1, 1).await?;
     let hash = match at.first() {
         Some(envelope) if envelope.position == size => envelope.hash,
         _ => {
             return Err(StoreError::corrupt(
-                "tlog_nodes",
+                "tlog_tiles",
                 format!("the tree covers {size} events but the log does not"),
             ));
         }
@@ -166,7 +166,7 @@ async fn spans_hashes(
     let ids: Vec<NodeId> = tree::nodes_for(spans).into_iter().collect();
     let nodes = store.tree_nodes(&ids).await?;
     tree::hashes_of(spans, &nodes).ok_or_else(|| {
-        StoreError::corrupt("tlog_nodes", "a node below the tree's size is missing").into()
+        StoreError::corrupt("tlog_tiles", "a node below the tree's size is missing").into()
     })
 }
 
@@ -253,7 +253,7 @@ pub async fn tile(
     let mut out = Vec::with_capacity(ids.len() * 32);
     for id in &ids {
         let hash = nodes.get(id).ok_or_else(|| {
-            StoreError::corrupt("tlog_nodes", "a node of a complete tile is missing")
+            StoreError::corrupt("tlog_tiles", "a node of a complete tile is missing")
         })?;
         out.extend_from_slice(hash);
     }
@@ -330,7 +330,7 @@ pub async fn rebuild(
         for (id, hash) in &nodes {
             if stored.get(id) != Some(hash) {
                 return Err(StoreError::corrupt(
-                    "tlog_nodes",
+                    "tlog_tiles",
                     format!(
                         "the stored node {} of level {} is not the one the log gives",
                         id.index, id.level

@@ -249,6 +249,23 @@ impl HashInput<'_> {
         out
     }
 
+    /// The leaf bytes for `hash` ([`HashInput::leaf_bytes`]) and the hash
+    /// these members give ([`HashInput::hash`]), from one buffer: the
+    /// canonical bytes without `hash` are the leaf bytes less the `hash`
+    /// member, which follows `event_id`. The tree follower's read: it checks
+    /// each stored event against its hash at little cost.
+    pub fn leaf_bytes_and_hash(&self, hash: &EventHash) -> (Vec<u8>, EventHash) {
+        let leaf = self.leaf_bytes(hash);
+        let member = 10 + 64; // `,"hash":"` and the hex and `"`
+        let start =
+            r#"{"data":"#.len() + self.canonical_data.len() + r#","event_id":""#.len() + 36 + 1;
+        let mut digest = Sha256::new();
+        digest.update(self.prev_hash.to_hex().as_bytes());
+        digest.update(&leaf[..start]);
+        digest.update(&leaf[start + member..]);
+        (leaf, EventHash(digest.finalize().into()))
+    }
+
     /// `SHA-256(prev_hash as 64 hex ASCII bytes || canonical bytes)`.
     pub fn hash(&self) -> EventHash {
         let mut digest = Sha256::new();
@@ -440,6 +457,27 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn leaf_bytes_and_hash_come_from_one_buffer() {
+        for envelope in chain(5).into_iter().chain([event(
+            9,
+            EventHash([7; 32]),
+            json!({"é": "\u{2028}\"", "z": [1, {"b": 2, "a": null}]}),
+        )]) {
+            let data = canonical_json(&envelope.data).unwrap();
+            let metadata = canonical_json(&envelope.metadata).unwrap();
+            let input = envelope.hash_input(&data, &metadata);
+            let (leaf, hash) = input.leaf_bytes_and_hash(&envelope.hash);
+            assert_eq!(leaf, envelope.leaf_bytes());
+            assert_eq!(hash, envelope.hash);
+            // Another stored hash: the leaf holds it, the hash is the
+            // members' all the same.
+            let (other_leaf, again) = input.leaf_bytes_and_hash(&EventHash([1; 32]));
+            assert_ne!(other_leaf, leaf);
+            assert_eq!(again, envelope.hash);
+        }
     }
 
     #[test]

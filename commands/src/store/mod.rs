@@ -56,6 +56,7 @@ use uuid::Uuid;
 pub mod error;
 pub(crate) mod plan;
 pub mod postgres;
+mod recent;
 pub(crate) mod rows;
 pub mod sqlite;
 pub mod tail;
@@ -383,6 +384,26 @@ pub struct AppendOutcome {
     pub already_stored: bool,
 }
 
+/// An event as a leaf of the log's Merkle tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf {
+    pub position: u64,
+    /// `SHA-256(0x00 || canonical envelope)`.
+    pub leaf: Hash,
+    /// The event's chain hash.
+    pub hash: EventHash,
+}
+
+impl Leaf {
+    pub fn of(envelope: &Envelope) -> Self {
+        Self {
+            position: envelope.position,
+            leaf: proofline_domain::merkle::leaf_hash(&envelope.leaf_bytes()),
+            hash: envelope.hash,
+        }
+    }
+}
+
 /// The last event of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -432,6 +453,19 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Forgets the stored tree, for `proofline rebuild --tree`.
     async fn clear_tree(&self) -> Result<(), StoreError>;
+
+    /// The tree leaves of the events after `after`, at most `limit`, in
+    /// position order: what the tree follower reads. The stores make them
+    /// from the stored canonical texts without parsing the JSON (checked
+    /// against each event's hash); this default reads whole envelopes.
+    async fn read_leaves(&self, after: u64, limit: usize) -> Result<Vec<Leaf>, StoreError> {
+        Ok(self
+            .read_all(after, limit)
+            .await?
+            .iter()
+            .map(Leaf::of)
+            .collect())
+    }
 
     /// Counters of this process's writer.
     fn writer_stats(&self) -> &WriterStats;

@@ -464,7 +464,7 @@ where
     Ok(())
 }
 
-fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
+pub(super) fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let data: String = row.try_get("data")?;
     let metadata: String = row.try_get("metadata")?;
     let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
@@ -516,6 +516,13 @@ impl EventStore for PgEventStore {
 
     async fn clear_tree(&self) -> Result<(), StoreError> {
         super::tree::pg_clear(&self.pool).await
+    }
+
+    async fn read_leaves(&self, after: u64, limit: usize) -> Result<Vec<super::Leaf>, StoreError> {
+        if let Some(rows) = self.writer.recent().take(after, limit) {
+            return Ok(rows.iter().map(|row| row.leaf()).collect());
+        }
+        super::tree::pg_leaves(&self.pool, after, limit).await
     }
 
     fn writer_stats(&self) -> &WriterStats {

@@ -276,7 +276,7 @@ fn json_array<T: serde::Serialize>(items: &[T]) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(|e| StoreError::InvalidAppend(e.to_string()))
 }
 
-fn envelope(row: &SqliteRow) -> Result<Envelope, StoreError> {
+pub(super) fn envelope(row: &SqliteRow) -> Result<Envelope, StoreError> {
     let data: String = row.try_get("data")?;
     let metadata: String = row.try_get("metadata")?;
     Ok(Envelope {
@@ -327,6 +327,13 @@ impl EventStore for SqliteEventStore {
 
     async fn clear_tree(&self) -> Result<(), StoreError> {
         super::tree::sqlite_clear(&self.pool).await
+    }
+
+    async fn read_leaves(&self, after: u64, limit: usize) -> Result<Vec<super::Leaf>, StoreError> {
+        if let Some(rows) = self.writer.recent().take(after, limit) {
+            return Ok(rows.iter().map(|row| row.leaf()).collect());
+        }
+        super::tree::sqlite_leaves(&self.pool, after, limit).await
     }
 
     fn writer_stats(&self) -> &WriterStats {

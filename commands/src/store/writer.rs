@@ -23,6 +23,7 @@ use proofline_domain::log::{ChainVerifier, Envelope, EventHash};
 use crate::report::error_chain;
 
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow};
+use super::recent::{CommittedRow, Recent};
 use super::rows::{canonical_texts, rows_of};
 use super::{AppendOutcome, AppendRequest, Prepared, StoreError};
 
@@ -36,6 +37,8 @@ pub(crate) struct Committed {
     pub outcomes: Vec<Result<AppendOutcome, StoreError>>,
     /// The last position written, if anything was.
     pub last_position: Option<u64>,
+    /// The rows written, when a tree follower wants them.
+    pub rows: Option<Vec<CommittedRow>>,
 }
 
 /// What a database gives the writer: transactions that hold the writer's
@@ -91,6 +94,7 @@ async fn commit<C: Committer>(
     committer: &C,
     batch: &[Prepared],
     now: Timestamp,
+    keep_rows: bool,
 ) -> Result<Committed, StoreError> {
     let mut tx = committer.begin().await?;
     let context = C::context(&mut tx, batch).await?;
@@ -101,6 +105,7 @@ async fn commit<C: Committer>(
         return Ok(Committed {
             outcomes: plan.outcomes,
             last_position: None,
+            rows: None,
         });
     };
     C::insert_events(&mut tx, &plan.rows).await?;
@@ -108,9 +113,11 @@ async fn commit<C: Committer>(
         C::insert_secrets(&mut tx, &plan.secrets, plan.recorded_at).await?;
     }
     C::commit(tx).await?;
+    let rows = keep_rows.then(|| plan.rows.iter().map(CommittedRow::of).collect());
     Ok(Committed {
         outcomes: plan.outcomes,
         last_position: Some(last_position),
+        rows,
     })
 }
 
@@ -169,6 +176,7 @@ pub(crate) struct Writer<C> {
     sender: Mutex<Option<mpsc::Sender<Pending>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<WriterStats>,
+    recent: Arc<Recent>,
 }
 
 impl<C: Committer> Writer<C> {
@@ -176,13 +184,26 @@ impl<C: Committer> Writer<C> {
         let committer = Arc::new(committer);
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(committer.clone(), receiver, head, stats.clone()));
+        let recent = Arc::new(Recent::default());
+        let task = tokio::spawn(run(
+            committer.clone(),
+            receiver,
+            head,
+            stats.clone(),
+            recent.clone(),
+        ));
         Self {
             committer,
             sender: Mutex::new(Some(sender)),
             task: tokio::sync::Mutex::new(Some(task)),
             stats,
+            recent,
         }
+    }
+
+    /// What this writer committed last, for the tree follower.
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     /// See [`import`]: for a store no service is appending to (the writer
@@ -229,6 +250,7 @@ async fn run<C: Committer>(
     mut queue: mpsc::Receiver<Pending>,
     head: watch::Sender<u64>,
     stats: Arc<WriterStats>,
+    recent: Arc<Recent>,
 ) {
     let mut requests = Vec::new();
     let mut replies = Vec::new();
@@ -249,7 +271,7 @@ async fn run<C: Committer>(
                 Err(_) => break,
             }
         }
-        let outcomes = commit_group(committer.as_ref(), &requests, &head, &stats).await;
+        let outcomes = commit_group(committer.as_ref(), &requests, &head, &stats, &recent).await;
         for (reply, outcome) in replies.drain(..).zip(outcomes) {
             // The appender may have gone (its request was cancelled); the
             // outcome stands either way.
@@ -264,8 +286,9 @@ async fn commit_group<C: Committer>(
     requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
+    recent: &Recent,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
-    match commit_once(committer, requests, head, stats).await {
+    match commit_once(committer, requests, head, stats, recent).await {
         Ok(outcomes) => outcomes,
         Err(error) if requests.len() > 1 && is_statement_failure(&error) => {
             tracing::warn!(error = %error_chain(&error), appends = requests.len(),
@@ -273,7 +296,7 @@ async fn commit_group<C: Committer>(
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in requests {
                 let single = std::slice::from_ref(request);
-                match commit_once(committer, single, head, stats).await {
+                match commit_once(committer, single, head, stats, recent).await {
                     Ok(mut one) => outcomes.push(one.pop().unwrap_or(Err(StoreError::Closed))),
                     Err(error) => outcomes.push(Err(error)),
                 }
@@ -292,8 +315,12 @@ async fn commit_once<C: Committer>(
     requests: &[Prepared],
     head: &watch::Sender<u64>,
     stats: &WriterStats,
+    recent: &Recent,
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let committed = commit(committer, requests, now()).await?;
+    let committed = commit(committer, requests, now(), recent.wanted()).await?;
+    if let Some(rows) = committed.rows {
+        recent.push(rows);
+    }
     if let Some(last) = committed.last_position {
         head.send_if_modified(|known| {
             let newer = last > *known;

@@ -36,6 +36,7 @@ macro_rules! store_contract_suite {
                 checkpoints::events_appended_while_signing_are_checkpointed_when_idle,
                 tree::the_tree_follows_the_log,
                 tree::a_rebuilt_tree_has_the_same_hashes,
+                tree::stored_leaves_are_the_envelopes_leaves,
             );
         }
     };

@@ -187,3 +187,38 @@ pub async fn a_rebuilt_tree_has_the_same_hashes(h: &impl Harness) {
     assert_eq!(after, before);
     assert_eq!(tiles().await, first);
 }
+
+/// The leaves the store makes from its stored texts are those of the
+/// envelopes it returns.
+pub async fn stored_leaves_are_the_envelopes_leaves(h: &impl Harness) {
+    use proofline_commands::store::Leaf;
+    let store = h.open().await;
+    store
+        .append(AppendRequest::new(
+            StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "Noted",
+                1,
+                json!({"z": [15, -7, 9_007_199_254_740_991_i64, null], "a": "\u{7f}\"\\\n\u{2028}é", "m": {"b": 1, "a": true}}),
+            )],
+        ))
+        .await
+        .unwrap();
+    append(&store, 40).await;
+    let envelopes = store.read_all(0, 1_000).await.unwrap();
+    let expected: Vec<Leaf> = envelopes.iter().map(Leaf::of).collect();
+    assert_eq!(store.read_leaves(0, 1_000).await.unwrap(), expected);
+    assert_eq!(store.read_leaves(10, 5).await.unwrap(), expected[10..15]);
+    assert_eq!(expected.len(), 41);
+
+    // Once a follower reads leaves, the writer hands what it commits next
+    // over in memory (the first read below); the same leaves either way.
+    append(&store, 30).await;
+    let envelopes = store.read_all(41, 1_000).await.unwrap();
+    let expected: Vec<Leaf> = envelopes.iter().map(Leaf::of).collect();
+    assert_eq!(expected.len(), 30);
+    assert_eq!(store.read_leaves(41, 1_000).await.unwrap(), expected);
+    assert_eq!(store.read_leaves(41, 1_000).await.unwrap(), expected);
+    assert_eq!(store.read_leaves(50, 3).await.unwrap(), expected[9..12]);
+}
