@@ -301,6 +301,9 @@ pub enum BenchCommand {
         /// Rows per transaction of the ordered measurement
         #[arg(long, default_value_t = 500)]
         raw_batch: usize,
+        /// Rounds of the store alone and with the tree follower, alternated
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Keep the scratch database or file
         #[arg(long)]
         keep: bool,
@@ -368,6 +371,38 @@ pub enum BenchCommand {
         flows: u64,
         /// Concurrent clients of the load process
         #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
+    /// The transparency log at scale: a log of EVENTS written and its
+    /// Merkle tree hashed (both timed), then from a second process
+    /// inclusion proofs (p50/p99 from one client, the rate from CLIENTS)
+    /// and hash tiles against the API, beside /health/live measured in the
+    /// same run. Runs in a scratch database or file.
+    Tlog {
+        /// Events in the log
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Seconds of each load
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent clients of the load process
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
+    /// The load process of `bench tlog` (not for direct use)
+    #[command(hide = true)]
+    TlogLoad {
+        #[arg(long)]
+        base: String,
+        #[arg(long, value_enum)]
+        mode: crate::bench::TlogLoad,
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(long)]
+        size: u64,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
         clients: usize,
     },
     /// The load process of `bench oid4vp` (not for direct use)

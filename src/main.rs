@@ -208,9 +208,10 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
                     writers,
                     events,
                     raw_batch,
+                    rounds,
                     keep,
                 },
-        } => proofline::bench::append(&config, writers, events, raw_batch, keep).await,
+        } => proofline::bench::append(&config, writers, events, raw_batch, rounds, keep).await,
         Command::Bench {
             which:
                 BenchCommand::Webhooks {
@@ -238,6 +239,35 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench {
             which: BenchCommand::Oid4vp { flows, clients },
         } => proofline::bench::oid4vp(&config, flows, clients).await,
+        Command::Bench {
+            which:
+                BenchCommand::Tlog {
+                    events,
+                    seconds,
+                    clients,
+                },
+        } => proofline::bench::tlog(&config, events, seconds, clients).await,
+        Command::Bench {
+            which:
+                BenchCommand::TlogLoad {
+                    base,
+                    mode,
+                    key_file,
+                    size,
+                    seconds,
+                    clients,
+                },
+        } => {
+            proofline::bench::tlog_load(proofline::bench::TlogLoadArgs {
+                base,
+                mode,
+                key_file,
+                size,
+                seconds,
+                clients,
+            })
+            .await
+        }
         Command::Bench {
             which:
                 BenchCommand::Oid4vpLoad {

@@ -25,6 +25,7 @@ mod fetched;
 mod lag;
 mod oid4vp;
 mod rebuild;
+mod tlog;
 mod verify;
 mod webhooks;
 
@@ -33,6 +34,7 @@ pub use auth::auth;
 pub use lag::lag;
 pub use oid4vp::{Load, LoadArgs, load as oid4vp_load, oid4vp};
 pub use rebuild::rebuild;
+pub use tlog::{TlogLoad, TlogLoadArgs, tlog, tlog_load};
 pub use verify::verify;
 pub use webhooks::webhooks;
 
