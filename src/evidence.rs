@@ -12,7 +12,6 @@ use proofline_domain::merkle::{Hash, leaf_hash, verify_consistency, verify_inclu
 use proofline_domain::note::{self, KeyType, Verifier};
 use proofline_domain::verification_record::VerificationEvent;
 use serde::Deserialize;
-use serde_json::json;
 
 /// Why evidence does not hold, each named so a script can tell them apart.
 #[derive(Debug, thiserror::Error)]
@@ -178,15 +177,7 @@ pub fn verify(text: &str, key: &LogKey) -> Result<Proven, EvidenceError> {
         .verify(&PublicKey::Ed25519(key.key()))
         .map_err(|e| EvidenceError::BadReceipt(e.to_string()))?;
     let claims = ReceiptClaims::of(&record, envelope.position);
-    let expected = json!({
-        "verification_id": claims.verification_id,
-        "lender_id": claims.lender_id,
-        "verified": claims.verified,
-        "failed_step": claims.failed_step,
-        "presentation_sha256": claims.presentation_sha256,
-        "position": claims.position,
-        "iat": claims.iat,
-    });
+    let expected = claims.payload();
     if serde_json::Value::Object(receipt.payload.clone()) != expected {
         let differs = expected
             .as_object()

@@ -595,6 +595,20 @@ impl ReceiptClaims {
             iat: record.verified_at.as_datetime().timestamp(),
         }
     }
+
+    /// The JWS payload: what the receipt signs, and what a checker
+    /// compares a receipt's payload with.
+    pub fn payload(&self) -> Value {
+        json!({
+            "verification_id": self.verification_id,
+            "lender_id": self.lender_id,
+            "verified": self.verified,
+            "failed_step": self.failed_step,
+            "presentation_sha256": self.presentation_sha256,
+            "position": self.position,
+            "iat": self.iat,
+        })
+    }
 }
 
 /// `typ` of a receipt's JOSE header.
@@ -603,14 +617,5 @@ pub const RECEIPT_TYP: &str = "proofline-receipt+jwt";
 /// A compact JWS (EdDSA) by the service key over the receipt claims.
 pub fn receipt(key: &ServiceKey, claims: &ReceiptClaims) -> String {
     let header = json!({"alg": "EdDSA", "typ": RECEIPT_TYP, "kid": key.kid()});
-    let payload = json!({
-        "verification_id": claims.verification_id,
-        "lender_id": claims.lender_id,
-        "verified": claims.verified,
-        "failed_step": claims.failed_step,
-        "presentation_sha256": claims.presentation_sha256,
-        "position": claims.position,
-        "iat": claims.iat,
-    });
-    key.sign_jws(&header, &payload)
+    key.sign_jws(&header, &claims.payload())
 }

@@ -13,15 +13,7 @@ use serde_json::{Value, json};
 use crate::support::TestApp;
 
 async fn auditor(app: &TestApp) -> String {
-    let answer = app
-        .post(
-            "/v1/auditors",
-            Some(&app.operator_key),
-            &json!({"name": "Ledger Audit"}),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.text);
-    answer.body["api_key"].as_str().unwrap().to_owned()
+    app.register_auditor("Ledger Audit").await
 }
 
 async fn append(app: &TestApp, n: usize) {

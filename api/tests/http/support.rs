@@ -478,6 +478,19 @@ impl TestApp {
         )
     }
 
+    /// Registers an auditor as the operator; its key.
+    pub async fn register_auditor(&self, name: &str) -> String {
+        let answer = self
+            .post(
+                "/v1/auditors",
+                Some(&self.operator_key),
+                &serde_json::json!({"name": name}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer.body["api_key"].as_str().unwrap().to_owned()
+    }
+
     pub async fn all_events(&self) -> Vec<Envelope> {
         let mut events = Vec::new();
         loop {

@@ -67,15 +67,7 @@ async fn head(app: &TestApp) -> u64 {
 }
 
 async fn register_auditor(app: &TestApp) -> String {
-    let answer = app
-        .post(
-            "/v1/auditors",
-            Some(&app.operator_key),
-            &json!({"name": "Tree Audit"}),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.text);
-    answer.body["api_key"].as_str().unwrap().to_owned()
+    app.register_auditor("Tree Audit").await
 }
 
 /// Polls the latest checkpoint until it covers `position`.
