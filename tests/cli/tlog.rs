@@ -60,16 +60,17 @@ fn key_in(path: &Path) -> String {
         .to_owned()
 }
 
+/// `GET url` (with `key` as bearer, if given), as JSON.
+async fn get_json(url: &str, key: Option<&str>) -> Value {
+    let mut request = client().get(url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn head(base: &str, key: &str) -> u64 {
-    let page: Value = client()
-        .get(format!("{base}/v1/events?after=0&limit=1"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(&format!("{base}/v1/events?after=0&limit=1"), Some(key)).await;
     page["head"].as_u64().expect("a head")
 }
 
@@ -81,8 +82,8 @@ fn size_of(note: &str) -> u64 {
         .expect(note)
 }
 
-/// Waits for `/tlog/checkpoint` to sign a tree of at least `size` events.
-async fn note_covering(base: &str, size: u64) -> String {
+/// Waits for the note at `/tlog/checkpoint` to be `good`; `what` names it.
+async fn note_when(base: &str, what: &str, good: impl AsyncFn(&str) -> bool) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let answer = client()
@@ -92,70 +93,46 @@ async fn note_covering(base: &str, size: u64) -> String {
             .unwrap();
         if answer.status() == 200 {
             let note = answer.text().await.unwrap();
-            if size_of(&note) >= size {
+            if good(&note).await {
                 return note;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint of {size} events within {PATIENCE:?}"
+            "no checkpoint of {what} within {PATIENCE:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits for `/tlog/checkpoint` to sign a tree of at least `size` events.
+async fn note_covering(base: &str, size: u64) -> String {
+    note_when(base, &format!("{size} events"), async |note| {
+        size_of(note) >= size
+    })
+    .await
 }
 
 /// Waits for `/tlog/checkpoint` to sign every event of the log but the
 /// trailing checkpoints and cosignatures (a checkpoint never covers
 /// itself), as the checkpointer's rule has it.
 async fn note_of_head(base: &str, key: &str) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let answer = client()
-            .get(format!("{base}/tlog/checkpoint"))
-            .send()
-            .await
-            .unwrap();
-        if answer.status() == 200 {
-            let note = answer.text().await.unwrap();
-            let after: Value = client()
-                .get(format!(
-                    "{base}/v1/events?after={}&limit=100",
-                    size_of(&note)
-                ))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let events = after["events"].as_array().expect("events");
-            if events.iter().all(|e| {
-                e["stream_id"]
-                    .as_str()
-                    .is_some_and(|s| s.starts_with("log-"))
-            }) {
-                return note;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint of the head within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    note_when(base, "the head", async |note| {
+        let url = format!("{base}/v1/events?after={}&limit=100", size_of(note));
+        let after = get_json(&url, Some(key)).await;
+        let events = after["events"].as_array().expect("events");
+        events.iter().all(|e| {
+            e["stream_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("log-"))
+        })
+    })
+    .await
 }
 
 /// The log's published keys: (`public_key`, `note_vkey`).
 async fn log_keys(base: &str) -> (String, String) {
-    let keys: Value = client()
-        .get(format!("{base}/v1/log/public-key"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = get_json(&format!("{base}/v1/log/public-key"), None).await;
     let vkey = keys["note_vkey"].as_str().unwrap().to_owned();
     assert!(vkey.starts_with(&format!("{ORIGIN}+")), "{keys}");
     (keys["public_key"].as_str().unwrap().to_owned(), vkey)

@@ -7,31 +7,37 @@ use serde_json::json;
 
 use crate::harness::Harness;
 
+/// A time of the tests' clock, `s` seconds in.
+fn at(s: i64) -> proofline_domain::log::Timestamp {
+    proofline_domain::log::Timestamp::from_datetime(
+        chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap(),
+    )
+}
+
+/// Appends `n` events, each to a new stream.
+async fn noted(store: &dyn proofline_commands::store::EventStore, n: usize) {
+    for _ in 0..n {
+        store
+            .append(AppendRequest::new(
+                StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("Noted", 1, json!({}))],
+            ))
+            .await
+            .unwrap();
+    }
+}
+
 /// Checkpoints: signed when due, once among racing signers, checked by the
 /// domain's rule, and picked up again after a restart.
 pub async fn checkpoints_are_signed_once_and_survive_restarts(h: &impl Harness) {
     use proofline_commands::checkpoints::{Checkpointer, covering_after};
     use proofline_commands::signing::ServiceKey;
     use proofline_domain::checkpoint;
-    use proofline_domain::log::Timestamp;
 
     let store = h.open().await;
     let key = ServiceKey::generate().unwrap();
-    let at = |s: i64| {
-        Timestamp::from_datetime(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap())
-    };
-    let append = async |n: usize| {
-        for _ in 0..n {
-            store
-                .append(AppendRequest::new(
-                    StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
-                    ExpectedVersion::NoStream,
-                    vec![NewEvent::new("Noted", 1, json!({}))],
-                ))
-                .await
-                .unwrap();
-        }
-    };
+    let append = async |n: usize| noted(store.as_ref(), n).await;
     let mut first = Checkpointer::new(10, 10, "test.example/log");
     assert_eq!(
         first.tick(store.as_ref(), &key, at(0)).await.unwrap(),
@@ -138,24 +144,11 @@ pub async fn cosignatures_are_served_and_call_for_no_checkpoint(h: &impl Harness
     use proofline_commands::signing::ServiceKey;
     use proofline_commands::witnesses::cosigned_note;
     use proofline_domain::checkpoint::{WitnessEvent, witness_stream};
-    use proofline_domain::log::Timestamp;
     use proofline_domain::note::{self, KeyType, Verifier};
 
     let store = h.open().await;
     let key = ServiceKey::generate().unwrap();
-    let at = |s: i64| {
-        Timestamp::from_datetime(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap())
-    };
-    let thing = async || {
-        store
-            .append(AppendRequest::new(
-                StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new("Noted", 1, json!({}))],
-            ))
-            .await
-            .unwrap();
-    };
+    let thing = async || noted(store.as_ref(), 1).await;
     let witness = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
     let cosign = async |note: &str, size: u64| {
         let text = &note[..=note.find("\n\n").unwrap()];
@@ -228,23 +221,10 @@ pub async fn events_appended_while_signing_are_checkpointed_when_idle(h: &impl H
     use proofline_commands::checkpoints::Checkpointer;
     use proofline_commands::signing::ServiceKey;
     use proofline_domain::checkpoint::{self, Checkpoint};
-    use proofline_domain::log::Timestamp;
 
     let store = h.open().await;
     let key = ServiceKey::generate().unwrap();
-    let at = |s: i64| {
-        Timestamp::from_datetime(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap())
-    };
-    for _ in 0..5 {
-        store
-            .append(AppendRequest::new(
-                StreamId::new("thing", uuid::Uuid::now_v7()).unwrap(),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new("Noted", 1, json!({}))],
-            ))
-            .await
-            .unwrap();
-    }
+    noted(store.as_ref(), 5).await;
     let third = store.read_all(2, 1).await.unwrap().pop().unwrap();
     // A checkpoint of the first 3 events, recorded after events 4 and 5.
     let signed = Checkpoint {
