@@ -108,6 +108,9 @@ pub enum Command {
     },
     /// Measure the service and print figures
     Bench {
+        /// Print the figures as one JSON object instead of lines
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         which: BenchCommand,
     },
@@ -350,11 +353,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         lenders: usize,
     },
-    /// The pure verifier's presentations/s on one core, then POST
-    /// /v1/verifications end to end over HTTP with concurrent clients (rate
-    /// limit off), and the ratio. Runs in a scratch database or file.
+    /// Verification as a deployment runs it: `proofline serve` (every
+    /// role) and, with NATS_URL, a nats-server of its own as processes; the
+    /// load (each presentation used once) from a third: the peak rate, the
+    /// same with fetched trust, and half the peak in an open loop, each with
+    /// p50/p99/p99.9 and CPU per verification by process; the service's
+    /// peak RSS; the pure verifier on one core, and the ratio. Runs in a
+    /// scratch database or directory.
     Verify {
-        /// Presentations (each with its own nonce)
+        /// Presentations of the peak load (and half as many for each of the
+        /// two others), each with its own nonce
         #[arg(long, default_value_t = 20_000)]
         presentations: u64,
         /// Concurrent HTTP clients
@@ -404,6 +412,21 @@ pub enum BenchCommand {
         seconds: u64,
         #[arg(long)]
         clients: usize,
+    },
+    /// The load process of `bench verify` (not for direct use)
+    #[command(hide = true)]
+    VerifyLoad {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(long)]
+        requests: PathBuf,
+        #[arg(long)]
+        clients: usize,
+        /// Requests per second (0: as fast as answers come)
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// The load process of `bench oid4vp` (not for direct use)
     #[command(hide = true)]

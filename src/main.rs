@@ -205,97 +205,7 @@ async fn run_command(command: Command, config: Config) -> anyhow::Result<()> {
                 .map(|_| ())
         }
         Command::Wallet { action } => proofline::oid4vp_wallet::run(action).await,
-        Command::Bench {
-            which:
-                BenchCommand::Append {
-                    writers,
-                    events,
-                    raw_batch,
-                    rounds,
-                    keep,
-                },
-        } => proofline::bench::append(&config, writers, events, raw_batch, rounds, keep).await,
-        Command::Bench {
-            which:
-                BenchCommand::Webhooks {
-                    rate,
-                    seconds,
-                    lenders,
-                },
-        } => proofline::bench::webhooks(&config, rate, seconds, lenders).await,
-        Command::Bench {
-            which: BenchCommand::Auth { requests },
-        } => proofline::bench::auth(&config, requests).await,
-        Command::Bench {
-            which: BenchCommand::Lag { rate, seconds },
-        } => proofline::bench::lag(&config, rate, seconds).await,
-        Command::Bench {
-            which: BenchCommand::Rebuild { events },
-        } => proofline::bench::rebuild(&config, events).await,
-        Command::Bench {
-            which:
-                BenchCommand::Verify {
-                    presentations,
-                    clients,
-                },
-        } => proofline::bench::verify(&config, presentations, clients).await,
-        Command::Bench {
-            which: BenchCommand::Oid4vp { flows, clients },
-        } => proofline::bench::oid4vp(&config, flows, clients).await,
-        Command::Bench {
-            which:
-                BenchCommand::Tlog {
-                    events,
-                    seconds,
-                    clients,
-                },
-        } => proofline::bench::tlog(&config, events, seconds, clients).await,
-        Command::Bench {
-            which:
-                BenchCommand::TlogLoad {
-                    base,
-                    mode,
-                    key_file,
-                    size,
-                    seconds,
-                    clients,
-                },
-        } => {
-            proofline::bench::tlog_load(proofline::bench::TlogLoadArgs {
-                base,
-                mode,
-                key_file,
-                size,
-                seconds,
-                clients,
-            })
-            .await
-        }
-        Command::Bench {
-            which:
-                BenchCommand::Oid4vpLoad {
-                    base,
-                    mode,
-                    lender_key_file,
-                    credential,
-                    holder_key,
-                    audience,
-                    flows,
-                    clients,
-                },
-        } => {
-            proofline::bench::oid4vp_load(proofline::bench::LoadArgs {
-                base,
-                mode,
-                lender_key_file,
-                credential,
-                holder_key,
-                audience,
-                flows,
-                clients,
-            })
-            .await
-        }
+        Command::Bench { json, which } => bench(&config, json, which).await,
     }
 }
 
@@ -409,5 +319,99 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `proofline bench`: the benchmark `which`, printing its figures as
+/// lines, or as one JSON object with `json`.
+async fn bench(
+    config: &proofline::config::Config,
+    json: bool,
+    which: BenchCommand,
+) -> anyhow::Result<()> {
+    match which {
+        BenchCommand::Append {
+            writers,
+            events,
+            raw_batch,
+            rounds,
+            keep,
+        } => proofline::bench::append(config, writers, events, raw_batch, rounds, keep).await,
+        BenchCommand::Webhooks {
+            rate,
+            seconds,
+            lenders,
+        } => proofline::bench::webhooks(config, rate, seconds, lenders).await,
+        BenchCommand::Auth { requests } => proofline::bench::auth(config, requests).await,
+        BenchCommand::Lag { rate, seconds } => proofline::bench::lag(config, rate, seconds).await,
+        BenchCommand::Rebuild { events } => proofline::bench::rebuild(config, events).await,
+        BenchCommand::Verify {
+            presentations,
+            clients,
+        } => proofline::bench::verify(config, presentations, clients, json).await,
+        BenchCommand::Oid4vp { flows, clients } => {
+            proofline::bench::oid4vp(config, flows, clients).await
+        }
+        BenchCommand::Tlog {
+            events,
+            seconds,
+            clients,
+        } => proofline::bench::tlog(config, events, seconds, clients).await,
+        BenchCommand::TlogLoad {
+            base,
+            mode,
+            key_file,
+            size,
+            seconds,
+            clients,
+        } => {
+            proofline::bench::tlog_load(proofline::bench::TlogLoadArgs {
+                base,
+                mode,
+                key_file,
+                size,
+                seconds,
+                clients,
+            })
+            .await
+        }
+        BenchCommand::VerifyLoad {
+            base,
+            key_file,
+            requests,
+            clients,
+            rate,
+        } => {
+            proofline::bench::verify_load(proofline::bench::VerifyLoadArgs {
+                base,
+                key_file,
+                requests,
+                clients,
+                rate,
+            })
+            .await
+        }
+        BenchCommand::Oid4vpLoad {
+            base,
+            mode,
+            lender_key_file,
+            credential,
+            holder_key,
+            audience,
+            flows,
+            clients,
+        } => {
+            proofline::bench::oid4vp_load(proofline::bench::LoadArgs {
+                base,
+                mode,
+                lender_key_file,
+                credential,
+                holder_key,
+                audience,
+                flows,
+                clients,
+            })
+            .await
+        }
     }
 }

@@ -9,8 +9,11 @@
 //! - `append.rs`: the store as commands use it, against the ceiling of one
 //!   ordered writer.
 //! - `auth.rs`: what authentication costs once a key is cached.
-//! - `verify.rs`: the pure verifier on one core, then verification over
-//!   HTTP.
+//! - `verify.rs`: verification end to end in the production topology
+//!   (`topology.rs`: `proofline serve` and a nats-server as processes of
+//!   their own), the load from a second process (`verify_load.rs`), CPU
+//!   and memory by process (`procs.rs`), against the pure verifier on one
+//!   core.
 //! - `rebuild.rs`: rebuilding every read model, twice.
 //! - `lag.rs`: projection lag at a steady append rate.
 //! - `webhooks.rs`: webhook latency from append to receipt.
@@ -24,9 +27,12 @@ mod auth;
 mod fetched;
 mod lag;
 mod oid4vp;
+mod procs;
 mod rebuild;
 mod tlog;
+mod topology;
 mod verify;
+mod verify_load;
 mod webhooks;
 
 pub use append::append;
@@ -36,6 +42,7 @@ pub use oid4vp::{Load, LoadArgs, load as oid4vp_load, oid4vp};
 pub use rebuild::rebuild;
 pub use tlog::{TlogLoad, TlogLoadArgs, tlog, tlog_load};
 pub use verify::verify;
+pub use verify_load::{VerifyLoadArgs, verify_load};
 pub use webhooks::webhooks;
 
 use std::sync::{Arc, Mutex};
@@ -106,6 +113,47 @@ impl Scratch {
         let outcome = bench(&scratch).await;
         scratch.finish(keep).await?;
         outcome
+    }
+
+    /// `postgres` or `sqlite`.
+    fn kind(&self) -> &'static str {
+        if self.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.place, Place::Postgres { .. })
+    }
+
+    /// The embedded scratch's directory.
+    fn directory(&self) -> Option<std::path::PathBuf> {
+        match &self.place {
+            Place::Sqlite { dir } => Some(dir.path().to_owned()),
+            Place::Postgres { .. } => None,
+        }
+    }
+
+    /// The database `proofline serve` is to use (None: embedded, in
+    /// [`Self::directory`]).
+    async fn serve_store(&self) -> anyhow::Result<Option<SecretString>> {
+        match &self.place {
+            Place::Postgres { admin } => Ok(Some(self.database(admin, "log").await?)),
+            Place::Sqlite { .. } => Ok(None),
+        }
+    }
+
+    /// The event store a `proofline serve` on this scratch wrote, opened
+    /// here once it has stopped.
+    async fn served_store(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        self.store(if self.is_postgres() {
+            "log"
+        } else {
+            "proofline"
+        })
+        .await
     }
 
     fn describe(&self) -> String {
@@ -260,6 +308,105 @@ impl BenchBus {
     }
 }
 
+/// What a bench prints: lines for people, or with `--json` one JSON
+/// object of its figures at the end instead.
+struct Report {
+    json: bool,
+    figures: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            figures: serde_json::Map::new(),
+        }
+    }
+
+    fn line(&self, text: impl std::fmt::Display) {
+        if !self.json {
+            println!("{text}");
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl serde::Serialize) {
+        self.figures.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
+    }
+
+    /// A load's figures under `key`, and their line.
+    fn figures(&mut self, key: &str, run: &verify::Figures, what: &str) {
+        let cpu: serde_json::Map<_, _> = run
+            .cpu
+            .iter()
+            .map(|(process, cpu)| {
+                (
+                    (*process).to_owned(),
+                    json!({"user_ms": cpu.user * 1e3, "system_ms": cpu.system * 1e3}),
+                )
+            })
+            .collect();
+        let total: f64 = run.cpu.values().map(|c| c.total()).sum();
+        self.set(
+            key,
+            json!({
+                "count": run.count,
+                "per_second": run.rate,
+                "p50_ms": run.p50_ms,
+                "p99_ms": run.p99_ms,
+                "p999_ms": run.p999_ms,
+                "catch_up_ms": run.catch_up.as_secs_f64() * 1e3,
+                "cpu_ms_per_verification": cpu,
+                "cpu_ms_per_verification_total": total * 1e3,
+            }),
+        );
+        let by_process: Vec<String> = run
+            .cpu
+            .iter()
+            .map(|(process, cpu)| {
+                format!(
+                    "{process} {:.3} ({:.0} % system)",
+                    cpu.total() * 1e3,
+                    100.0 * cpu.system / cpu.total().max(f64::MIN_POSITIVE)
+                )
+            })
+            .collect();
+        self.line(format!(
+            "{what}: {:.0}/s (p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; read model caught up {:.0} ms after the last answer)\n  \
+             CPU ms per verification: {:.3} in all: {}",
+            run.rate,
+            run.p50_ms,
+            run.p99_ms,
+            run.p999_ms,
+            run.catch_up.as_secs_f64() * 1e3,
+            total * 1e3,
+            by_process.join(", ")
+        ));
+    }
+
+    /// With `--json`, prints the figures.
+    fn finish(self) {
+        if self.json {
+            println!("{}", serde_json::Value::Object(self.figures));
+        }
+    }
+}
+
+/// Writes `secret` to a new file only its owner may read.
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(secret.as_bytes())?;
+    Ok(())
+}
+
 /// Latencies of one run, sorted, for percentiles.
 struct Latencies(Vec<Duration>);
 
@@ -267,10 +414,6 @@ impl Latencies {
     fn new(mut all: Vec<Duration>) -> Self {
         all.sort_unstable();
         Self(all)
-    }
-
-    fn into_inner(self) -> Vec<Duration> {
-        self.0
     }
 
     /// The `q` quantile (0 to 1, nearest rank), in milliseconds.

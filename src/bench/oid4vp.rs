@@ -88,15 +88,8 @@ async fn run(scratch: &Scratch, flows: u64, clients: usize) -> anyhow::Result<()
     let lender: Value = answer.json().await?;
     let files = tempfile::tempdir()?;
     let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = files.path().join(name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?
-            .write_all(text.as_bytes())?;
+        super::write_secret(&path, text)?;
         Ok(path)
     };
     let lender_key = write("lender.key", lender["api_key"].as_str().unwrap_or_default())?;

@@ -119,16 +119,7 @@ async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> an
     }));
     let files = tempfile::tempdir()?;
     let key_file = files.path().join("operator.key");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_file)?
-            .write_all(operator.as_bytes())?;
-    }
+    super::write_secret(&key_file, &operator)?;
     let load = async |mode: TlogLoad, clients: usize| -> anyhow::Result<Value> {
         let exe = std::env::current_exe().context("cannot find this program to run the load")?;
         let mode_name = match mode {
