@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use proofline_commands::store::EventStore;
+use proofline_domain::ids::Category;
 use proofline_domain::log::Envelope;
 use proofline_projections::jetstream::JetStreamSubscription;
 use proofline_projections::read_side::{Subscribe, store_subscriptions};
@@ -55,12 +56,13 @@ impl Bus {
             Bus::Store => store_subscriptions(store),
             Bus::Nats(nats) => {
                 let (client, options) = (nats.client.clone(), nats.options.clone());
-                Arc::new(move |name, after| {
+                Arc::new(move |name, after, interest| {
                     let subscription = Lazy {
                         client: client.clone(),
                         options: options.clone(),
                         durable: format!("proofline-{name}"),
                         after,
+                        interest,
                         inner: None,
                     };
                     Box::pin(async move { Box::new(subscription) as Box<dyn Subscription> })
@@ -129,6 +131,7 @@ struct Lazy {
     options: RelayOptions,
     durable: String,
     after: u64,
+    interest: &'static [Category],
     inner: Option<JetStreamSubscription>,
 }
 
@@ -142,6 +145,7 @@ impl Subscription for Lazy {
                     &self.options,
                     &self.durable,
                     self.after,
+                    self.interest,
                 )
                 .await?,
             );

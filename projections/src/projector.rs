@@ -1,5 +1,6 @@
-//! Running a projection: events in, one read-model transaction per event
-//! (its effects and the checkpoint together), positions contiguous.
+//! Running a projection: events in, one read-model transaction per batch
+//! of deliveries (their effects and the checkpoint together), positions
+//! contiguous.
 //!
 //! The checkpoint decides, not the subscription: an event at or below it is
 //! acknowledged and skipped (a redelivery), and an event past the next
@@ -8,7 +9,7 @@
 //! holes, and the effects are still exactly once and in order.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use proofline_commands::store::EventStore;
@@ -89,9 +90,21 @@ pub struct Projector {
     db: ReadDb,
     store: Arc<dyn EventStore>,
     projection: Arc<dyn Projection>,
+    /// The position applied so far (stored, or moved past events the model
+    /// does not read and not stored yet).
     checkpoint: u64,
+    /// The checkpoint as this projector last stored or read it.
+    saved: u64,
+    /// When the checkpoint moved past events the model does not read
+    /// without being stored: it is stored once [`SAVE_WITHIN`] has passed.
+    unsaved_since: Option<Instant>,
     reached: watch::Sender<u64>,
 }
+
+/// How long a checkpoint moved past events the model does not read may
+/// stay in memory only: what a `min_position` wait on such a model may
+/// take longer, and what a restart reads again (and ignores).
+const SAVE_WITHIN: Duration = Duration::from_millis(100);
 
 impl Projector {
     /// A projector from its stored checkpoint.
@@ -107,6 +120,8 @@ impl Projector {
             store,
             projection,
             checkpoint,
+            saved: checkpoint,
+            unsaved_since: None,
             reached,
         })
     }
@@ -125,14 +140,25 @@ impl Projector {
         self.reached.subscribe()
     }
 
+    fn concerns(&self, envelope: &Envelope) -> bool {
+        envelope
+            .stream_id
+            .kind()
+            .is_some_and(|kind| self.projection.categories().contains(&kind))
+    }
+
     /// Applies consecutive deliveries in one transaction: each one if it is
     /// the next, after filling any gap before it from the store; a repeat
-    /// is skipped. Returns whether anything was applied.
+    /// is skipped. Returns whether anything was applied. Runs of
+    /// consecutive events go to the model together ([`Projection::apply_batch`]).
     ///
     /// The stored checkpoint decides, read under its lock in the same
     /// transaction as the effects: the in-memory one is only a shortcut for
-    /// repeats. (A rebuild may move the stored one back; the gap is then
-    /// read from the store here.)
+    /// repeats, and for events the model does not read (a batch of only
+    /// those, following the checkpoint without a gap, moves it in memory;
+    /// it is stored within [`SAVE_WITHIN`], if nobody else moved the stored
+    /// one meanwhile). A rebuild may move the stored one back; the gap is
+    /// then read from the store here.
     pub async fn handle_batch(&mut self, envelopes: &[Envelope]) -> Result<bool, ProjectorError> {
         let Some(last) = envelopes.last() else {
             return Ok(false);
@@ -140,33 +166,70 @@ impl Projector {
         if last.position <= self.checkpoint {
             return Ok(false);
         }
+        let fresh = envelopes.iter().filter(|e| e.position > self.checkpoint);
+        let mut expected = self.checkpoint + 1;
+        let follows = fresh.clone().all(|e| {
+            let next = e.position == expected;
+            expected += 1;
+            next
+        });
+        if follows && !fresh.clone().any(|e| self.concerns(e)) {
+            self.checkpoint = last.position;
+            self.unsaved_since.get_or_insert_with(Instant::now);
+            self.reached.send_replace(self.checkpoint);
+            self.save_if_due().await?;
+            return Ok(true);
+        }
         let name = self.projection.name();
         let mut tx = self.db.begin().await?;
-        let mut at = tx.lock_checkpoint(name).await?;
-        let start = at;
-        for envelope in envelopes {
-            if envelope.position <= at {
+        let stored = tx.lock_checkpoint(name).await?;
+        // Past the stored checkpoint, what this projector skipped in memory
+        // holds nothing for the model, unless someone else moved it.
+        let mut at = if stored == self.saved {
+            stored.max(self.checkpoint)
+        } else {
+            stored
+        };
+        let start = stored;
+        let mut run: Option<usize> = None;
+        for (i, envelope) in envelopes.iter().enumerate() {
+            let repeat = envelope.position <= at;
+            let gap = at + 1 < envelope.position;
+            if repeat || gap {
+                // A run holds consecutive events only.
+                if let Some(first) = run.take() {
+                    self.projection
+                        .apply_batch(&mut tx, &envelopes[first..i])
+                        .await?;
+                }
+            }
+            if repeat {
                 continue;
             }
-            while at + 1 < envelope.position {
-                let missing = (envelope.position - at - 1).min(1_000) as usize;
-                let page = self.store.read_all(at, missing).await?;
-                if page.is_empty() {
-                    break;
-                }
-                tracing::debug!(
-                    projector = name,
-                    from = at + 1,
-                    count = page.len(),
-                    "filling a gap of the subscription from the store"
-                );
-                for filler in &page {
-                    self.projection.apply(&mut tx, filler).await?;
-                    at = filler.position;
+            if gap {
+                while at + 1 < envelope.position {
+                    let missing = (envelope.position - at - 1).min(1_000) as usize;
+                    let page = self.store.read_all(at, missing).await?;
+                    let Some(filled) = page.last().map(|e| e.position) else {
+                        break;
+                    };
+                    tracing::debug!(
+                        projector = name,
+                        from = at + 1,
+                        count = page.len(),
+                        "filling a gap of the subscription from the store"
+                    );
+                    self.projection.apply_batch(&mut tx, &page).await?;
+                    at = filled;
                 }
             }
-            self.projection.apply(&mut tx, envelope).await?;
+            run.get_or_insert(i);
             at = envelope.position;
+        }
+        if let Some(first) = run {
+            self.projection
+                .apply_batch(&mut tx, &envelopes[first..])
+                .await?;
         }
         if at == start {
             drop(tx);
@@ -174,9 +237,45 @@ impl Projector {
             tx.set_checkpoint(name, at).await?;
             tx.commit().await?;
         }
+        self.saved = at;
+        self.unsaved_since = None;
         self.checkpoint = at;
         self.reached.send_replace(at);
         Ok(at > start)
+    }
+
+    /// Stores a checkpoint moved in memory once [`SAVE_WITHIN`] has passed.
+    async fn save_if_due(&mut self) -> Result<(), ProjectorError> {
+        if self
+            .unsaved_since
+            .is_some_and(|since| since.elapsed() >= SAVE_WITHIN)
+        {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the checkpoint moved in memory, unless the stored one moved
+    /// meanwhile (another replica, a rebuild): that one then decides.
+    async fn save(&mut self) -> Result<(), ProjectorError> {
+        if self.unsaved_since.is_none() {
+            return Ok(());
+        }
+        let name = self.projection.name();
+        let mut tx = self.db.begin().await?;
+        let stored = tx.lock_checkpoint(name).await?;
+        if stored == self.saved {
+            tx.set_checkpoint(name, self.checkpoint).await?;
+            tx.commit().await?;
+            self.saved = self.checkpoint;
+        } else {
+            drop(tx);
+            self.saved = stored;
+            self.checkpoint = stored;
+            self.reached.send_replace(stored);
+        }
+        self.unsaved_since = None;
+        Ok(())
     }
 
     /// Applies what the log holds beyond the checkpoint, read from the
@@ -204,10 +303,25 @@ impl Projector {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
+            let unsaved = self.unsaved_since;
+            let wait = unsaved.map_or(IDLE, |since| SAVE_WITHIN.saturating_sub(since.elapsed()));
             let next = tokio::select! {
-                _ = &mut shutdown => return,
-                next = tokio::time::timeout(IDLE, subscription.next()) => next,
+                _ = &mut shutdown => {
+                    if let Err(error) = self.save().await {
+                        tracing::warn!(projector = self.name(), %error, "storing the checkpoint at stop failed");
+                    }
+                    return;
+                }
+                next = tokio::time::timeout(wait, subscription.next()) => next,
             };
+            if next.is_err() && unsaved.is_some() {
+                // Quiet after events the model does not read: store where
+                // it is.
+                if let Err(error) = self.save().await {
+                    tracing::warn!(projector = self.name(), %error, "storing the checkpoint failed");
+                }
+                continue;
+            }
             let Ok(next) = next else {
                 // Idle: catch up from the store if the subscription has
                 // fallen behind the log (see `catch_up`).

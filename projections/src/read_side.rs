@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use proofline_commands::store::EventStore;
+use proofline_domain::ids::Category;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -13,16 +14,22 @@ use crate::models::{self, Projection};
 use crate::projector::{self, Projector};
 use crate::subscription::{StoreSubscription, Subscription};
 
-/// Makes the subscription of a projector, given its name and checkpoint.
+/// Makes the subscription of a projector, given its name, its checkpoint
+/// and the categories of streams whose events it reads (a subscription may
+/// hand over the others without their `data` and `metadata`).
 pub type Subscribe = Arc<
-    dyn Fn(&'static str, u64) -> Pin<Box<dyn Future<Output = Box<dyn Subscription>> + Send>>
+    dyn Fn(
+            &'static str,
+            u64,
+            &'static [Category],
+        ) -> Pin<Box<dyn Future<Output = Box<dyn Subscription>> + Send>>
         + Send
         + Sync,
 >;
 
 /// Subscriptions that tail the store (embedded mode, or no bus).
 pub fn store_subscriptions(store: Arc<dyn EventStore>) -> Subscribe {
-    Arc::new(move |_, after| {
+    Arc::new(move |_, after, _| {
         let store = store.clone();
         Box::pin(
             async move { Box::new(StoreSubscription::new(store, after)) as Box<dyn Subscription> },
@@ -60,10 +67,11 @@ impl ReadSide {
         let mut positions = Vec::new();
         let mut tasks = Vec::new();
         for projection in projections {
+            let projection_categories = projection.categories();
             let projector = Projector::open(db.clone(), store.clone(), projection).await?;
             let name = projector.name();
             positions.push((name, projector.watch()));
-            let subscription = subscribe(name, projector.checkpoint()).await;
+            let subscription = subscribe(name, projector.checkpoint(), projection_categories).await;
             let mut stopped = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 projector

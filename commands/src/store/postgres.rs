@@ -153,8 +153,18 @@ impl PgEventStore {
                     // Its statements never change shape; re-planning the
                     // batch INSERT and the context query for every
                     // transaction cost more than executing them (measured:
-                    // 4x the throughput with generic plans).
-                    .options([("plan_cache_mode", "force_generic_plan")]),
+                    // 4x the throughput with generic plans). They look rows
+                    // up by key only: with sequential scans allowed, the
+                    // generic plan made at the first commit of a fresh
+                    // database (an empty table, no ANALYZE yet) scanned the
+                    // events table, and every commit paid for it as the
+                    // table grew (`bench verify`: the context query went
+                    // from 3.6 to 12 ms within 30,000 events, most of
+                    // Postgres's CPU).
+                    .options([
+                        ("plan_cache_mode", "force_generic_plan"),
+                        ("enable_seqscan", "off"),
+                    ]),
             );
         let writer = Writer::spawn(
             PgCommitter {

@@ -57,6 +57,10 @@ impl Projection for Issuers {
         ]
     }
 
+    fn categories(&self) -> &'static [Category] {
+        &[Category::Issuer]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
         let Some(id) = envelope.stream_id.uuid_of(Category::Issuer) else {
             return Ok(());

@@ -57,6 +57,10 @@ impl Projection for Lenders {
         ]
     }
 
+    fn categories(&self) -> &'static [Category] {
+        &[Category::Lender]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
         let Some(id) = envelope.stream_id.uuid_of(Category::Lender) else {
             return Ok(());

@@ -28,6 +28,7 @@ pub use verifications::{DailyStats, Verifications};
 
 use async_trait::async_trait;
 use proofline_domain::decider::EventSchema;
+use proofline_domain::ids::Category;
 use proofline_domain::log::Envelope;
 
 use crate::db::{Kind, ReadError, ReadTx};
@@ -57,6 +58,10 @@ pub trait Projection: Send + Sync {
     fn tables(&self) -> &'static [&'static str];
     /// Its table's columns, key first: what a rebuild copies and checksums.
     fn columns(&self) -> &'static [(&'static str, Kind)];
+    /// The categories of the streams whose events it reads: a batch with
+    /// none of them costs the model no transaction (its checkpoint moves
+    /// in memory and is stored a little later).
+    fn categories(&self) -> &'static [Category];
     /// Applies one event (every event is offered; most are ignored).
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError>;
     /// Applies consecutive events; the same effect as one `apply` each, in

@@ -3,6 +3,7 @@
 //! state or a claim value (the log has none of them either).
 
 use async_trait::async_trait;
+use proofline_domain::ids::Category;
 use proofline_domain::log::Envelope;
 use proofline_domain::presentation_request::{
     PresentationRequestEvent as E, PresentationRequestId,
@@ -57,6 +58,10 @@ impl Projection for PresentationRequests {
             ("created_position", Kind::Int),
             ("position", Kind::Int),
         ]
+    }
+
+    fn categories(&self) -> &'static [Category] {
+        &[Category::PresentationRequest]
     }
 
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {

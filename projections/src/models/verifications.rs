@@ -54,6 +54,10 @@ impl Projection for Verifications {
         ]
     }
 
+    fn categories(&self) -> &'static [Category] {
+        &[Category::Verification]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
         if envelope.stream_id.kind() != Some(Category::Verification) {
             return Ok(());
@@ -128,6 +132,10 @@ impl Projection for DailyStats {
             ("failed_step", Kind::Text),
             ("count", Kind::Int),
         ]
+    }
+
+    fn categories(&self) -> &'static [Category] {
+        &[Category::Verification]
     }
 
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {

@@ -11,10 +11,11 @@ use async_trait::async_trait;
 use proofline_domain::ids::Category;
 use proofline_domain::lender::{LenderEvent, LenderId};
 use proofline_domain::log::{Envelope, Timestamp};
+use proofline_domain::verification_record::VerificationEvent;
 use proofline_domain::webhook_delivery::{self, DeliveryId, WebhookDeliveryEvent};
 
 use crate::db::{Kind, Param, ReadError, ReadTx};
-use crate::models::{Projection, decode};
+use crate::models::{Projection, ROWS_PER_INSERT, decode};
 
 pub struct WebhookDeliveries;
 
@@ -46,6 +47,96 @@ impl WebhookDeliveries {
             ],
         )
         .await?;
+        Ok(())
+    }
+
+    /// [`Self::schedule`] for a run of verification events: which of
+    /// their lenders have a webhook asked once (no event of the run can
+    /// change it), then one INSERT per [`ROWS_PER_INSERT`] deliveries.
+    async fn schedule_verifications(
+        &self,
+        tx: &mut ReadTx,
+        run: &[Envelope],
+    ) -> Result<(), ReadError> {
+        let mut lenders = std::collections::BTreeMap::new();
+        for envelope in run {
+            // As `schedule`: an event that says nothing to a lender is skipped.
+            let Ok(event) = envelope.decode::<VerificationEvent>() else {
+                continue;
+            };
+            lenders
+                .entry(event.record().lender_id.to_string())
+                .or_insert_with(Vec::new)
+                .push(envelope);
+        }
+        if lenders.is_empty() {
+            return Ok(());
+        }
+        let asked: Vec<Param> = lenders.keys().map(|l| Param::text(l.as_str())).collect();
+        let list = (1..=asked.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let with_webhook = tx
+            .fetch(
+                &format!("SELECT lender_id FROM webhook_targets WHERE lender_id IN ({list})"),
+                &asked,
+                &[Kind::Text],
+            )
+            .await?;
+        let mut told: Vec<&Envelope> = with_webhook
+            .iter()
+            .filter_map(|row| row[0].as_text())
+            .filter_map(|lender| lenders.get(lender))
+            .flatten()
+            .copied()
+            .collect();
+        told.sort_by_key(|e| e.position);
+        for chunk in told.chunks(ROWS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len());
+            let mut params = Vec::with_capacity(chunk.len() * 7);
+            for envelope in chunk {
+                let Some(notice) = webhook_delivery::notice_of(envelope) else {
+                    continue;
+                };
+                let n = params.len();
+                values.push(format!(
+                    "(${}, ${}, ${}, ${}, ${}, 'pending', 0, 0, ${}, ${}, ${}, 0, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 6,
+                    n + 4
+                ));
+                params.extend([
+                    Param::text(notice.delivery_id.to_string()),
+                    Param::text(notice.lender_id.to_string()),
+                    Param::text(notice.kind),
+                    Param::int(envelope.position as i64),
+                    Param::text(notice.body),
+                    Param::int(millis(&envelope.recorded_at)),
+                    Param::text(envelope.recorded_at.to_rfc3339()),
+                ]);
+            }
+            if values.is_empty() {
+                continue;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO webhook_deliveries (delivery_id, lender_id, event_type, \
+                     event_position, body, status, attempts, round_attempts, next_attempt_ms, \
+                     created_at, created_ms, version, position) VALUES {} \
+                     ON CONFLICT (delivery_id) DO NOTHING",
+                    values.join(", ")
+                ),
+                &params,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -229,6 +320,10 @@ impl Projection for WebhookDeliveries {
         ]
     }
 
+    fn categories(&self) -> &'static [Category] {
+        &[Category::Lender, Category::Verification, Category::Webhook]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, envelope: &Envelope) -> Result<(), ReadError> {
         match envelope.stream_id.kind() {
             Some(Category::Lender) => {
@@ -242,5 +337,21 @@ impl Projection for WebhookDeliveries {
             Some(Category::Webhook) => self.outcome(tx, envelope).await,
             _ => Ok(()),
         }
+    }
+
+    /// Runs of verification events scheduled together; anything else
+    /// (which may change a lender's webhook) one by one, in order.
+    async fn apply_batch(&self, tx: &mut ReadTx, envelopes: &[Envelope]) -> Result<(), ReadError> {
+        let mut start = 0;
+        for (i, envelope) in envelopes.iter().enumerate() {
+            if envelope.stream_id.kind() == Some(Category::Verification) {
+                continue;
+            }
+            self.schedule_verifications(tx, &envelopes[start..i])
+                .await?;
+            self.apply(tx, envelope).await?;
+            start = i + 1;
+        }
+        self.schedule_verifications(tx, &envelopes[start..]).await
     }
 }

@@ -15,7 +15,7 @@ use proofline_domain::log::{Envelope, Timestamp};
 use proofline_domain::verification::{Outcome, Reason, Step};
 use proofline_domain::verification_record::{Asked, VerificationId, VerificationRecord};
 use proofline_projections::db::{Kind, ReadDb};
-use proofline_projections::models::{DailyStats, Projection, Verifications};
+use proofline_projections::models::{DailyStats, Lenders, Projection, Verifications};
 use proofline_projections::read_side::{ReadSide, Subscribe, store_subscriptions};
 use proofline_projections::subscription::{Subscription, SubscriptionError};
 use serde_json::json;
@@ -245,11 +245,11 @@ impl Subscription for Lossy {
 async fn gaps_and_repeats_are_repaired(world: World) {
     append_verifications(world.store.as_ref(), 120).await;
     let inner = store_subscriptions(world.store.clone());
-    let lossy: Subscribe = Arc::new(move |name, after| {
+    let lossy: Subscribe = Arc::new(move |name, after, interest| {
         let inner = inner.clone();
         Box::pin(async move {
             Box::new(Lossy {
-                inner: inner(name, after).await,
+                inner: inner(name, after, interest).await,
                 seen: 0,
                 repeat: None,
             }) as Box<dyn Subscription>
@@ -274,10 +274,10 @@ async fn gaps_and_repeats_are_repaired(world: World) {
 async fn a_quiet_subscription_is_caught_up_from_the_store(world: World) {
     append_verifications(world.store.as_ref(), 30).await;
     let inner = store_subscriptions(world.store.clone());
-    let silent: Subscribe = Arc::new(move |name, _| {
+    let silent: Subscribe = Arc::new(move |name, _, interest| {
         let inner = inner.clone();
         // Starts far past the log's end: it never delivers anything.
-        Box::pin(async move { inner(name, u64::MAX / 2).await })
+        Box::pin(async move { inner(name, u64::MAX / 2, interest).await })
     });
     let side = ReadSide::start_these(
         world.read.clone(),
@@ -292,6 +292,44 @@ async fn a_quiet_subscription_is_caught_up_from_the_store(world: World) {
     caught_up(&side, head(world.store.as_ref()).await).await;
     side.stop().await;
     assert_exactly_once(&world, 40).await;
+}
+
+/// A model none of whose events are in the log (lenders, here) moves its
+/// checkpoint without a transaction per batch, and still stores it soon:
+/// a `min_position` wait on it ends.
+async fn a_model_that_reads_none_of_the_events_stores_its_checkpoint(world: World) {
+    append_verifications(world.store.as_ref(), 25).await;
+    let side = ReadSide::start_these(
+        world.read.clone(),
+        world.store.clone(),
+        store_subscriptions(world.store.clone()),
+        vec![Arc::new(Lenders) as Arc<dyn Projection>],
+    )
+    .await
+    .unwrap();
+    let head = head(world.store.as_ref()).await;
+    let stored = proofline_projections::queries::wait_for(
+        &world.read,
+        "lenders",
+        head,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, Ok(()), "the stored checkpoint reached the head");
+    side.stop().await;
+    assert_eq!(world.read.checkpoint("lenders").await.unwrap(), head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_model_that_reads_none_of_the_events_stores_its_checkpoint() {
+    a_model_that_reads_none_of_the_events_stores_its_checkpoint(sqlite_world().await).await;
+}
+
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_model_that_reads_none_of_the_events_stores_its_checkpoint() {
+    a_model_that_reads_none_of_the_events_stores_its_checkpoint(postgres_world().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
