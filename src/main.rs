@@ -329,7 +329,8 @@ async fn bench(
     json: bool,
     which: BenchCommand,
 ) -> anyhow::Result<()> {
-    match which {
+    proofline::bench::report::start(json);
+    let outcome = match which {
         BenchCommand::Append {
             writers,
             events,
@@ -348,7 +349,7 @@ async fn bench(
         BenchCommand::Verify {
             presentations,
             clients,
-        } => proofline::bench::verify(config, presentations, clients, json).await,
+        } => proofline::bench::verify(config, presentations, clients).await,
         BenchCommand::Oid4vp { flows, clients } => {
             proofline::bench::oid4vp(config, flows, clients).await
         }
@@ -413,5 +414,9 @@ async fn bench(
             })
             .await
         }
+    };
+    if outcome.is_ok() {
+        proofline::bench::report::finish();
     }
+    outcome
 }

@@ -72,7 +72,8 @@ pub async fn rebuild_all(
             .await
             .with_context(|| format!("rebuilding {}", projection.name()))?;
         bar.finish_and_clear();
-        println!(
+        // A line for people (none under `bench --json`).
+        crate::bench::report::line(format!(
             "{:>14}: {} events in {:.2} s ({:.0} events/s), {} rows, up to position {}, checksum {}",
             rebuilt.name,
             rebuilt.events,
@@ -81,7 +82,7 @@ pub async fn rebuild_all(
             rebuilt.rows,
             rebuilt.position,
             rebuilt.checksum
-        );
+        ));
         done.push(rebuilt);
     }
     Ok(done)

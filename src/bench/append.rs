@@ -60,12 +60,18 @@ async fn run(
     rounds: usize,
 ) -> anyhow::Result<()> {
     let store = scratch.store("log").await?;
-    println!(
+    super::report::line(format!(
         "bench append: {writers} writers, {events} events ({})",
         scratch.describe()
-    );
+    ));
     let alone = appends(&store, writers, events).await?;
     alone.print("store appends");
+    super::report::set("store", scratch.kind());
+    super::report::set("writers", writers);
+    super::report::set("events", events);
+    super::report::set("store_events_per_second", alone.rate());
+    super::report::set("store_p50_ms", alone.latencies.ms(0.50));
+    super::report::set("store_p99_ms", alone.latencies.ms(0.99));
 
     // Read everything back: it is both the check that the run was sound and
     // the rows for the raw measurement.
@@ -93,10 +99,10 @@ async fn run(
         .iter()
         .map(|e| serde_json::to_vec(&e.data).map_or(0, |v| v.len()))
         .sum();
-    println!(
+    super::report::line(format!(
         "chain verified: positions 1..{events} gapless, every hash recomputed; event data {} bytes on average",
         bytes / rows.len()
-    );
+    ));
     store.close().await;
 
     // The same load on fresh stores with the Merkle tree's follower beside
@@ -117,7 +123,7 @@ async fn run(
         let (phase, lag, busy) =
             with_tree(scratch, &format!("tree{round}"), writers, events).await?;
         ratios.push(phase.rate() / alone_again);
-        println!(
+        super::report::line(format!(
             "round {}: the store alone {alone_again:.0} events/s; with the tree follower {:.0} events/s \
              (per append p50 {:.2} ms, p99 {:.2} ms), ratio {:.2}; the follower busy {:.0} ms ({:.1} µs an event); \
              the tree complete {:.0} ms after the last append",
@@ -129,13 +135,14 @@ async fn run(
             busy.as_secs_f64() * 1000.0,
             busy.as_secs_f64() * 1e6 / events as f64,
             lag.as_secs_f64() * 1000.0
-        );
+        ));
     }
     ratios.sort_by(f64::total_cmp);
-    println!(
+    super::report::set("tree_follower_ratio_median", ratios[ratios.len() / 2]);
+    super::report::line(format!(
         "with the tree follower / the store alone, median of {rounds} rounds: {:.2}",
         ratios[ratios.len() / 2]
-    );
+    ));
     let rate = alone.rate();
 
     let raw = scratch.store("raw").await?;
@@ -146,12 +153,14 @@ async fn run(
     let elapsed = started.elapsed();
     raw.close().await;
     let raw_rate = events as f64 / elapsed.as_secs_f64();
-    println!(
+    super::report::line(format!(
         "ordered {raw_batch}-row batches, one transaction each (the writer's lock, INSERT and chain check): \
          {events} events in {:.2} s = {raw_rate:.0} events/s",
         elapsed.as_secs_f64()
-    );
-    println!("ratio store/raw: {:.2}", rate / raw_rate);
+    ));
+    super::report::line(format!("ratio store/raw: {:.2}", rate / raw_rate));
+    super::report::set("raw_events_per_second", raw_rate);
+    super::report::set("ratio_store_to_raw", rate / raw_rate);
     Ok(())
 }
 
@@ -213,7 +222,7 @@ impl Phase {
     }
 
     fn print(&self, what: &str) {
-        println!(
+        super::report::line(format!(
             "{what}: {} events in {:.2} s = {:.0} events/s \
              (per append p50 {:.2} ms, p99 {:.2} ms; {} transactions, {:.1} events each)",
             self.events,
@@ -223,7 +232,7 @@ impl Phase {
             self.latencies.ms(0.99),
             self.transactions,
             self.events as f64 / self.transactions as f64,
-        );
+        ));
     }
 }
 

@@ -48,10 +48,10 @@ async fn run(scratch: &Scratch, requests: u64) -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_owned();
     let after_registration = state.auth.argon2_verifications();
-    println!(
+    super::report::line(format!(
         "bench auth: {requests} authentications with one key ({})",
         scratch.describe()
-    );
+    ));
 
     let me = || {
         Request::get("/v1/lenders/me")
@@ -99,29 +99,36 @@ async fn run(scratch: &Scratch, requests: u64) -> anyhow::Result<()> {
     }
     let latencies = Latencies::new(latencies);
     let verifications = state.auth.argon2_verifications() - after_registration;
-    println!(
+    super::report::line(format!(
         "first request with the key (one argon2 verification): {:.1} ms",
         first.as_secs_f64() * 1e3
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "auth cache hit (SHA-256 of the key, lookup, expiry): {:.2} µs",
         cache * 1e6
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "auth as a request sees it (header, cache, rate budget): {:.2} µs",
         extraction * 1e6
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "GET /v1/lenders/me in process: p50 {:.1} µs, p99 {:.1} µs over {whole} requests; auth is {:.1}% of the median",
         latencies.us(0.5),
         latencies.us(0.99),
         100.0 * extraction * 1e6 / latencies.us(0.5)
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "argon2 verifications: {verifications} for {} requests with one key ({} in all, registration included)",
         requests * 2 + whole + 1,
         state.auth.argon2_verifications() - before
-    );
+    ));
+    super::report::set("store", scratch.kind());
+    super::report::set("first_request_ms", first.as_secs_f64() * 1e3);
+    super::report::set("cache_hit_us", cache * 1e6);
+    super::report::set("auth_in_request_us", extraction * 1e6);
+    super::report::set("request_p50_us", latencies.us(0.5));
+    super::report::set("request_p99_us", latencies.us(0.99));
+    super::report::set("argon2_verifications", verifications);
     store.close().await;
     Ok(())
 }

@@ -45,12 +45,13 @@ async fn run(config: &Config, scratch: &Scratch, rate: u64, seconds: u64) -> any
     )
     .await?;
     let mut applied = side.positions[0].1.clone();
-    println!(
+    super::report::line(format!(
         "bench lag: {rate} verification events/s for {seconds} s, projector on {} ({})",
         bus.bus.describe(),
         scratch.describe()
-    );
+    ));
 
+    super::report::set("bus", bus.bus.describe());
     let appended: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
     let total = rate * seconds;
     let writer = {
@@ -111,13 +112,20 @@ async fn run(config: &Config, scratch: &Scratch, rate: u64, seconds: u64) -> any
         lags.len()
     );
     let lags = Latencies::new(lags);
-    println!(
+    super::report::line(format!(
         "projection lag (append called → read model applied): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {total} events",
         lags.ms(0.5),
         lags.ms(0.9),
         lags.ms(0.99),
         lags.ms(1.0)
-    );
+    ));
+    super::report::set("store", scratch.kind());
+    super::report::set("rate", rate);
+    super::report::set("events", total);
+    super::report::set("lag_p50_ms", lags.ms(0.5));
+    super::report::set("lag_p90_ms", lags.ms(0.9));
+    super::report::set("lag_p99_ms", lags.ms(0.99));
+    super::report::set("lag_max_ms", lags.ms(1.0));
     read.close().await;
     store.close().await;
     Ok(())

@@ -29,6 +29,7 @@ mod lag;
 mod oid4vp;
 mod procs;
 mod rebuild;
+pub mod report;
 mod tlog;
 mod topology;
 mod verify;
@@ -252,12 +253,12 @@ impl Scratch {
         match self.place {
             Place::Sqlite { dir } => {
                 if keep {
-                    println!("kept {}", dir.keep().display());
+                    report::line(format!("kept {}", dir.keep().display()));
                 }
             }
             Place::Postgres { admin } => {
                 if keep {
-                    println!("kept databases {}", databases.join(", "));
+                    report::line(format!("kept databases {}", databases.join(", ")));
                     return Ok(());
                 }
                 let mut conn = sqlx::PgConnection::connect(admin.expose_secret()).await?;
@@ -304,92 +305,6 @@ impl BenchBus {
             let _ = async_nats::jetstream::new(client)
                 .delete_stream(&stream)
                 .await;
-        }
-    }
-}
-
-/// What a bench prints: lines for people, or with `--json` one JSON
-/// object of its figures at the end instead.
-struct Report {
-    json: bool,
-    figures: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Report {
-    fn new(json: bool) -> Self {
-        Self {
-            json,
-            figures: serde_json::Map::new(),
-        }
-    }
-
-    fn line(&self, text: impl std::fmt::Display) {
-        if !self.json {
-            println!("{text}");
-        }
-    }
-
-    fn set(&mut self, key: &str, value: impl serde::Serialize) {
-        self.figures.insert(
-            key.to_owned(),
-            serde_json::to_value(value).unwrap_or_default(),
-        );
-    }
-
-    /// A load's figures under `key`, and their line.
-    fn figures(&mut self, key: &str, run: &verify::Figures, what: &str) {
-        let cpu: serde_json::Map<_, _> = run
-            .cpu
-            .iter()
-            .map(|(process, cpu)| {
-                (
-                    (*process).to_owned(),
-                    json!({"user_ms": cpu.user * 1e3, "system_ms": cpu.system * 1e3}),
-                )
-            })
-            .collect();
-        let total: f64 = run.cpu.values().map(|c| c.total()).sum();
-        self.set(
-            key,
-            json!({
-                "count": run.count,
-                "per_second": run.rate,
-                "p50_ms": run.p50_ms,
-                "p99_ms": run.p99_ms,
-                "p999_ms": run.p999_ms,
-                "catch_up_ms": run.catch_up.as_secs_f64() * 1e3,
-                "cpu_ms_per_verification": cpu,
-                "cpu_ms_per_verification_total": total * 1e3,
-            }),
-        );
-        let by_process: Vec<String> = run
-            .cpu
-            .iter()
-            .map(|(process, cpu)| {
-                format!(
-                    "{process} {:.3} ({:.0} % system)",
-                    cpu.total() * 1e3,
-                    100.0 * cpu.system / cpu.total().max(f64::MIN_POSITIVE)
-                )
-            })
-            .collect();
-        self.line(format!(
-            "{what}: {:.0}/s (p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; read model caught up {:.0} ms after the last answer)\n  \
-             CPU ms per verification: {:.3} in all: {}",
-            run.rate,
-            run.p50_ms,
-            run.p99_ms,
-            run.p999_ms,
-            run.catch_up.as_secs_f64() * 1e3,
-            total * 1e3,
-            by_process.join(", ")
-        ));
-    }
-
-    /// With `--json`, prints the figures.
-    fn finish(self) {
-        if self.json {
-            println!("{}", serde_json::Value::Object(self.figures));
         }
     }
 }

@@ -99,10 +99,10 @@ async fn run(scratch: &Scratch, flows: u64, clients: usize) -> anyhow::Result<()
     let (issued, _) = issuer.issue(&holder.verifying_key(), claims, concealed, None, now - 60);
     let credential = write("credential.sd-jwt", &issued)?;
     let holder_key = write("holder.key", &holder.to_pem()?)?;
-    println!(
+    super::report::line(format!(
         "bench oid4vp: {flows} flows, {clients} clients, the load from a second process; {}",
         scratch.describe()
-    );
+    ));
     let audience = lender["audience"].as_str().unwrap_or_default();
     let mut figures = Vec::new();
     for load in [Load::Direct, Load::Flows] {
@@ -122,26 +122,33 @@ async fn run(scratch: &Scratch, flows: u64, clients: usize) -> anyhow::Result<()
     let (direct, whole) = (&figures[0], &figures[1]);
     let rate =
         |v: &Value| v["count"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0);
-    println!(
+    super::report::line(format!(
         "baseline, POST /v1/verifications: {:.0} verifications/s (p50 {:.1} ms, p99 {:.1} ms)",
         rate(direct),
         direct["p50_ms"].as_f64().unwrap_or_default(),
         direct["p99_ms"].as_f64().unwrap_or_default(),
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "OpenID4VP flows (create, fetch, post, read): {:.0} flows/s (a flow p50 {:.1} ms, p99 {:.1} ms)",
         rate(whole),
         whole["flow_p50_ms"].as_f64().unwrap_or_default(),
         whole["flow_p99_ms"].as_f64().unwrap_or_default(),
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "the wallet's POST /oid4vp/response: p50 {:.1} ms, p99 {:.1} ms",
         whole["p50_ms"].as_f64().unwrap_or_default(),
         whole["p99_ms"].as_f64().unwrap_or_default(),
-    );
-    println!(
+    ));
+    super::report::line(format!(
         "ratio flows/s / direct verifications/s: {:.2}",
         rate(whole) / rate(direct).max(f64::MIN_POSITIVE)
+    ));
+    super::report::set("store", scratch.kind());
+    super::report::set("direct", direct);
+    super::report::set("flows", whole);
+    super::report::set(
+        "ratio_flows_to_direct",
+        rate(whole) / rate(direct).max(f64::MIN_POSITIVE),
     );
     let _ = stop.send(());
     let _ = server.await;

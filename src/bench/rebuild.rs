@@ -82,10 +82,10 @@ async fn run(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
         writer.await??;
     }
     filling.finish_and_clear();
-    println!(
+    super::report::line(format!(
         "bench rebuild: {events} verification events ({})",
         scratch.describe()
-    );
+    ));
     let projections = models::all();
     let first =
         crate::rebuild::rebuild_all(store.clone(), &live, &rebuild_scratch, &projections).await?;
@@ -99,11 +99,31 @@ async fn run(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
         first.iter().chain(&second).fold((0, 0.0), |(n, s), r| {
             (n + r.events, s + r.elapsed.as_secs_f64())
         });
-    println!(
+    super::report::line(format!(
         "every model rebuilt twice: {:.0} events/s per model on average; checksums {}",
         all_events as f64 / seconds.max(1e-9),
         if same { "identical" } else { "DIFFER" }
+    ));
+    super::report::set("store", scratch.kind());
+    super::report::set("events", events);
+    super::report::set(
+        "events_per_second_per_model",
+        all_events as f64 / seconds.max(1e-9),
     );
+    super::report::set(
+        "models",
+        first
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "model": r.name,
+                    "events_per_second": r.events as f64 / r.elapsed.as_secs_f64().max(1e-9),
+                    "rows": r.rows,
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    super::report::set("checksums_identical", same);
     anyhow::ensure!(same, "two rebuilds of the same log differ");
     live.close().await;
     store.close().await;

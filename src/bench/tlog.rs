@@ -54,10 +54,10 @@ pub async fn tlog(
 
 async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> anyhow::Result<()> {
     let store = scratch.store("log").await?;
-    println!(
+    super::report::line(format!(
         "bench tlog: {events} events; loads of {seconds} s from a second process, {clients} clients; {}",
         scratch.describe()
-    );
+    ));
     let bar = progress(
         events,
         "{bar:40} {pos}/{len} events written {per_sec} eta {eta}",
@@ -91,11 +91,11 @@ async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> an
     }
     bar.finish_and_clear();
     let written = started.elapsed();
-    println!(
+    super::report::line(format!(
         "written: {events} chained events in {:.1} s ({:.0} events/s, ordered {BATCH}-row batches)",
         written.as_secs_f64(),
         events as f64 / written.as_secs_f64()
-    );
+    ));
 
     let started = Instant::now();
     let head = TreeFollower::new()
@@ -104,11 +104,11 @@ async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> an
         .context("the log is empty")?;
     let hashed = started.elapsed();
     anyhow::ensure!(head.size == events, "the tree covers {} events", head.size);
-    println!(
+    super::report::line(format!(
         "tree: {events} leaves hashed and stored as tiles in {:.1} s ({:.0} events/s)",
         hashed.as_secs_f64(),
         events as f64 / hashed.as_secs_f64()
-    );
+    ));
 
     let (state, operator) = api_state(store.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -147,13 +147,13 @@ async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> an
     let rate =
         |v: &Value| v["count"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0);
     let line = |what: &str, v: &Value| {
-        println!(
+        super::report::line(format!(
             "{what}: {:.0}/s (p50 {:.2} ms, p99 {:.2} ms; {} errors)",
             rate(v),
             v["p50_ms"].as_f64().unwrap_or_default(),
             v["p99_ms"].as_f64().unwrap_or_default(),
             v["errors"].as_u64().unwrap_or_default(),
-        );
+        ));
     };
     let live = load(TlogLoad::Live, clients).await?;
     line(
@@ -175,10 +175,28 @@ async fn run(scratch: &Scratch, events: u64, seconds: u64, clients: usize) -> an
         &format!("full hash tiles (levels 0 and 1, random), {clients} clients"),
         &tiles,
     );
-    println!(
+    super::report::line(format!(
         "ratios to the baseline: inclusion proofs {:.2}, tiles {:.2}",
         rate(&many) / rate(&live).max(f64::MIN_POSITIVE),
         rate(&tiles) / rate(&live).max(f64::MIN_POSITIVE)
+    ));
+    for (key, figures) in [
+        ("live", &live),
+        ("inclusion_one_client", &one),
+        ("inclusion", &many),
+        ("tiles", &tiles),
+    ] {
+        super::report::set(key, figures);
+    }
+    super::report::set("store", scratch.kind());
+    super::report::set("events", events);
+    super::report::set(
+        "written_events_per_second",
+        events as f64 / written.as_secs_f64(),
+    );
+    super::report::set(
+        "tree_events_per_second",
+        events as f64 / hashed.as_secs_f64(),
     );
     let _ = stop.send(());
     let _ = server.await;

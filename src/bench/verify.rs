@@ -29,36 +29,22 @@ use serde_json::{Value, json};
 
 use super::procs::{self, Cpu};
 use super::topology::Topology;
-use super::{Report, Scratch, fetched, write_secret};
+use super::{Scratch, fetched, report, write_secret};
 use crate::config::Config;
 use crate::https::LocalCa;
 use crate::wallet::{self, DEMO_VCT, Issuer};
 
 /// `bench verify`.
-pub async fn verify(
-    config: &Config,
-    presentations: u64,
-    clients: usize,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn verify(config: &Config, presentations: u64, clients: usize) -> anyhow::Result<()> {
     anyhow::ensure!(presentations >= 200, "--presentations must be at least 200");
     anyhow::ensure!(clients >= 1, "--clients must be at least 1");
-    let mut report = Report::new(json);
     Scratch::run(config, false, async |scratch| {
-        run(config, scratch, presentations, clients, &mut report).await
+        run(config, scratch, presentations, clients).await
     })
-    .await?;
-    report.finish();
-    Ok(())
+    .await
 }
 
-async fn run(
-    config: &Config,
-    scratch: &Scratch,
-    count: u64,
-    clients: usize,
-    report: &mut Report,
-) -> anyhow::Result<()> {
+async fn run(config: &Config, scratch: &Scratch, count: u64, clients: usize) -> anyhow::Result<()> {
     let ca = LocalCa::new("Proofline Bench CA")?;
     let topology = Topology::start(config, scratch, &ca.pem()).await?;
     let (base, operator) = (topology.base.clone(), topology.operator.clone());
@@ -154,10 +140,10 @@ async fn run(
     ] {
         write_requests(&files.path().join(name), set)?;
     }
-    report.set("store", scratch.kind());
-    report.set("nats", config.nats_url.is_some());
-    report.set("clients", clients);
-    report.line(format!(
+    report::set("store", scratch.kind());
+    report::set("nats", config.nats_url.is_some());
+    report::set("clients", clients);
+    report::line(format!(
         "bench verify: {count} presentations of {} bytes ({} disclosures), each used once; \
          proofline serve (every role) on {}{}; load from a second process, {clients} connections",
         peak_set[0].0.len(),
@@ -178,13 +164,13 @@ async fn run(
         postgres: scratch.is_postgres(),
     };
     let peak = load.run(&files.path().join("peak"), clients, 0).await?;
-    report.figures(
+    report::load(
         "end_to_end",
         &peak,
         "POST /v1/verifications, registered trust, peak",
     );
     let fetched_run = load.run(&files.path().join("fetched"), clients, 0).await?;
-    report.figures(
+    report::load(
         "fetched_trust",
         &fetched_run,
         "POST /v1/verifications, fetched trust (did:web key, fetched list, cached), peak",
@@ -193,14 +179,14 @@ async fn run(
     let halfway = load
         .run(&files.path().join("half"), clients, half_rate)
         .await?;
-    report.figures(
+    report::load(
         "half_peak",
         &halfway,
         &format!("POST /v1/verifications at half the peak ({half_rate}/s, open loop)"),
     );
     let rss = procs::peak_rss(topology.serve_pid()).unwrap_or_default();
-    report.set("peak_rss_bytes", rss);
-    report.line(format!(
+    report::set("peak_rss_bytes", rss);
+    report::line(format!(
         "peak RSS of proofline serve: {:.0} MiB",
         rss as f64 / (1024.0 * 1024.0)
     ));
@@ -250,15 +236,15 @@ async fn run(
         "only {verified} of {count} verified in process"
     );
     let per_core = count as f64 / elapsed.as_secs_f64();
-    report.set("verifier_one_core_per_s", per_core);
-    report.line(format!(
+    report::set("verifier_one_core_per_s", per_core);
+    report::line(format!(
         "verifier, one core: {per_core:.0} presentations/s ({:.1} µs each)",
         elapsed.as_secs_f64() * 1e6 / count as f64
     ));
     let ratio = peak.rate / per_core;
-    report.set("ratio_end_to_end_to_one_core", ratio);
-    report.set("ratio_fetched_to_registered", fetched_run.rate / peak.rate);
-    report.line(format!(
+    report::set("ratio_end_to_end_to_one_core", ratio);
+    report::set("ratio_fetched_to_registered", fetched_run.rate / peak.rate);
+    report::line(format!(
         "ratio end to end / verifier on one core: {ratio:.3}; fetched / registered trust: {:.3}",
         fetched_run.rate / peak.rate
     ));

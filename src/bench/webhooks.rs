@@ -152,13 +152,14 @@ async fn run(
             })
             .await
     });
-    println!(
+    super::report::line(format!(
         "bench webhooks: {rate} verification events/s for {seconds} s over {lenders} lenders, \
          consumer on {} ({})",
         bus.bus.describe(),
         scratch.describe()
-    );
+    ));
 
+    super::report::set("bus", bus.bus.describe());
     let total = rate * seconds;
     let appended: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let progress = progress(total, "{bar:40} {pos}/{len} delivered {msg}");
@@ -215,14 +216,21 @@ async fn run(
         latencies.len()
     );
     let latencies = Latencies::new(latencies);
-    println!(
+    super::report::line(format!(
         "webhook latency (append called → receiver has it): p50 {:.1} ms, p90 {:.1} ms, \
          p99 {:.1} ms, max {:.1} ms over {total} deliveries",
         latencies.ms(0.5),
         latencies.ms(0.9),
         latencies.ms(0.99),
         latencies.ms(1.0)
-    );
+    ));
+    super::report::set("store", scratch.kind());
+    super::report::set("rate", rate);
+    super::report::set("deliveries", total);
+    super::report::set("p50_ms", latencies.ms(0.5));
+    super::report::set("p90_ms", latencies.ms(0.9));
+    super::report::set("p99_ms", latencies.ms(0.99));
+    super::report::set("max_ms", latencies.ms(1.0));
     read.close().await;
     store.close().await;
     Ok(())

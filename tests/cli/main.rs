@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bench;
 mod demo;
 mod fetched;
 mod log;
