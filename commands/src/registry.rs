@@ -2,16 +2,18 @@
 //! from the write side (their aggregates), cached.
 //!
 //! Each cached aggregate remembers the stream version it has reached and the
-//! log head it was last checked at, and is handed out shared (`Arc`), never
-//! copied. Streams found empty (a DID or URI nobody registered) are cached
-//! too, at most [`MAX_MISSES`] of them. A lookup while the head has not moved
-//! costs nothing; after it moved, only the events past the cached version
-//! are read. Within a process the head moves the moment a command commits,
-//! so a suspension or a new list is seen by the next verification; other
-//! processes' commands are seen as soon as their NOTIFY (or the store's
-//! poll) arrives.
+//! head of its category of stream (issuers, lists: `store::heads`) it was
+//! last checked at, and is handed out shared (`Arc`), never copied. Streams
+//! found empty (a DID or URI nobody registered) are cached too, at most
+//! [`MAX_MISSES`] of them. A lookup while its category's head has not moved
+//! costs nothing (verifications, the bulk of the log, do not move it);
+//! after it moved, only the events past the cached version are read. Within
+//! a process the heads move the moment a command commits, so a suspension
+//! or a new list is seen by the next verification; other processes'
+//! commands are seen as soon as their NOTIFY arrives.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use proofline_domain::decider::Decider;
@@ -32,6 +34,7 @@ pub const MAX_MISSES: usize = 4_096;
 struct Cached<S> {
     state: Arc<S>,
     version: u64,
+    /// The head of the stream's category when it was read.
     checked_at_head: u64,
 }
 
@@ -52,12 +55,15 @@ impl<S> Default for Entries<S> {
 
 struct Cache<D: Decider> {
     entries: RwLock<Entries<<D as Decider>::State>>,
+    /// Pages read from the store.
+    reads: AtomicU64,
 }
 
 impl<D: Decider> Default for Cache<D> {
     fn default() -> Self {
         Self {
             entries: RwLock::default(),
+            reads: AtomicU64::new(0),
         }
     }
 }
@@ -77,7 +83,7 @@ where
         stream: &StreamId,
         force: bool,
     ) -> Result<Arc<D::State>, CommandError> {
-        let head = *store.watch_head().borrow();
+        let head = store.watch_category_heads().borrow().of_stream(stream);
         let (cached, mut version) = {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
             match entries.by_stream.get(stream) {
@@ -90,6 +96,7 @@ where
         };
         let mut evolved: Option<D::State> = None;
         loop {
+            self.reads.fetch_add(1, Ordering::Relaxed);
             let page = store.read_stream(stream, version, 1_000).await?;
             let done = page.len() < 1_000;
             for envelope in page {
@@ -208,6 +215,15 @@ impl Registry {
     pub fn cached(&self) -> (usize, usize) {
         (self.issuers.len(), self.lists.len())
     }
+
+    /// How many pages of issuer, list and anchor streams were read from
+    /// the store.
+    pub fn store_reads(&self) -> u64 {
+        [&self.issuers.reads, &self.lists.reads, &self.anchors.reads]
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 #[cfg(test)]
@@ -267,7 +283,24 @@ mod tests {
         let first = registry.status_list(&uri).await.unwrap();
         let again = registry.status_list(&uri).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again), "shared while the head stands");
-        // Another stream moves the head: the list is checked, not copied.
+        assert_eq!(registry.store_reads(), 1);
+        // Verifications move the log's head, not the lists': nothing is read.
+        let verification = StreamId::of(
+            proofline_domain::ids::Category::Verification,
+            uuid::Uuid::now_v7(),
+        );
+        store
+            .append(AppendRequest::new(
+                verification,
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Tested", 1, serde_json::json!({}))],
+            ))
+            .await
+            .unwrap();
+        let unmoved = registry.status_list(&uri).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &unmoved));
+        assert_eq!(registry.store_reads(), 1, "no read for a verification");
+        // Another list moves the lists' head: the list is checked, not copied.
         publish(
             store.as_ref(),
             &ListUri::parse("https://issuer.example/status/2").unwrap(),
@@ -277,6 +310,7 @@ mod tests {
         .await;
         let after_move = registry.status_list(&uri).await.unwrap();
         assert!(Arc::ptr_eq(&first, &after_move), "unchanged, still shared");
+        assert_eq!(registry.store_reads(), 2);
         publish(store.as_ref(), &uri, 2, &[1; 4096]).await;
         let newer = registry.status_list(&uri).await.unwrap();
         assert!(!Arc::ptr_eq(&first, &newer));

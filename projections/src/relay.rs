@@ -292,6 +292,7 @@ impl Relay {
         self.published.store(position, Ordering::Relaxed);
         let mut head = self.store.watch_head();
         loop {
+            let announced = *head.borrow();
             let page = self.store.read_all(position, self.options.page).await?;
             if page.is_empty() {
                 if head.wait_for(|h| *h > position).await.is_err() {
@@ -299,6 +300,7 @@ impl Relay {
                 }
                 continue;
             }
+            let short = page.len() < self.options.page;
             let mut acks = Vec::with_capacity(page.len());
             for envelope in &page {
                 let mut headers = async_nats::HeaderMap::new();
@@ -330,6 +332,11 @@ impl Relay {
                 self.published.store(position, Ordering::Relaxed);
             }
             self.store.save_consumer_position(&name, position).await?;
+            // The page reached the head announced before it was read: the
+            // next read would come back empty, so wait for the head instead.
+            if short && position >= announced && head.wait_for(|h| *h > position).await.is_err() {
+                return Err(RelayError::Bus("the store is closing".into()));
+            }
         }
     }
 }

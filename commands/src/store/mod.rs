@@ -54,6 +54,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub mod error;
+pub mod heads;
 pub(crate) mod plan;
 pub mod postgres;
 mod recent;
@@ -64,6 +65,7 @@ mod tree;
 pub(crate) mod writer;
 
 pub use error::StoreError;
+pub use heads::{CategoryHeads, CategorySet};
 pub use writer::WriterStats;
 
 /// Most events one append may carry.
@@ -492,6 +494,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// A receiver of the highest position known to be committed; it moves
     /// when this process commits and, on Postgres, when another one does.
     fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// A receiver of the last position known committed in each category
+    /// of stream (see [`heads`]); it moves with [`Self::watch_head`].
+    fn watch_category_heads(&self) -> watch::Receiver<CategoryHeads>;
 
     async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError>;
 

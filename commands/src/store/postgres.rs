@@ -8,7 +8,7 @@
 //! NOTIFY so tails in other processes (a relay, a projector) wake at once.
 
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::error::{OpenError, describe_connect_error};
+use super::heads::{CategoryHeads, CategorySet, HeadReceiver, HeadSender};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
 use super::rows::{parse_hash, parse_stream, to_i64, to_u64};
 use super::writer::{Committer, Tx, Writer, WriterStats};
@@ -130,7 +131,7 @@ pub struct PgEventStore {
     pool: PgPool,
     writer_pool: PgPool,
     writer: Writer<PgCommitter>,
-    head: watch::Receiver<u64>,
+    head: HeadReceiver,
     listener: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -139,7 +140,8 @@ impl PgEventStore {
     /// LISTEN task.
     pub async fn open(pool: PgPool) -> Result<Self, StoreError> {
         let start = head_row(&pool).await?.map_or(0, |h| h.position);
-        let (head_tx, head_rx) = watch::channel(start);
+        let (head_tx, head_rx) = HeadSender::new(start);
+        let head_tx = Arc::new(head_tx);
         // The writer has a connection of its own: it never waits behind
         // readers, and skips the pool's ping before each transaction (a
         // broken connection fails that one transaction, and is replaced).
@@ -210,16 +212,7 @@ where
 /// Follows NOTIFYs from every process's writer. When the connection drops,
 /// notifications may have been missed, so the head is read again; tails also
 /// poll, so a dead listener only costs latency.
-async fn listen(pool: PgPool, head: watch::Sender<u64>) {
-    let bump = |position: u64| {
-        head.send_if_modified(|known| {
-            let newer = position > *known;
-            if newer {
-                *known = position;
-            }
-            newer
-        });
-    };
+async fn listen(pool: PgPool, head: Arc<HeadSender>) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -240,13 +233,14 @@ async fn listen(pool: PgPool, head: watch::Sender<u64>) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => {
-                    if let Ok(position) = n.payload().parse() {
-                        bump(position);
+                    if let Some((position, categories)) = CategorySet::parse_payload(n.payload()) {
+                        head.bump(position, categories);
                     }
                 }
                 Ok(None) => {
+                    // Reconnected: what was missed is unknown.
                     if let Ok(Some(h)) = head_row(&pool).await {
-                        bump(h.position);
+                        head.bump(h.position, CategorySet::ALL);
                     }
                 }
                 Err(e) => {
@@ -449,14 +443,16 @@ where
         prev_hashes.push(row.prev_hash.to_hex());
         hashes.push(row.hash.to_hex());
     }
-    // The NOTIFY rides on the INSERT: one round trip for both.
+    // The NOTIFY rides on the INSERT: one round trip for both. Its
+    // payload is the last position and the categories written (`heads`).
     let sql = concat!(
         "WITH inserted AS (",
         insert_into!("events"),
         " RETURNING position) SELECT pg_notify('",
         channel!(),
-        "', max(position)::text) FROM inserted"
+        "', max(position)::text || ' ' || $12) FROM inserted"
     );
+    let categories = super::writer::categories_of(rows).hex();
     sqlx::query(sql)
         .bind(&positions)
         .bind(&event_ids)
@@ -469,6 +465,7 @@ where
         .bind(&recorded_at)
         .bind(&prev_hashes)
         .bind(&hashes)
+        .bind(&categories)
         .execute(executor)
         .await?;
     Ok(())
@@ -567,6 +564,13 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        if let Some(fresh) = self
+            .writer
+            .recent()
+            .events(after, limit.min(MAX_READ_LIMIT))
+        {
+            return fresh;
+        }
         let sql = select_envelope!("WHERE position > $1 ORDER BY position LIMIT $2");
         let rows = sqlx::query(sql)
             .bind(to_i64(after))
@@ -584,7 +588,11 @@ impl EventStore for PgEventStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
-        self.head.clone()
+        self.head.log.clone()
+    }
+
+    fn watch_category_heads(&self) -> watch::Receiver<CategoryHeads> {
+        self.head.categories.clone()
     }
 
     async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError> {

@@ -26,6 +26,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::error::{OpenError, describe_connect_error};
+use super::heads::{CategoryHeads, HeadReceiver, HeadSender};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
 use super::rows::{parse_hash, parse_stream, parse_time, parse_uuid, to_i64, to_u64};
 use super::writer::{Committer, Tx, Writer, WriterStats};
@@ -69,7 +70,7 @@ pub async fn connect_pool(path: &Path) -> Result<SqlitePool, OpenError> {
 pub struct SqliteEventStore {
     pool: SqlitePool,
     writer: Writer<SqliteCommitter>,
-    head: watch::Receiver<u64>,
+    head: HeadReceiver,
     path: PathBuf,
 }
 
@@ -77,8 +78,11 @@ impl SqliteEventStore {
     /// Opens the store on a migrated file and starts its writer.
     pub async fn open(pool: SqlitePool, path: &Path) -> Result<Self, StoreError> {
         let start = head_row(&pool).await?.map_or(0, |h| h.position);
-        let (head_tx, head_rx) = watch::channel(start);
-        let writer = Writer::spawn(SqliteCommitter { pool: pool.clone() }, head_tx);
+        let (head_tx, head_rx) = HeadSender::new(start);
+        let writer = Writer::spawn(
+            SqliteCommitter { pool: pool.clone() },
+            std::sync::Arc::new(head_tx),
+        );
         Ok(Self {
             pool,
             writer,
@@ -367,6 +371,13 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        if let Some(fresh) = self
+            .writer
+            .recent()
+            .events(after, limit.min(MAX_READ_LIMIT))
+        {
+            return fresh;
+        }
         let rows = sqlx::query(select_envelope!(
             "WHERE position > ? ORDER BY position LIMIT ?"
         ))
@@ -385,7 +396,11 @@ impl EventStore for SqliteEventStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
-        self.head.clone()
+        self.head.log.clone()
+    }
+
+    fn watch_category_heads(&self) -> watch::Receiver<CategoryHeads> {
+        self.head.categories.clone()
     }
 
     async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError> {

@@ -26,6 +26,9 @@ pub struct Tail {
     buffer: VecDeque<Envelope>,
     head: watch::Receiver<u64>,
     poll: Duration,
+    /// The last read reached the head announced before it: read again only
+    /// once the head moves or the poll interval passes.
+    reached_head: bool,
 }
 
 impl Tail {
@@ -38,6 +41,7 @@ impl Tail {
             buffer: VecDeque::new(),
             head,
             poll: Duration::from_millis(500),
+            reached_head: false,
         }
     }
 
@@ -70,14 +74,22 @@ impl Tail {
                 self.after = event.position;
                 return Ok(event);
             }
-            // Mark the current head as seen before reading, so a commit that
-            // lands between the read and the wait still wakes the wait.
-            self.head.borrow_and_update();
-            let page = self.store.read_all(self.after, PAGE).await?;
-            if !page.is_empty() {
-                self.buffer.extend(page);
-                continue;
+            if !self.reached_head {
+                // Mark the current head as seen before reading, so a commit
+                // that lands between the read and the wait still wakes the
+                // wait.
+                let announced = *self.head.borrow_and_update();
+                let page = self.store.read_all(self.after, PAGE).await?;
+                if let Some(last) = page.last() {
+                    // Another read would find nothing the head announced:
+                    // wait for it instead (one query less per wake for each
+                    // tail of the process).
+                    self.reached_head = page.len() < PAGE && last.position >= announced;
+                    self.buffer.extend(page);
+                    continue;
+                }
             }
+            self.reached_head = false;
             tokio::select! {
                 changed = self.head.changed() => {
                     if changed.is_err() {

@@ -15,13 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use proofline_domain::log::Timestamp;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use proofline_domain::ids::StreamId;
 use proofline_domain::log::{ChainVerifier, Envelope, EventHash};
 
 use crate::report::error_chain;
 
+use super::heads::{CategorySet, HeadSender};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow};
 use super::recent::{CommittedRow, Recent};
 use super::rows::{canonical_texts, rows_of};
@@ -39,6 +41,8 @@ pub(crate) struct Committed {
     pub last_position: Option<u64>,
     /// The rows written, when a tree follower wants them.
     pub rows: Option<Vec<CommittedRow>>,
+    /// The categories of the streams written.
+    pub categories: CategorySet,
 }
 
 /// What a database gives the writer: transactions that hold the writer's
@@ -106,6 +110,7 @@ async fn commit<C: Committer>(
             outcomes: plan.outcomes,
             last_position: None,
             rows: None,
+            categories: CategorySet::default(),
         });
     };
     C::insert_events(&mut tx, &plan.rows).await?;
@@ -118,7 +123,21 @@ async fn commit<C: Committer>(
         outcomes: plan.outcomes,
         last_position: Some(last_position),
         rows,
+        categories: categories_of(&plan.rows),
     })
+}
+
+/// The categories of the streams `rows` write to.
+pub(crate) fn categories_of(rows: &[EventRow<'_>]) -> CategorySet {
+    let mut set = CategorySet::default();
+    let mut last: Option<&StreamId> = None;
+    for row in rows {
+        if last != Some(row.stream_id) {
+            set.insert(CategorySet::of_stream(row.stream_id));
+            last = Some(row.stream_id);
+        }
+    }
+    set
 }
 
 /// Envelopes stored exactly as given (positions, ids, times, hashes), in
@@ -180,7 +199,7 @@ pub(crate) struct Writer<C> {
 }
 
 impl<C: Committer> Writer<C> {
-    pub fn spawn(committer: C, head: watch::Sender<u64>) -> Self {
+    pub fn spawn(committer: C, head: Arc<HeadSender>) -> Self {
         let committer = Arc::new(committer);
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -248,7 +267,7 @@ fn now() -> Timestamp {
 async fn run<C: Committer>(
     committer: Arc<C>,
     mut queue: mpsc::Receiver<Pending>,
-    head: watch::Sender<u64>,
+    head: Arc<HeadSender>,
     stats: Arc<WriterStats>,
     recent: Arc<Recent>,
 ) {
@@ -284,7 +303,7 @@ async fn run<C: Committer>(
 async fn commit_group<C: Committer>(
     committer: &C,
     requests: &[Prepared],
-    head: &watch::Sender<u64>,
+    head: &HeadSender,
     stats: &WriterStats,
     recent: &Recent,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
@@ -313,7 +332,7 @@ async fn commit_group<C: Committer>(
 async fn commit_once<C: Committer>(
     committer: &C,
     requests: &[Prepared],
-    head: &watch::Sender<u64>,
+    head: &HeadSender,
     stats: &WriterStats,
     recent: &Recent,
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
@@ -322,13 +341,7 @@ async fn commit_once<C: Committer>(
         recent.push(rows);
     }
     if let Some(last) = committed.last_position {
-        head.send_if_modified(|known| {
-            let newer = last > *known;
-            if newer {
-                *known = last;
-            }
-            newer
-        });
+        head.bump(last, committed.categories);
         let written = committed
             .outcomes
             .iter()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proofline_commands::store::tail::Tail;
-use proofline_commands::store::{ExpectedVersion, StoreError};
+use proofline_commands::store::{Backend, CategoryHeads, ExpectedVersion, StoreError};
+use proofline_domain::ids::StreamId;
 use tokio::sync::Barrier;
 
 use super::{PATIENCE, all_events, append, assert_intact_chain, event, stream};
@@ -291,4 +292,50 @@ pub async fn multi_stream_appends_are_atomic(h: &impl Harness) {
     assert_eq!(store.read_stream(&contested, 0, 10).await.unwrap().len(), 1);
     assert_intact_chain(&all_events(store.as_ref()).await);
     store.close().await;
+}
+
+/// Each category of stream has a head of its own (what the trust
+/// registry's cache checks): an append moves its categories' heads and the
+/// log's, no other. On Postgres another store on the database hears the
+/// same from the writer's NOTIFY.
+pub async fn category_heads_move_with_their_streams(h: &impl Harness) {
+    let stores = [h.open().await, h.open().await];
+    let issuer = StreamId::new("issuer", uuid::Uuid::now_v7().to_string()).unwrap();
+    let verification = StreamId::new("verification", uuid::Uuid::now_v7().to_string()).unwrap();
+    let first = stores[0]
+        .append(append(&issuer, ExpectedVersion::Any, 1))
+        .await
+        .unwrap()
+        .last_position;
+    let second = stores[0]
+        .append(append(&verification, ExpectedVersion::Any, 2))
+        .await
+        .unwrap()
+        .last_position;
+    let expect = |heads: CategoryHeads| {
+        assert_eq!(
+            heads.of_stream(&issuer),
+            first,
+            "issuers stay where they were"
+        );
+        assert_eq!(heads.of_stream(&verification), second);
+        assert_eq!(
+            heads.of_stream(&stream("other")),
+            second,
+            "a stream of no category: the log"
+        );
+    };
+    assert_eq!(*stores[0].watch_head().borrow(), second);
+    expect(*stores[0].watch_category_heads().borrow());
+    if stores[1].backend() == Backend::Postgres {
+        let mut log = stores[1].watch_head();
+        tokio::time::timeout(PATIENCE, log.wait_for(|head| *head >= second))
+            .await
+            .expect("the NOTIFY arrives")
+            .unwrap();
+        expect(*stores[1].watch_category_heads().borrow());
+    }
+    for store in stores {
+        store.close().await;
+    }
 }
