@@ -74,10 +74,11 @@ pub async fn rebuild_all(
         bar.finish_and_clear();
         // A line for people (none under `bench --json`).
         crate::bench::report::line(format!(
-            "{:>14}: {} events in {:.2} s ({:.0} events/s), {} rows, up to position {}, checksum {}",
+            "{:>14}: {} events in {:.2} s (replayed in {:.2} s; {:.0} events/s), {} rows, up to position {}, checksum {}",
             rebuilt.name,
             rebuilt.events,
             rebuilt.elapsed.as_secs_f64(),
+            rebuilt.replayed.as_secs_f64(),
             rebuilt.events as f64 / rebuilt.elapsed.as_secs_f64().max(1e-9),
             rebuilt.rows,
             rebuilt.position,

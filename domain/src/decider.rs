@@ -106,7 +106,6 @@ pub trait EventSchema: Serialize + DeserializeOwned + Sized {
                 Self::SCHEMA_VERSION
             )));
         }
-        serde_json::from_value(json!({"type": event_type, "data": data}))
-            .map_err(|e| error(e.to_string()))
+        crate::tagged::from_tagged(event_type, data).map_err(|e| error(e.to_string()))
     }
 }

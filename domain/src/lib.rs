@@ -110,6 +110,7 @@ pub mod sd_jwt;
 #[cfg(feature = "testing")]
 pub mod specification;
 pub mod status_list;
+mod tagged;
 pub mod trust_anchor;
 pub mod values;
 pub mod verification;

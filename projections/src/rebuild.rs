@@ -3,7 +3,9 @@
 //!
 //! The fresh tables live in a scratch schema (`proofline_read_rebuild`, on
 //! Postgres) or a scratch file (embedded). They are filled from the store
-//! up to the head at the start, a page per transaction, and checksummed.
+//! up to the head at the start, a page per transaction (the next page read
+//! while one is applied; secondary indexes built at the end), and
+//! checksummed.
 //! The swap is one transaction on the live database that first takes the
 //! projector's checkpoint lock (so a running projector waits), replaces the
 //! table (Postgres: drop and move the fresh one in; SQLite: delete and copy
@@ -43,6 +45,8 @@ pub struct Rebuilt {
     pub rows: u64,
     /// SHA-256 over the rows in key order: equal for equal tables.
     pub checksum: String,
+    /// Until the last event was applied (the rest: indexes, checksum, swap).
+    pub replayed: Duration,
     pub elapsed: Duration,
 }
 
@@ -62,19 +66,35 @@ pub async fn checksum(
     );
     let rows = db.fetch(&sql, &[], &kinds).await?;
     let mut hasher = Sha256::new();
+    let mut line = Vec::with_capacity(1_024);
     for row in &rows {
-        let values: Vec<serde_json::Value> = row
-            .iter()
-            .map(|p| match p {
-                Param::Text(v) => v.clone().into(),
-                Param::Int(v) => (*v).into(),
-                Param::Bool(v) => (*v).into(),
-            })
-            .collect();
-        hasher.update(serde_json::Value::from(values).to_string().as_bytes());
-        hasher.update(b"\n");
+        line.clear();
+        row_line(row, &mut line);
+        hasher.update(&line);
     }
     Ok((hex::encode(hasher.finalize()), rows.len() as u64))
+}
+
+/// A row as one line of the checksum: its values as a compact JSON array
+/// and a newline, written without building JSON values.
+fn row_line(row: &[Param], line: &mut Vec<u8>) {
+    line.push(b'[');
+    for (i, value) in row.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        match value {
+            Param::Text(Some(text)) => {
+                serde_json::to_writer(&mut *line, text).expect("a string always serializes");
+            }
+            Param::Int(Some(n)) => line.extend_from_slice(n.to_string().as_bytes()),
+            Param::Bool(Some(b)) => line.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Param::Text(None) | Param::Int(None) | Param::Bool(None) => {
+                line.extend_from_slice(b"null");
+            }
+        }
+    }
+    line.extend_from_slice(b"]\n");
 }
 
 async fn open_scratch(scratch: &Scratch) -> Result<ReadDb, ReadError> {
@@ -101,22 +121,52 @@ pub async fn rebuild(
             .execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
             .await?;
     }
-    for statement in CHECKPOINTS.iter().chain(projection.schema()) {
+    // Secondary indexes are built once the rows are in, not kept up to
+    // date row by row (unique ones stay first: upserts need them).
+    let (indexes, tables): (Vec<&str>, Vec<&str>) = CHECKPOINTS
+        .iter()
+        .chain(projection.schema())
+        .partition(|statement| statement.starts_with("CREATE INDEX"));
+    for statement in tables {
         fresh.execute(statement, &[]).await?;
     }
+    // The next page is read (and parsed) while this one is applied.
+    let (pages, mut next_page) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(async move {
+        let mut at = 0;
+        while at < head {
+            let page = store.read_all(at, (head - at).min(2_000) as usize).await?;
+            let Some(last) = page.last() else { break };
+            at = last.position;
+            if pages.send(page).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, proofline_commands::store::StoreError>(())
+    });
     let mut at = 0;
     let mut events = 0;
-    while at < head {
-        let page = store.read_all(at, (head - at).min(2_000) as usize).await?;
-        if page.is_empty() {
-            break;
+    let applied = async {
+        while let Some(page) = next_page.recv().await {
+            let mut tx = fresh.begin().await?;
+            projection.apply_batch(&mut tx, &page).await?;
+            at = page.last().map_or(at, |e| e.position);
+            tx.commit().await?;
+            events += page.len() as u64;
+            progress(at, head);
         }
-        let mut tx = fresh.begin().await?;
-        projection.apply_batch(&mut tx, &page).await?;
-        at = page.last().map_or(at, |e| e.position);
-        tx.commit().await?;
-        events += page.len() as u64;
-        progress(at, head);
+        Ok::<_, ProjectorError>(())
+    }
+    .await;
+    drop(next_page);
+    let read = reader.await.map_err(|e| {
+        ProjectorError::Read(ReadError::Data(format!("the log reader stopped: {e}")))
+    })?;
+    applied?;
+    read?;
+    let replayed = started.elapsed();
+    for statement in indexes {
+        fresh.execute(statement, &[]).await?;
     }
     let (sum, rows) = checksum(&fresh, projection).await?;
     fresh.close().await;
@@ -127,6 +177,7 @@ pub async fn rebuild(
         position: at,
         rows,
         checksum: sum,
+        replayed,
         elapsed: started.elapsed(),
     })
 }
@@ -199,5 +250,41 @@ async fn swap(
         _ => Err(ReadError::Data(
             "the scratch space is not on the live read models' backend".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checksum's lines are what they were when each row was made a
+    /// JSON array of values first: checksums printed by older builds still
+    /// compare.
+    #[test]
+    fn a_row_line_is_the_compact_json_array_of_its_values() {
+        let row = [
+            Param::Text(Some("é \"q\" \\ \n\u{1}\u{7f}\u{1F600}".into())),
+            Param::Text(None),
+            Param::Int(Some(-42)),
+            Param::Int(Some(i64::MAX)),
+            Param::Int(None),
+            Param::Bool(Some(true)),
+            Param::Bool(Some(false)),
+            Param::Bool(None),
+        ];
+        let values: Vec<serde_json::Value> = row
+            .iter()
+            .map(|p| match p {
+                Param::Text(v) => v.clone().into(),
+                Param::Int(v) => (*v).into(),
+                Param::Bool(v) => (*v).into(),
+            })
+            .collect();
+        let mut line = Vec::new();
+        row_line(&row, &mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            format!("{}\n", serde_json::Value::from(values))
+        );
     }
 }

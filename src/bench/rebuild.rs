@@ -118,6 +118,8 @@ async fn run(scratch: &Scratch, events: u64) -> anyhow::Result<()> {
                 serde_json::json!({
                     "model": r.name,
                     "events_per_second": r.events as f64 / r.elapsed.as_secs_f64().max(1e-9),
+                    "replayed_seconds": r.replayed.as_secs_f64(),
+                    "seconds": r.elapsed.as_secs_f64(),
                     "rows": r.rows,
                 })
             })

@@ -86,14 +86,15 @@ impl Projection for Verifications {
                 Param::text(envelope.data.to_string()),
             ]);
         }
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let params: Vec<Param> = rows.by_ref().take(ROWS_PER_INSERT).flatten().collect();
             let sql = format!(
                 "INSERT INTO verifications (verification_id, lender_id, verified, failed_step, reason, \
                  issuer, vct, verified_at, position, record) VALUES {} \
                  ON CONFLICT (verification_id) DO NOTHING",
-                values_clause(chunk.len(), 10)
+                values_clause(params.len() / 10, 10)
             );
-            let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
             tx.execute(&sql, &params).await?;
         }
         Ok(())
