@@ -445,7 +445,9 @@ impl Verifier {
         Ok(anchors)
     }
 
-    /// The pure verifier, on the blocking pool.
+    /// The pure verifier, on the caller's task: about 0.1 ms of CPU
+    /// (`bench verify`, one core), less than handing it to the blocking
+    /// pool and back cost in thread wakeups.
     async fn run(
         &self,
         checked: Checked,
@@ -455,7 +457,7 @@ impl Verifier {
         now: Timestamp,
     ) -> Result<Outcome, CommandError> {
         let max_age_seconds = self.max_age_seconds;
-        tokio::task::spawn_blocking(move || {
+        let verify = move || {
             let request = Request {
                 nonce: &checked.nonce,
                 audience: &checked.audience,
@@ -485,9 +487,8 @@ impl Verifier {
                 type_metadata_invalid: trust.type_metadata_invalid.as_deref(),
             };
             verification::verify(&checked.presentation, &request, &trust)
-        })
-        .await
-        .map_err(|e| CommandError::Store(StoreError::corrupt("verifier task", e)))
+        };
+        Ok(verify())
     }
 
     async fn record(
