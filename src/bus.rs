@@ -173,7 +173,11 @@ impl Subscription for Lazy {
 
 /// Starts what `role` needs of the bus.
 pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> anyhow::Result<Bus> {
-    start_with(config, role, store, RelayOptions::default()).await
+    let options = RelayOptions {
+        replicas: config.nats_stream_replicas,
+        ..RelayOptions::default()
+    };
+    start_with(config, role, store, options).await
 }
 
 /// Starts what `role` needs of the bus, on the stream and subjects of
@@ -190,7 +194,9 @@ pub async fn start_with(
     let client = async_nats::ConnectOptions::new()
         .name("proofline")
         .retry_on_initial_connect()
-        .connect(url.as_str())
+        // One address or several (a cluster), comma-separated; a plain
+        // string would be read as one address.
+        .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .context("NATS_URL is not a usable NATS address")?;
     let (mut published, mut refusal) = (None, None);

@@ -72,6 +72,9 @@ pub struct RelayOptions {
     pub page: usize,
     /// How long a consumer waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// Copies of the stream (and of its consumers) a JetStream cluster
+    /// keeps: 1 on a single server, 3 on a three-node cluster.
+    pub replicas: usize,
 }
 
 impl Default for RelayOptions {
@@ -82,6 +85,7 @@ impl Default for RelayOptions {
             duplicate_window: Duration::from_secs(120),
             page: 256,
             ack_wait: Duration::from_secs(30),
+            replicas: 1,
         }
     }
 }
@@ -97,7 +101,7 @@ pub fn subject(prefix: &str, envelope: &Envelope) -> String {
 
 /// Creates the stream, or brings an existing one to this configuration:
 /// file storage, no limits, `deny_delete`, `deny_purge`, the duplicate
-/// window.
+/// window, the replicas.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     options: &RelayOptions,
@@ -113,6 +117,7 @@ pub async fn ensure_stream(
         deny_delete: true,
         deny_purge: true,
         duplicate_window: options.duplicate_window,
+        num_replicas: options.replicas.max(1),
         ..Default::default()
     };
     let stream = js.get_or_create_stream(config.clone()).await.map_err(bus)?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use proofline_api::ApiSettings;
 use proofline_commands::store::postgres::PgStoreOptions;
+use proofline_projections::relay::RelayOptions;
 use proofline_projections::webhooks::ConsumerOptions;
 use proofline_projections::webhooks::client::ClientOptions;
 use secrecy::{ExposeSecret, SecretString};
@@ -38,6 +39,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "NATS_URL",
         "nats://host:4222 (comma-separated for a cluster); absent: embedded bus",
+    ),
+    (
+        "PROOFLINE_NATS_STREAM_REPLICAS",
+        "copies of the JetStream stream a NATS cluster keeps, 1 to 5 (3 on a three-node cluster)",
     ),
     ("PROOFLINE_BIND", "address to listen on"),
     ("PROOFLINE_DATA_DIR", "embedded store and key files"),
@@ -239,6 +244,8 @@ pub enum LogFormat {
 pub struct Config {
     pub store: StoreLocation,
     pub nats_url: Option<String>,
+    /// Copies of the stream a JetStream cluster keeps.
+    pub nats_stream_replicas: usize,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub signing_key_file: PathBuf,
@@ -293,6 +300,11 @@ impl Config {
         );
         let store = read_store(r, &data_dir)?;
         let nats_url = read_nats(r)?;
+        let nats_stream_replicas = r.number(
+            "PROOFLINE_NATS_STREAM_REPLICAS",
+            RelayOptions::default().replicas as u64,
+            1..=5,
+        )? as usize;
         let bind_text = r
             .get("PROOFLINE_BIND", DEFAULT_BIND)
             .unwrap_or(DEFAULT_BIND);
@@ -320,6 +332,7 @@ impl Config {
             oid4vp,
             store,
             nats_url,
+            nats_stream_replicas,
             bind,
             signing_key_file: r.file("PROOFLINE_SIGNING_KEY_FILE", &data_dir, "signing.key"),
             sealing_key_file: r.file("PROOFLINE_SEALING_KEY_FILE", &data_dir, "sealing.key"),

@@ -4,6 +4,8 @@
 mod support;
 
 mod bench;
+#[cfg(feature = "service-tests")]
+mod cluster;
 mod demo;
 mod fetched;
 mod log;
