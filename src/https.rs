@@ -128,6 +128,15 @@ impl LocalCa {
         Ok((CertificateDer::from(leaf.der().to_vec()), key))
     }
 
+    /// A server certificate for `names` and its PKCS#8 key, both PEM, for
+    /// a server that reads files (PostgreSQL, say).
+    pub fn leaf_pem(&self, names: &[&str]) -> anyhow::Result<(String, String)> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let key = KeyPair::generate()?;
+        let leaf = CertificateParams::new(names)?.signed_by(&key, &self.issuer)?;
+        Ok((leaf.pem(), key.serialize_pem()))
+    }
+
     /// TLS for a server known by `names` (DNS names or IP addresses).
     pub fn server_config(&self, names: &[&str]) -> anyhow::Result<rustls::ServerConfig> {
         let (leaf, key) = self.leaf(names)?;

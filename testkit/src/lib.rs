@@ -10,9 +10,12 @@
 //! # Layout
 //!
 //! - [`TestDatabase`]: a fresh database per test.
-//! - [`nats::NatsServer`]: a nats-server of a test's own, to stop and start.
+//! - [`nats::NatsServer`]: a nats-server of a test's own, to stop and start;
+//!   [`nats::NatsCluster`]: several, as one JetStream cluster.
+//! - [`postgres::PgServer`]: a PostgreSQL of a test's own (TLS, a replica).
 
 pub mod nats;
+pub mod postgres;
 
 use sqlx::{Connection, PgConnection};
 

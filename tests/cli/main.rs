@@ -10,6 +10,8 @@ mod demo;
 mod fetched;
 mod log;
 mod oid4vp;
+#[cfg(feature = "service-tests")]
+mod postgres_tls;
 mod roles;
 mod serve;
 mod tlog;

@@ -81,5 +81,13 @@ pub(crate) fn describe_connect_error(error: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
     };
-    text.lines().next().unwrap_or_default().to_owned()
+    let line = text.lines().next().unwrap_or_default();
+    if matches!(error, sqlx::Error::Tls(_)) || line.contains("certificate") {
+        format!(
+            "{line} (TLS: the server's certificate must name the host of DATABASE_URL and, \
+             with sslmode=verify-ca or verify-full, chain to the CA file named by sslrootcert)"
+        )
+    } else {
+        line.to_owned()
+    }
 }
