@@ -271,6 +271,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// As logs and `--role` say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Relay => "relay",
+            Role::Projector => "projector",
+            Role::Webhooks => "webhooks",
+        }
+    }
+
     pub fn serves_api(self) -> bool {
         matches!(self, Role::All | Role::Api)
     }

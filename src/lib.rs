@@ -28,6 +28,7 @@ pub mod evidence;
 pub mod https;
 pub mod keygen;
 pub mod logfile;
+pub mod logging;
 pub mod oid4vp_wallet;
 pub mod qr;
 pub mod rebuild;

@@ -5,9 +5,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::Parser;
-use proofline::cli::{BenchCommand, Cli, Command, LogCommand, ReplayArgs, ServeArgs};
-use proofline::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use proofline::cli::{BenchCommand, Cli, Command, LogCommand, ReplayArgs, Role, ServeArgs};
+use proofline::config::Config;
 
 /// Exit status for a configuration or usage error, as opposed to a failure
 /// at run time (1).
@@ -26,7 +25,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_tracing(config.log_format);
+    let role = match &cli.command {
+        None => Role::All.name(),
+        Some(Command::Serve(args)) => args.role.name(),
+        Some(_) => "cli",
+    };
+    proofline::logging::init(config.log_format, role);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -306,19 +310,6 @@ async fn run_log(config: &Config, which: LogCommand) -> anyhow::Result<()> {
             eprintln!("exported {written} events");
             Ok(())
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

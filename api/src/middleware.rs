@@ -36,8 +36,22 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .filter(|v| acceptable_request_id(v))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    // A command's events carry the request id as their correlation id.
+    let span = tracing::info_span!("request", request_id = %id, correlation_id = %id, method = %request.method(), path = %request.uri().path());
+    let started = std::time::Instant::now();
+    let answered = async move {
+        let response = next.run(request).await;
+        let (status, ms) = (response.status().as_u16(), started.elapsed().as_millis());
+        // One line per request, in its span: at debug level (a busy API
+        // answers thousands a second), a server error as a warning.
+        if status >= 500 {
+            tracing::warn!(status, ms, "answered");
+        } else {
+            tracing::debug!(status, ms, "answered");
+        }
+        response
+    };
+    let mut response = tracing::Instrument::instrument(answered, span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }

@@ -139,6 +139,36 @@ fn signed(outcome: &Outcome) -> bool {
 
 use x5c::Checked as X5cChecked;
 
+/// Counts a verification the log recorded, by outcome and failed step
+/// (`proofline_verifications_total`): direct ones and OpenID4VP ones.
+pub(crate) fn count_recorded(failed_step: Option<verification::Step>) {
+    metrics::counter!(
+        "proofline_verifications_total",
+        "outcome" => if failed_step.is_none() { "verified" } else { "failed" },
+        "failed_step" => failed_step.map_or("none", verification::Step::name)
+    )
+    .increment(1);
+}
+
+/// Counts the verifications among events just appended (an OpenID4VP
+/// response records its presentations beside the request's events).
+pub(crate) fn count_recorded_events(events: &[NewEvent]) {
+    for event in events {
+        if matches!(
+            event.event_type.as_str(),
+            "PresentationVerified" | "PresentationRejected"
+        ) {
+            let step = event
+                .data
+                .get("failed_step")
+                .cloned()
+                .and_then(|v| serde_json::from_value::<Option<verification::Step>>(v).ok())
+                .flatten();
+            count_recorded(step);
+        }
+    }
+}
+
 impl Verifier {
     pub fn new(
         store: Arc<dyn EventStore>,
@@ -512,10 +542,13 @@ impl Verifier {
         request.metadata = context.metadata.clone();
         request.secrets = seal(&verified)?;
         match self.store.append(request).await {
-            Ok(outcome) => Ok(Done {
-                value: verified,
-                outcome,
-            }),
+            Ok(outcome) => {
+                count_recorded(verified.record.failed_step);
+                Ok(Done {
+                    value: verified,
+                    outcome,
+                })
+            }
             Err(StoreError::Conflict { stream_id, .. }) => Err(CommandError::Taken { stream_id }),
             // Bounded texts keep records small, but a presentation with a
             // great many long claim names can still outgrow an event: record

@@ -9,6 +9,8 @@ mod cluster;
 mod demo;
 mod fetched;
 mod log;
+#[cfg(feature = "service-tests")]
+mod observability;
 mod oid4vp;
 #[cfg(feature = "service-tests")]
 mod postgres_tls;

@@ -166,11 +166,16 @@ impl Flows {
                 ExpectedVersion::Exact(version),
                 events.iter().map(NewEvent::of).collect(),
             );
-            request.also = also;
+            request.also = also.clone();
             request.secrets = secrets;
             request.metadata = context.metadata.clone();
             match self.store.append(request).await {
-                Ok(_) => return Ok(events),
+                Ok(_) => {
+                    for append in &also {
+                        crate::verifications::count_recorded_events(&append.events);
+                    }
+                    return Ok(events);
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(other) => return Err(other.into()),
             }

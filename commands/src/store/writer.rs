@@ -336,7 +336,10 @@ async fn commit_once<C: Committer>(
     stats: &WriterStats,
     recent: &Recent,
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let started = std::time::Instant::now();
     let committed = commit(committer, requests, now(), recent.wanted()).await?;
+    metrics::histogram!("proofline_store_append_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     if let Some(rows) = committed.rows {
         recent.push(rows);
     }
@@ -353,6 +356,7 @@ async fn commit_once<C: Committer>(
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.appends.fetch_add(appends, Ordering::Relaxed);
         stats.events.fetch_add(events, Ordering::Relaxed);
+        metrics::histogram!("proofline_store_append_batch_events").record(events as f64);
     }
     Ok(committed.outcomes)
 }
