@@ -180,6 +180,27 @@ pub async fn start(config: &Config, role: Role, store: Arc<dyn EventStore>) -> a
     start_with(config, role, store, options).await
 }
 
+/// Options that log in as the user of `NATS_URL`'s first server, if it
+/// names one (`nats://user:password@host:4222`): async-nats does not read
+/// credentials from the URLs it connects to.
+fn nats_login(urls: &str) -> async_nats::ConnectOptions {
+    let first = urls.split(',').next().unwrap_or_default().trim();
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match url::Url::parse(first) {
+        Ok(url) if !url.username().is_empty() => {
+            async_nats::ConnectOptions::with_user_and_password(
+                decode(url.username()),
+                decode(url.password().unwrap_or_default()),
+            )
+        }
+        _ => async_nats::ConnectOptions::new(),
+    }
+}
+
 /// Starts what `role` needs of the bus, on the stream and subjects of
 /// `options` (a benchmark's own, or the service's).
 pub async fn start_with(
@@ -191,7 +212,7 @@ pub async fn start_with(
     let Some(url) = &config.nats_url else {
         return Ok(Bus::Store);
     };
-    let client = async_nats::ConnectOptions::new()
+    let client = nats_login(url)
         .name("proofline")
         .retry_on_initial_connect()
         // One address or several (a cluster), comma-separated; a plain

@@ -504,3 +504,63 @@ async fn a_fresh_install_on_a_stream_of_another_log_is_not_ready_and_says_why() 
     assert!(log.contains("refusing to publish"), "{log}");
     assert!(log.contains("PROOFLINE_EVENTS holds another log"), "{log}");
 }
+
+/// A NATS with users (`deploy/nats/nats.conf`): the service logs in as the
+/// user and password of `NATS_URL`, percent-encoding and all, and relays.
+#[cfg(feature = "service-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_logs_in_to_nats_as_the_user_of_its_url() {
+    let database = proofline_testkit::TestDatabase::create().await;
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nats/nats.conf");
+    let nats = proofline_testkit::nats::NatsServer::start_with_config(
+        &config,
+        &[
+            ("PROOFLINE_NATS_PASSWORD", "pw:with/odd@chars"),
+            ("ANALYST_NATS_PASSWORD", "analyst-pw"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = proofline(&dir.path().join("data"));
+    command
+        .env("DATABASE_URL", database.url())
+        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
+        .env(
+            "NATS_URL",
+            format!(
+                "nats://proofline:pw%3Awith%2Fodd%40chars@127.0.0.1:{}",
+                nats.port
+            ),
+        )
+        .arg("serve");
+    let service = Running::start(command);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready: serde_json::Value = get(&format!("{}/health/ready", service.base))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let relayed = get(&format!("{}/metrics", service.base))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("proofline_relay_position "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if ready["checks"]["nats"]["status"] == "ok" && relayed > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not logged in to NATS: {ready}\n{}",
+            service.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !service.log().contains("pw:with"),
+        "the password is not logged"
+    );
+}
