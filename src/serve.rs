@@ -187,6 +187,18 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(db) = &read_db {
         state = state.with_read_models(db.clone());
     }
+    // API instances on one Postgres share one budget per key and per
+    // client address, kept there.
+    if role.serves_api()
+        && let StoreLocation::Postgres { url, .. } = &config.store
+    {
+        let options = proofline_commands::store::postgres::PgStoreOptions {
+            max_connections: 4,
+            ..Default::default()
+        };
+        let pool = proofline_commands::store::postgres::connect_pool(url, &options).await?;
+        state = state.with_shared_limits(pool);
+    }
     if let Some(probe) = bus.probe() {
         state = state.with_probe("nats", probe);
     }

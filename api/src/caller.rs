@@ -193,7 +193,7 @@ impl FromRequestParts<AppState> for Caller {
                 let reservation = if state.auth.known(key, now) {
                     None
                 } else {
-                    Some(state.limits.reserve(address, Some(parsed.prefix()))?)
+                    Some(state.limits.reserve(address, Some(parsed.prefix())).await?)
                 };
                 match state.auth.authenticate(key, now).await {
                     Ok(authenticated) => authenticated,
@@ -209,7 +209,10 @@ impl FromRequestParts<AppState> for Caller {
                 }
             }
         };
-        state.limits.check_key(authenticated.key_prefix.as_str())?;
+        state
+            .limits
+            .check_key(authenticated.key_prefix.as_str())
+            .await?;
         Ok(Caller {
             authenticated,
             address,

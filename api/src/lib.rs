@@ -11,7 +11,9 @@
 //! - [`state`]: what handlers share, and the HTTP settings.
 //! - [`caller`]: the authenticated caller (API key, roles, client address
 //!   behind trusted proxies, request id).
-//! - [`limits`]: failed-authentication and per-key rate limits.
+//! - [`limits`]: failed-authentication and per-key rate limits;
+//!   [`shared_limits`]: the same budgets in Postgres, one for every API
+//!   instance on it.
 //! - [`tails`]: how many live tails of the log may be open, per key and in
 //!   all.
 //! - [`idempotency`]: `Idempotency-Key` on POSTs.
@@ -37,6 +39,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod shared_limits;
 pub mod state;
 pub mod tails;
 

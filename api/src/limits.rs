@@ -26,6 +26,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::shared_limits::{Bucket as SharedBucket, SharedBudgets};
 use crate::state::ApiSettings;
 
 /// Where failures are counted: a client address (IPv6 by its /64).
@@ -132,6 +133,11 @@ pub struct Limits {
     /// Unmatched wallet responses recorded in the log, for all addresses.
     unmatched: governor::DefaultDirectRateLimiter,
     clock: DefaultClock,
+    /// With Postgres: the per-key and failure budgets are kept there, one
+    /// for every API instance, instead of in this process.
+    shared: Option<Arc<SharedBudgets>>,
+    failed_auth_per_minute: u32,
+    requests_per_key_per_second: u32,
 }
 
 fn nonzero(n: u32) -> NonZeroU32 {
@@ -145,6 +151,8 @@ pub struct Reservation {
     address: AddressKey,
     prefix: Option<String>,
     failed: bool,
+    /// The shared buckets it took a token from (given back on success).
+    shared: Vec<SharedBucket>,
 }
 
 impl Reservation {
@@ -156,6 +164,20 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(shared) = &self.limits.shared {
+            if !self.failed
+                && !self.shared.is_empty()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let (shared, buckets) = (shared.clone(), std::mem::take(&mut self.shared));
+                runtime.spawn(async move {
+                    for bucket in &buckets {
+                        shared.give_back(bucket).await;
+                    }
+                });
+            }
+            return;
+        }
         self.limits.by_address.settle(&self.address, self.failed);
         if let Some(prefix) = &self.prefix {
             self.limits.by_prefix.settle(prefix, self.failed);
@@ -183,19 +205,69 @@ impl Limits {
                 UNMATCHED_RECORDS_PER_MINUTE,
             ))),
             clock: DefaultClock::default(),
+            shared: None,
+            failed_auth_per_minute: settings.failed_auth_per_minute.max(1),
+            requests_per_key_per_second: settings.requests_per_key_per_second,
         }
+    }
+
+    /// Keeps the per-key and failure budgets in Postgres, shared with every
+    /// API instance on it.
+    pub fn shared(mut self, budgets: SharedBudgets) -> Self {
+        self.shared = Some(Arc::new(budgets));
+        self
+    }
+
+    fn failure_bucket(&self, name: String) -> SharedBucket {
+        let per_minute = f64::from(self.failed_auth_per_minute);
+        SharedBucket {
+            name,
+            burst: per_minute,
+            per_second: per_minute / 60.0,
+        }
+    }
+
+    /// The shared reservation: a token of the address's bucket, then of
+    /// the prefix's (the address's given back when the prefix refuses).
+    async fn reserve_shared(
+        self: &Arc<Self>,
+        shared: &SharedBudgets,
+        address: AddressKey,
+        prefix: Option<&str>,
+    ) -> Result<Reservation, ApiError> {
+        let by_address = self.failure_bucket(format!("auth-address:{}", address.0));
+        shared.reserve(&by_address).await.map_err(rate_limited)?;
+        let mut taken = vec![by_address];
+        if let Some(prefix) = prefix {
+            let by_prefix = self.failure_bucket(format!("auth-prefix:{prefix}"));
+            if let Err(wait) = shared.reserve(&by_prefix).await {
+                shared.give_back(&taken[0]).await;
+                return Err(rate_limited(wait));
+            }
+            taken.push(by_prefix);
+        }
+        Ok(Reservation {
+            limits: self.clone(),
+            address,
+            prefix: prefix.map(str::to_owned),
+            failed: false,
+            shared: taken,
+        })
     }
 
     /// Reserves one failure of `address`'s budget and of `prefix`'s (the
     /// presented key's public prefix, when it has one) before the key is
     /// checked; 429 when either is spent.
-    pub fn reserve(
+    pub async fn reserve(
         self: &Arc<Self>,
         address: IpAddr,
         prefix: Option<&str>,
     ) -> Result<Reservation, ApiError> {
         let now = Instant::now();
         let address = AddressKey::of(address);
+        if let Some(shared) = &self.shared {
+            return self.reserve_shared(shared, address, prefix).await;
+        }
         self.by_address
             .reserve(&address, now)
             .map_err(rate_limited)?;
@@ -210,14 +282,28 @@ impl Limits {
             address,
             prefix: prefix.map(str::to_owned),
             failed: false,
+            shared: Vec::new(),
         })
     }
 
     /// Spends one request of a key's budget.
-    pub fn check_key(&self, key_prefix: &str) -> Result<(), ApiError> {
+    pub async fn check_key(&self, key_prefix: &str) -> Result<(), ApiError> {
         let Some(per_key) = &self.per_key else {
             return Ok(());
         };
+        if let Some(shared) = &self.shared {
+            let rate = self.requests_per_key_per_second;
+            let bucket = SharedBucket {
+                name: format!("requests:{key_prefix}"),
+                burst: f64::from(rate) * 2.0,
+                per_second: f64::from(rate),
+            };
+            // A tenth of a second's requests per trip to Postgres.
+            return shared
+                .spend(&bucket, (rate / 10).max(1))
+                .await
+                .map_err(rate_limited);
+        }
         per_key
             .check_key(&key_prefix.to_owned())
             .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
@@ -244,6 +330,9 @@ impl Limits {
     /// periodically.
     pub fn forget_idle(&self) {
         let now = Instant::now();
+        if let Some(shared) = &self.shared {
+            shared.forget_idle();
+        }
         self.by_address.forget_idle(now);
         self.by_prefix.forget_idle(now);
         if let Some(per_key) = &self.per_key {
@@ -274,76 +363,96 @@ mod tests {
         }))
     }
 
-    #[test]
-    fn failures_beyond_the_budget_are_refused_before_they_are_checked() {
+    #[tokio::test]
+    async fn failures_beyond_the_budget_are_refused_before_they_are_checked() {
         let limits = limits(3);
         let address: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         for _ in 0..3 {
-            limits.reserve(address, None).unwrap().failed();
+            limits.reserve(address, None).await.unwrap().failed();
         }
-        let refused = limits.reserve(address, None).err().unwrap();
+        let refused = limits.reserve(address, None).await.err().unwrap();
         assert_eq!(refused.code(), ErrorCode::RateLimited);
         assert!(
-            limits.reserve(other, None).is_ok(),
+            limits.reserve(other, None).await.is_ok(),
             "other addresses are not affected"
         );
     }
 
-    #[test]
-    fn attempts_in_flight_count_against_the_budget_and_successes_cost_nothing() {
+    #[tokio::test]
+    async fn attempts_in_flight_count_against_the_budget_and_successes_cost_nothing() {
         let limits = limits(3);
         let address: IpAddr = "192.0.2.7".parse().unwrap();
         // Three at once hold the whole budget: a fourth is refused before
         // any of them is checked.
-        let held: Vec<_> = (0..3)
-            .map(|_| limits.reserve(address, None).unwrap())
-            .collect();
-        assert!(limits.reserve(address, None).is_err());
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(limits.reserve(address, None).await.unwrap());
+        }
+        assert!(limits.reserve(address, None).await.is_err());
         // They succeed: nothing is spent.
         drop(held);
         for _ in 0..10 {
-            assert!(limits.reserve(address, None).is_ok());
+            assert!(limits.reserve(address, None).await.is_ok());
         }
     }
 
-    #[test]
-    fn a_prefix_has_a_budget_across_addresses() {
+    #[tokio::test]
+    async fn a_prefix_has_a_budget_across_addresses() {
         let limits = limits(2);
         for n in 0..2u8 {
             let address = IpAddr::from([198, 51, 100, n]);
             limits
                 .reserve(address, Some("0123456789abcdef"))
+                .await
                 .unwrap()
                 .failed();
         }
         let elsewhere = IpAddr::from([203, 0, 113, 9]);
-        assert!(limits.reserve(elsewhere, Some("0123456789abcdef")).is_err());
-        assert!(limits.reserve(elsewhere, Some("fedcba9876543210")).is_ok());
+        assert!(
+            limits
+                .reserve(elsewhere, Some("0123456789abcdef"))
+                .await
+                .is_err()
+        );
+        assert!(
+            limits
+                .reserve(elsewhere, Some("fedcba9876543210"))
+                .await
+                .is_ok()
+        );
         // A refusal by the prefix gives the address its reservation back.
         for _ in 0..5 {
-            assert!(limits.reserve(elsewhere, Some("0123456789abcdef")).is_err());
+            assert!(
+                limits
+                    .reserve(elsewhere, Some("0123456789abcdef"))
+                    .await
+                    .is_err()
+            );
         }
-        assert!(limits.reserve(elsewhere, None).is_ok());
+        assert!(limits.reserve(elsewhere, None).await.is_ok());
     }
 
-    #[test]
-    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+    #[tokio::test]
+    async fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
         let limits = limits(2);
         for host in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"] {
             limits
                 .reserve(host.parse().unwrap(), None)
+                .await
                 .unwrap()
                 .failed();
         }
         assert!(
             limits
                 .reserve("2001:db8:1:2::77".parse().unwrap(), None)
+                .await
                 .is_err()
         );
         assert!(
             limits
                 .reserve("2001:db8:1:3::1".parse().unwrap(), None)
+                .await
                 .is_ok()
         );
         assert_eq!(
@@ -352,21 +461,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn each_key_has_its_own_budget() {
+    #[tokio::test]
+    async fn each_key_has_its_own_budget() {
         let limits = Limits::new(&ApiSettings {
             requests_per_key_per_second: 2,
             ..ApiSettings::default()
         });
-        let spent = (0..10)
-            .filter(|_| limits.check_key("aaaaaaaaaaaaaaaa").is_ok())
-            .count();
+        let mut spent = 0;
+        for _ in 0..10 {
+            spent += usize::from(limits.check_key("aaaaaaaaaaaaaaaa").await.is_ok());
+        }
         assert_eq!(spent, 4, "a burst of twice the rate");
-        assert!(limits.check_key("bbbbbbbbbbbbbbbb").is_ok());
+        assert!(limits.check_key("bbbbbbbbbbbbbbbb").await.is_ok());
         let unlimited = Limits::new(&ApiSettings {
             requests_per_key_per_second: 0,
             ..ApiSettings::default()
         });
-        assert!((0..1000).all(|_| unlimited.check_key("aaaaaaaaaaaaaaaa").is_ok()));
+        for _ in 0..1000 {
+            assert!(unlimited.check_key("aaaaaaaaaaaaaaaa").await.is_ok());
+        }
     }
 }

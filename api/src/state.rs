@@ -213,6 +213,15 @@ impl AppState {
         self
     }
 
+    /// Keeps the per-key and failed-authentication budgets in the Postgres
+    /// of `pool`, one for every API instance on it.
+    pub fn with_shared_limits(mut self, pool: sqlx::PgPool) -> Self {
+        self.limits = Arc::new(
+            Limits::new(&self.settings).shared(crate::shared_limits::SharedBudgets::new(pool)),
+        );
+        self
+    }
+
     /// Adds a gauge to `/metrics`.
     pub fn with_gauge(
         mut self,

@@ -16,5 +16,7 @@ mod oid4vp;
 mod postgres_tls;
 mod roles;
 mod serve;
+#[cfg(feature = "service-tests")]
+mod shared_limits;
 mod tlog;
 mod witness;
