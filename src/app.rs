@@ -102,6 +102,28 @@ pub async fn open_read_models(
     }
 }
 
+/// The read models on the replica of `DATABASE_READ_URL`, if one is set.
+pub async fn open_read_replica(
+    config: &Config,
+) -> Result<Option<proofline_projections::db::ReadDb>, proofline_projections::db::ReadError> {
+    use secrecy::ExposeSecret;
+    let (
+        Some(url),
+        StoreLocation::Postgres {
+            max_connections, ..
+        },
+    ) = (&config.read_replica_url, &config.store)
+    else {
+        return Ok(None);
+    };
+    proofline_projections::db::ReadDb::postgres_replica(
+        url.expose_secret(),
+        (*max_connections / 2).max(2),
+    )
+    .await
+    .map(Some)
+}
+
 /// The OpenID4VP verifier's identity (its `client_id` and the key that
 /// signs request objects) and settings, as configured. The did:key
 /// verifier key file is created on first start (mode 0600).

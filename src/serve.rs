@@ -187,6 +187,12 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(db) = &read_db {
         state = state.with_read_models(db.clone());
     }
+    if role.serves_api()
+        && let Some(replica) = app::open_read_replica(&config).await?
+    {
+        tracing::info!("query routes read from the replica of DATABASE_READ_URL");
+        state = state.with_read_replica(replica);
+    }
     // API instances on one Postgres share one budget per key and per
     // client address, kept there.
     if role.serves_api()

@@ -124,6 +124,9 @@ pub struct AppState {
     pub flows: Arc<Flows>,
     /// The read models, when this process serves queries from them.
     pub read: Option<ReadDb>,
+    /// The same read models on a streaming replica (`DATABASE_READ_URL`),
+    /// for the query routes.
+    pub read_replica: Option<ReadDb>,
     /// More readiness checks (the bus, when configured), by name.
     pub probes: Vec<(&'static str, Probe)>,
     /// More gauges for `/metrics` (such as the relay's position).
@@ -194,6 +197,7 @@ impl AppState {
             registry,
             webhook_sealing_key,
             read: None,
+            read_replica: None,
             probes: Vec::new(),
             gauges: Vec::new(),
             limits: Arc::new(Limits::new(&settings)),
@@ -242,6 +246,13 @@ impl AppState {
             self.webhook_sealing_key.clone(),
             settings,
         ));
+        self
+    }
+
+    /// Serves the query routes from `replica`, a streaming replica of the
+    /// read models' database.
+    pub fn with_read_replica(mut self, replica: ReadDb) -> Self {
+        self.read_replica = Some(replica);
         self
     }
 

@@ -115,6 +115,23 @@ impl ReadDb {
         Self::postgres_in(url, max_connections, SCHEMA).await
     }
 
+    /// The read models on a hot standby of the primary (streaming
+    /// replication): read only, and nothing created there.
+    pub async fn postgres_replica(url: &str, max_connections: u32) -> Result<Self, ReadError> {
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("proofline-replica")
+            .options([
+                ("search_path", SCHEMA),
+                ("default_transaction_read_only", "on"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(ReadDb::Postgres(pool))
+    }
+
     /// Tables in `schema` of `url`'s database (a rebuild's scratch schema).
     pub async fn postgres_in(
         url: &str,

@@ -37,6 +37,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "postgres://… for production; absent: embedded SQLite under the data directory",
     ),
     (
+        "DATABASE_READ_URL",
+        "postgres://… of a streaming replica of DATABASE_URL that serves the query routes",
+    ),
+    (
         "NATS_URL",
         "nats://host:4222 (comma-separated for a cluster); absent: embedded bus",
     ),
@@ -244,6 +248,8 @@ pub enum LogFormat {
 pub struct Config {
     pub store: StoreLocation,
     pub nats_url: Option<String>,
+    /// A replica of the database for the query routes.
+    pub read_replica_url: Option<SecretString>,
     /// Copies of the stream a JetStream cluster keeps.
     pub nats_stream_replicas: usize,
     pub bind: SocketAddr,
@@ -300,6 +306,7 @@ impl Config {
         );
         let store = read_store(r, &data_dir)?;
         let nats_url = read_nats(r)?;
+        let read_replica_url = read_replica(r, &store)?;
         let nats_stream_replicas = r.number(
             "PROOFLINE_NATS_STREAM_REPLICAS",
             RelayOptions::default().replicas as u64,
@@ -332,6 +339,7 @@ impl Config {
             oid4vp,
             store,
             nats_url,
+            read_replica_url,
             nats_stream_replicas,
             bind,
             signing_key_file: r.file("PROOFLINE_SIGNING_KEY_FILE", &data_dir, "signing.key"),
@@ -394,6 +402,30 @@ fn read_store(r: &Reader<'_>, data_dir: &std::path::Path) -> Result<StoreLocatio
         url: SecretString::from(url.to_owned()),
         max_connections,
     })
+}
+
+fn read_replica(
+    r: &Reader<'_>,
+    store: &StoreLocation,
+) -> Result<Option<SecretString>, ConfigError> {
+    let Some(url) = r.get("DATABASE_READ_URL", "none") else {
+        return Ok(None);
+    };
+    if matches!(store, StoreLocation::Embedded { .. }) {
+        return Err(bad(
+            "DATABASE_READ_URL",
+            "a read replica needs DATABASE_URL (the embedded store has none)",
+        ));
+    }
+    let parsed =
+        url::Url::parse(url).map_err(|e| bad("DATABASE_READ_URL", format!("not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") || parsed.host_str().is_none() {
+        return Err(bad(
+            "DATABASE_READ_URL",
+            "use postgres://host/database of a replica of DATABASE_URL",
+        ));
+    }
+    Ok(Some(SecretString::from(url.to_owned())))
 }
 
 fn read_nats(r: &Reader<'_>) -> Result<Option<String>, ConfigError> {
@@ -774,5 +806,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_read_replica_needs_postgres() {
+        let refused = Config::from_vars(&vars(&[("DATABASE_READ_URL", "postgres://r/db")]))
+            .err()
+            .unwrap();
+        assert_eq!(refused.variable, "DATABASE_READ_URL");
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://p/db"),
+            ("DATABASE_READ_URL", "postgres://r/db"),
+        ]))
+        .unwrap();
+        assert!(config.read_replica_url.is_some());
     }
 }

@@ -14,6 +14,8 @@ mod observability;
 mod oid4vp;
 #[cfg(feature = "service-tests")]
 mod postgres_tls;
+#[cfg(feature = "service-tests")]
+mod read_replica;
 mod roles;
 mod serve;
 #[cfg(feature = "service-tests")]

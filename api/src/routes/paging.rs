@@ -28,20 +28,39 @@ pub fn position<'de, D: serde::Deserializer<'de>>(
 /// Longest a query waits for `min_position`.
 pub const MIN_POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Longest a query waits for the replica to replay `min_position` before
+/// it asks the primary instead.
+pub const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The read model `name`, once it has applied `min_position` (read your
 /// own writes); 503 with the position reached when it is still behind after
-/// [`MIN_POSITION_WAIT`].
+/// [`MIN_POSITION_WAIT`]. With a replica (`DATABASE_READ_URL`), queries go
+/// there; one whose `min_position` the replica has not replayed within
+/// [`REPLICA_WAIT`] goes to the primary.
 pub async fn read_model<'s>(
     state: &'s AppState,
     name: &str,
     min_position: Option<u64>,
 ) -> Result<&'s ReadDb, ApiError> {
-    let read = read_models(state)?;
+    let primary = read_models(state)?;
+    if let Some(replica) = &state.read_replica {
+        let Some(position) = min_position else {
+            return Ok(replica);
+        };
+        match proofline_projections::queries::wait_for(replica, name, position, REPLICA_WAIT).await
+        {
+            Ok(Ok(())) => return Ok(replica),
+            Ok(Err(_)) => {}
+            Err(error) => tracing::warn!(%error, "the read replica failed; asking the primary"),
+        }
+    }
     let Some(position) = min_position else {
-        return Ok(read);
+        return Ok(primary);
     };
-    match proofline_projections::queries::wait_for(read, name, position, MIN_POSITION_WAIT).await? {
-        Ok(()) => Ok(read),
+    match proofline_projections::queries::wait_for(primary, name, position, MIN_POSITION_WAIT)
+        .await?
+    {
+        Ok(()) => Ok(primary),
         Err(reached) => Err(ApiError::new(
             ErrorCode::Unavailable,
             format!("the read model reached position {reached}, not {position}, within 5 s"),
