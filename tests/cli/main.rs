@@ -5,6 +5,8 @@ mod support;
 
 mod bench;
 #[cfg(feature = "service-tests")]
+mod chaos;
+#[cfg(feature = "service-tests")]
 mod cluster;
 mod demo;
 mod fetched;

@@ -66,6 +66,18 @@ macro_rules! select_envelope {
     };
 }
 
+/// Longest a statement waits for a connection before the store answers
+/// unavailable (503): with the database down, the pool retries connecting
+/// for all of it, and a command may wait twice (its append, then the check
+/// of whether an interrupted append was stored), so a client has its 503
+/// within 1 s (`tests/cli/chaos.rs`). At the measured peak (BENCHMARKS.md)
+/// a whole request takes 71 ms at p99.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long the first connection at start may take (a remote server's TLS
+/// handshake included).
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connection settings of the Postgres store.
 #[derive(Debug, Clone)]
 pub struct PgStoreOptions {
@@ -77,7 +89,7 @@ impl Default for PgStoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: ACQUIRE_TIMEOUT,
         }
     }
 }
@@ -108,7 +120,7 @@ pub async fn connect_pool(
         reason,
     };
     match tokio::time::timeout(
-        options.acquire_timeout,
+        options.acquire_timeout.max(START_TIMEOUT),
         PgConnection::connect_with(&connect),
     )
     .await
@@ -148,7 +160,7 @@ impl PgEventStore {
         let writer_pool = PgPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(
                 (*pool.connect_options())
                     .clone()
