@@ -197,13 +197,14 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // client address, kept there.
     if role.serves_api()
         && let StoreLocation::Postgres { url, .. } = &config.store
+        && let Some(breaker) = state.store.breaker().cloned()
     {
         let options = proofline_commands::store::postgres::PgStoreOptions {
             max_connections: 4,
             ..Default::default()
         };
         let pool = proofline_commands::store::postgres::connect_pool(url, &options).await?;
-        state = state.with_shared_limits(pool);
+        state = state.with_shared_limits(pool, breaker);
     }
     if let Some(probe) = bus.probe() {
         state = state.with_probe("nats", probe);

@@ -8,7 +8,9 @@
 //! tokens a tenth of a second's worth at a time and spends them locally for
 //! up to a second ([`LEASE`]); what it took and did not spend is lost, never
 //! given to another instance twice, so together the instances admit no
-//! more than the one budget. A bucket found empty is remembered until it
+//! more than the one budget. With the database down (the store's breaker
+//! says so) requests are let through at once, unlimited, rather than wait
+//! for a connection. A bucket found empty is remembered until it
 //! has a token again, so a flood of refused requests costs Postgres
 //! nothing. Failure budgets are taken one token per attempt (they are
 //! charged only for keys not known good, before argon2), and a success
@@ -18,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use proofline_commands::store::breaker::Breaker;
 use sqlx::PgPool;
 
 /// How long tokens taken from Postgres may be spent locally.
@@ -41,13 +44,17 @@ enum Local {
 
 pub struct SharedBudgets {
     pool: PgPool,
+    breaker: Breaker,
     local: Mutex<HashMap<String, Local>>,
 }
 
 impl SharedBudgets {
-    pub fn new(pool: PgPool) -> Self {
+    /// Budgets in the database of `pool`, whose server `breaker` watches
+    /// (the store's, so both know the database gone at once).
+    pub fn new(pool: PgPool, breaker: Breaker) -> Self {
         Self {
             pool,
+            breaker,
             local: Mutex::default(),
         }
     }
@@ -73,7 +80,10 @@ impl SharedBudgets {
         let (granted, remaining) = match self.take(bucket, batch.max(1)).await {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::warn!(%error, "shared rate limits unavailable; not limiting");
+                // The breaker has said so once already.
+                if !self.breaker.is_down() {
+                    tracing::warn!(%error, "shared rate limits unavailable; not limiting");
+                }
                 return Ok(());
             }
         };
@@ -111,28 +121,28 @@ impl SharedBudgets {
 
     /// Gives back the token of an attempt that did not fail.
     pub async fn give_back(&self, bucket: &Bucket) {
-        let result = sqlx::query(
+        let give = sqlx::query(
             "UPDATE rate_limit_buckets SET tokens = LEAST($2, tokens + 1) WHERE bucket = $1",
         )
         .bind(&bucket.name)
         .bind(bucket.burst)
-        .execute(&self.pool)
-        .await;
-        if let Err(error) = result {
+        .execute(&self.pool);
+        if let Err(error) = self.breaker.run(give).await
+            && !self.breaker.is_down()
+        {
             tracing::warn!(%error, "cannot give a rate-limit token back");
         }
         self.local().remove(&bucket.name);
     }
 
     async fn take(&self, bucket: &Bucket, want: u32) -> Result<(u32, f64), sqlx::Error> {
-        let (granted, remaining): (i32, f64) =
-            sqlx::query_as("SELECT granted, remaining FROM rate_limit_take($1, $2, $3, $4)")
-                .bind(&bucket.name)
-                .bind(bucket.burst)
-                .bind(bucket.per_second)
-                .bind(i32::try_from(want).unwrap_or(i32::MAX))
-                .fetch_one(&self.pool)
-                .await?;
+        let take = sqlx::query_as("SELECT granted, remaining FROM rate_limit_take($1, $2, $3, $4)")
+            .bind(&bucket.name)
+            .bind(bucket.burst)
+            .bind(bucket.per_second)
+            .bind(i32::try_from(want).unwrap_or(i32::MAX))
+            .fetch_one(&self.pool);
+        let (granted, remaining): (i32, f64) = self.breaker.run(take).await?;
         Ok((u32::try_from(granted).unwrap_or(0), remaining))
     }
 

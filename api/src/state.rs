@@ -218,10 +218,16 @@ impl AppState {
     }
 
     /// Keeps the per-key and failed-authentication budgets in the Postgres
-    /// of `pool`, one for every API instance on it.
-    pub fn with_shared_limits(mut self, pool: sqlx::PgPool) -> Self {
+    /// of `pool`, one for every API instance on it; `breaker` watches that
+    /// server (the store's).
+    pub fn with_shared_limits(
+        mut self,
+        pool: sqlx::PgPool,
+        breaker: proofline_commands::store::breaker::Breaker,
+    ) -> Self {
         self.limits = Arc::new(
-            Limits::new(&self.settings).shared(crate::shared_limits::SharedBudgets::new(pool)),
+            Limits::new(&self.settings)
+                .shared(crate::shared_limits::SharedBudgets::new(pool, breaker)),
         );
         self
     }

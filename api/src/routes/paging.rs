@@ -42,7 +42,6 @@ pub async fn read_model<'s>(
     name: &str,
     min_position: Option<u64>,
 ) -> Result<&'s ReadDb, ApiError> {
-    let primary = read_models(state)?;
     if let Some(replica) = &state.read_replica {
         let Some(position) = min_position else {
             return Ok(replica);
@@ -54,6 +53,7 @@ pub async fn read_model<'s>(
             Err(error) => tracing::warn!(%error, "the read replica failed; asking the primary"),
         }
     }
+    let primary = read_models(state)?;
     let Some(position) = min_position else {
         return Ok(primary);
     };
@@ -97,11 +97,21 @@ pub fn cursor_position(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
+/// The read models on the primary database; 503 at once when the store's
+/// breaker knows that database gone (the read models live beside the log),
+/// rather than after the pool's wait for a connection.
 pub fn read_models(state: &AppState) -> Result<&ReadDb, ApiError> {
-    state.read.as_ref().ok_or_else(|| {
+    let read = state.read.as_ref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unavailable,
             "this instance serves no read models (role)",
         )
-    })
+    })?;
+    if state.store.breaker().is_some_and(|b| b.is_down()) {
+        return Err(
+            ApiError::new(ErrorCode::Unavailable, "the database is unreachable")
+                .with_retry_after(1),
+        );
+    }
+    Ok(read)
 }

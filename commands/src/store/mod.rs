@@ -53,6 +53,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+pub mod breaker;
 pub mod error;
 pub mod heads;
 pub(crate) mod plan;
@@ -519,6 +520,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// What knows whether the database server answers, for other pools
+    /// on it (the shared rate limits) to fail as fast as the store. None
+    /// for a store in files.
+    fn breaker(&self) -> Option<&breaker::Breaker> {
+        None
+    }
 
     /// Finishes the appends already queued, then closes connections. Later
     /// appends fail with [`StoreError::Closed`].

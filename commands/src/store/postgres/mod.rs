@@ -7,9 +7,7 @@
 //! `position > after` scan gapless. After each commit the writer sends a
 //! NOTIFY so tails in other processes (a relay, a projector) wake at once.
 
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,15 +16,19 @@ use proofline_domain::log::{Envelope, Timestamp};
 use proofline_domain::merkle::Hash;
 use proofline_domain::merkle::tree::NodeId;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::error::{OpenError, describe_connect_error};
-use super::heads::{CategoryHeads, CategorySet, HeadReceiver, HeadSender};
+mod connect;
+mod listen;
+
+pub use connect::{ACQUIRE_TIMEOUT, PgStoreOptions, connect_pool};
+
+use super::breaker::Breaker;
+use super::heads::{CategoryHeads, HeadReceiver, HeadSender};
 use super::plan::{self, Context, EventRow, HeadRow, SecretRow, StoredEvent};
 use super::rows::{parse_hash, parse_stream, to_i64, to_u64};
 use super::writer::{Committer, Tx, Writer, WriterStats};
@@ -49,7 +51,7 @@ macro_rules! channel {
         "proofline_events"
     };
 }
-const CHANNEL: &str = channel!();
+pub(super) const CHANNEL: &str = channel!();
 /// BEGIN and the writer lock in one round trip (a simple-protocol query may
 /// hold several statements).
 const BEGIN_LOCKED: &str = concat!("BEGIN; SELECT pg_advisory_xact_lock(", writer_lock!(), ")");
@@ -66,81 +68,9 @@ macro_rules! select_envelope {
     };
 }
 
-/// Longest a statement waits for a connection before the store answers
-/// unavailable (503). With the database down, the pool retries connecting
-/// for all of it, so a 503 takes this long (`tests/cli/chaos.rs`). 300 ms
-/// answered in 0.65 s then, but refused commands of a loaded test run
-/// (the gate with fuzzing beside it): a fast answer with the database gone
-/// needs a breaker that knows it is gone, not a shorter wait.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the first connection at start may take (a remote server's TLS
-/// handshake included).
-const START_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Connection settings of the Postgres store.
-#[derive(Debug, Clone)]
-pub struct PgStoreOptions {
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
-
-impl Default for PgStoreOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: ACQUIRE_TIMEOUT,
-        }
-    }
-}
-
-/// Connects a pool, failing fast with one line (and no password) when the
-/// server cannot be reached.
-pub async fn connect_pool(
-    url: &SecretString,
-    options: &PgStoreOptions,
-) -> Result<PgPool, OpenError> {
-    let connect = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|e| OpenError::Unreachable {
-            target: "DATABASE_URL".into(),
-            reason: describe_connect_error(&e),
-        })?
-        .application_name("proofline");
-    let target = format!(
-        "{}:{}/{}",
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().unwrap_or("(default database)")
-    );
-    // One plain attempt first: a pool retries until its timeout and then only
-    // says "timed out", where the operator needs "connection refused" or
-    // "password authentication failed".
-    let unreachable = |reason: String| OpenError::Unreachable {
-        target: target.clone(),
-        reason,
-    };
-    match tokio::time::timeout(
-        options.acquire_timeout.max(START_TIMEOUT),
-        PgConnection::connect_with(&connect),
-    )
-    .await
-    {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-        }
-        Ok(Err(e)) => return Err(unreachable(describe_connect_error(&e))),
-        Err(_) => return Err(unreachable("timed out".into())),
-    }
-    PgPoolOptions::new()
-        .max_connections(options.max_connections)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
-        .await
-        .map_err(|e| unreachable(describe_connect_error(&e)))
-}
-
 pub struct PgEventStore {
     pool: PgPool,
+    breaker: Breaker,
     writer_pool: PgPool,
     writer: Writer<PgCommitter>,
     head: HeadReceiver,
@@ -152,6 +82,7 @@ impl PgEventStore {
     /// LISTEN task.
     pub async fn open(pool: PgPool) -> Result<Self, StoreError> {
         let start = head_row(&pool).await?.map_or(0, |h| h.position);
+        let breaker = Breaker::new((*pool.connect_options()).clone());
         let (head_tx, head_rx) = HeadSender::new(start);
         let head_tx = Arc::new(head_tx);
         // The writer has a connection of its own: it never waits behind
@@ -183,12 +114,14 @@ impl PgEventStore {
         let writer = Writer::spawn(
             PgCommitter {
                 pool: writer_pool.clone(),
+                breaker: breaker.clone(),
             },
             head_tx.clone(),
         );
-        let listener = tokio::spawn(listen(pool.clone(), head_tx));
+        let listener = tokio::spawn(listen::listen(pool.clone(), breaker.clone(), head_tx));
         Ok(Self {
             pool,
+            breaker,
             writer_pool,
             writer,
             head: head_rx,
@@ -202,7 +135,7 @@ impl PgEventStore {
     }
 }
 
-async fn head_row<'e, E>(executor: E) -> Result<Option<HeadRow>, StoreError>
+pub(super) async fn head_row<'e, E>(executor: E) -> Result<Option<HeadRow>, StoreError>
 where
     E: sqlx::PgExecutor<'e>,
 {
@@ -221,54 +154,9 @@ where
     .transpose()
 }
 
-/// Follows NOTIFYs from every process's writer. When the connection drops,
-/// notifications may have been missed, so the head is read again; tails also
-/// poll, so a dead listener only costs latency.
-async fn listen(pool: PgPool, head: Arc<HeadSender>) {
-    loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                if pool.is_closed() {
-                    return;
-                }
-                tracing::warn!(error = %e, "cannot LISTEN for new events; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "cannot LISTEN for new events; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => {
-                    if let Some((position, categories)) = CategorySet::parse_payload(n.payload()) {
-                        head.bump(position, categories);
-                    }
-                }
-                Ok(None) => {
-                    // Reconnected: what was missed is unknown.
-                    if let Ok(Some(h)) = head_row(&pool).await {
-                        head.bump(h.position, CategorySet::ALL);
-                    }
-                }
-                Err(e) => {
-                    if pool.is_closed() {
-                        return;
-                    }
-                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
-                    break;
-                }
-            }
-        }
-    }
-}
-
 struct PgCommitter {
     pool: PgPool,
+    breaker: Breaker,
 }
 
 impl Committer for PgCommitter {
@@ -277,7 +165,7 @@ impl Committer for PgCommitter {
     // Four round trips per group: BEGIN with the lock, the context, the
     // INSERT with its NOTIFY (and the secrets' INSERT, when any), COMMIT.
     async fn begin(&self) -> Result<Tx<Self>, StoreError> {
-        Ok(self.pool.begin_with(BEGIN_LOCKED).await?)
+        Ok(self.breaker.run(self.pool.begin_with(BEGIN_LOCKED)).await?)
     }
 
     async fn context(tx: &mut Tx<Self>, batch: &[Prepared]) -> Result<Context, StoreError> {
@@ -519,29 +407,39 @@ impl EventStore for PgEventStore {
     }
 
     async fn tree_size(&self) -> Result<u64, StoreError> {
-        super::tree::pg_size(&self.pool).await
+        self.breaker
+            .run(async { super::tree::pg_size(&self.pool).await })
+            .await
     }
 
     async fn tree_nodes(
         &self,
         ids: &[NodeId],
     ) -> Result<std::collections::HashMap<NodeId, Hash>, StoreError> {
-        super::tree::pg_nodes(&self.pool, ids).await
+        self.breaker
+            .run(async { super::tree::pg_nodes(&self.pool, ids).await })
+            .await
     }
 
     async fn store_tree_nodes(&self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
-        super::tree::pg_store(&self.pool, nodes).await
+        self.breaker
+            .run(async { super::tree::pg_store(&self.pool, nodes).await })
+            .await
     }
 
     async fn clear_tree(&self) -> Result<(), StoreError> {
-        super::tree::pg_clear(&self.pool).await
+        self.breaker
+            .run(async { super::tree::pg_clear(&self.pool).await })
+            .await
     }
 
     async fn read_leaves(&self, after: u64, limit: usize) -> Result<Vec<super::Leaf>, StoreError> {
         if let Some(rows) = self.writer.recent().take(after, limit) {
             return Ok(rows.iter().map(|row| row.leaf()).collect());
         }
-        super::tree::pg_leaves(&self.pool, after, limit).await
+        self.breaker
+            .run(super::tree::pg_leaves(&self.pool, after, limit))
+            .await
     }
 
     fn writer_stats(&self) -> &WriterStats {
@@ -554,25 +452,34 @@ impl EventStore for PgEventStore {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError> {
-        let sql = select_envelope!(
-            "WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3"
-        );
-        let rows = sqlx::query(sql)
-            .bind(stream_id.as_str())
-            .bind(to_i64(after_version))
-            .bind(to_i64(limit.min(MAX_READ_LIMIT) as u64))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(envelope).collect()
+        self.breaker
+            .run(async {
+                let sql = select_envelope!(
+                    "WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3"
+                );
+                let rows = sqlx::query(sql)
+                    .bind(stream_id.as_str())
+                    .bind(to_i64(after_version))
+                    .bind(to_i64(limit.min(MAX_READ_LIMIT) as u64))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(envelope).collect()
+            })
+            .await
     }
 
     async fn last_of_stream(&self, stream_id: &StreamId) -> Result<Option<Envelope>, StoreError> {
-        let sql = select_envelope!("WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1");
-        let row = sqlx::query(sql)
-            .bind(stream_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(envelope).transpose()
+        self.breaker
+            .run(async {
+                let sql =
+                    select_envelope!("WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1");
+                let row = sqlx::query(sql)
+                    .bind(stream_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(envelope).transpose()
+            })
+            .await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -584,19 +491,23 @@ impl EventStore for PgEventStore {
             return fresh;
         }
         let sql = select_envelope!("WHERE position > $1 ORDER BY position LIMIT $2");
-        let rows = sqlx::query(sql)
+        let query = sqlx::query(sql)
             .bind(to_i64(after))
             .bind(to_i64(limit.min(MAX_READ_LIMIT) as u64))
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(&self.pool);
+        let rows = self.breaker.run(query).await?;
         rows.iter().map(envelope).collect()
     }
 
     async fn head(&self) -> Result<Option<Head>, StoreError> {
-        Ok(head_row(&self.pool).await?.map(|h| Head {
-            position: h.position,
-            hash: h.hash,
-        }))
+        self.breaker
+            .run(async {
+                Ok(head_row(&self.pool).await?.map(|h| Head {
+                    position: h.position,
+                    hash: h.hash,
+                }))
+            })
+            .await
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
@@ -608,75 +519,105 @@ impl EventStore for PgEventStore {
     }
 
     async fn secret(&self, id: &str) -> Result<Option<SecretRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, kind, stream_id, material, position, created_at FROM secrets WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(SecretRecord {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                stream_id: parse_stream(row.try_get("stream_id")?)?,
-                material: SecretString::from(row.try_get::<String, _>("material")?),
-                position: to_u64(row.try_get("position")?, "position")?,
-                created_at: Timestamp::from_datetime(row.try_get("created_at")?),
+        self.breaker.run(async {
+            let row = sqlx::query(
+                "SELECT id, kind, stream_id, material, position, created_at FROM secrets WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|row| {
+                Ok(SecretRecord {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    stream_id: parse_stream(row.try_get("stream_id")?)?,
+                    material: SecretString::from(row.try_get::<String, _>("material")?),
+                    position: to_u64(row.try_get("position")?, "position")?,
+                    created_at: Timestamp::from_datetime(row.try_get("created_at")?),
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn secret_ids_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM secrets WHERE kind = $1 ORDER BY id")
-                .bind(kind)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.breaker
+            .run(async {
+                Ok(
+                    sqlx::query_scalar("SELECT id FROM secrets WHERE kind = $1 ORDER BY id")
+                        .bind(kind)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            })
+            .await
     }
 
     async fn update_secret(&self, id: &str, material: &SecretString) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE secrets SET material = $1 WHERE id = $2")
-            .bind(material.expose_secret())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.breaker
+            .run(async {
+                let done = sqlx::query("UPDATE secrets SET material = $1 WHERE id = $2")
+                    .bind(material.expose_secret())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            })
+            .await
     }
 
     async fn delete_secret(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM secrets WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.breaker
+            .run(async {
+                sqlx::query("DELETE FROM secrets WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn consumer_position(&self, name: &str) -> Result<u64, StoreError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        position.map_or(Ok(0), |p| to_u64(p, "consumer position"))
+        self.breaker
+            .run(async {
+                let position: Option<i64> =
+                    sqlx::query_scalar("SELECT position FROM consumer_positions WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                position.map_or(Ok(0), |p| to_u64(p, "consumer position"))
+            })
+            .await
     }
 
     async fn save_consumer_position(&self, name: &str, position: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO consumer_positions (name, position, updated_at) VALUES ($1, $2, now()) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",
-        )
-        .bind(name)
-        .bind(to_i64(position))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.breaker.run(async {
+            sqlx::query(
+                "INSERT INTO consumer_positions (name, position, updated_at) VALUES ($1, $2, now()) \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",
+            )
+            .bind(name)
+            .bind(to_i64(position))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.breaker
+            .run(async {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            })
+            .await
+    }
+
+    fn breaker(&self) -> Option<&Breaker> {
+        Some(&self.breaker)
     }
 
     async fn close(&self) {
