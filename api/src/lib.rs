@@ -22,12 +22,14 @@
 //! - [`middleware`]: request id, security headers, time limit, metrics.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`health`]: `/health/live` and `/health/ready`.
+//! - [`console`]: the web console's embedded files at `/console/`.
 //! - [`routes`]: the contract's routes by resource.
 //! - [`server`]: the router, its OpenAPI document, and `serve`;
 //!   [`openapi`]: the answers every route can give, added to the document
 //!   once.
 
 pub mod caller;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;

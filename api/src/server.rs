@@ -168,6 +168,9 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let mut router = routes
         .route("/metrics", get(metrics::render))
+        .route("/console", get(crate::console::root))
+        .route("/console/", get(crate::console::index))
+        .route("/console/{name}", get(crate::console::asset))
         .route(
             "/tlog/tile/entries/{*path}",
             get(routes::tlog::entry_bundle),

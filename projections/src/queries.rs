@@ -64,23 +64,27 @@ pub async fn verifications(
 /// Counts per day, outcome and failed step, for one lender.
 pub async fn daily_stats(
     db: &ReadDb,
-    lender_id: &str,
+    lender_id: Option<&str>,
     from_day: Option<&str>,
     to_day: Option<&str>,
 ) -> Result<Vec<Value>, ReadError> {
+    // One lender's rows, or every lender's summed (CAST: SUM of an integer
+    // is numeric on Postgres).
     let mut sql = String::from(
-        "SELECT day, verified, failed_step, count FROM daily_stats WHERE lender_id = $1",
+        "SELECT day, verified, failed_step, CAST(SUM(count) AS BIGINT) FROM daily_stats WHERE TRUE",
     );
-    let mut params = vec![Param::text(lender_id)];
-    if let Some(from) = from_day {
-        params.push(Param::text(from));
-        sql.push_str(&format!(" AND day >= ${}", params.len()));
+    let mut params = Vec::new();
+    for (value, condition) in [
+        (lender_id, "lender_id ="),
+        (from_day, "day >="),
+        (to_day, "day <="),
+    ] {
+        if let Some(value) = value {
+            params.push(Param::text(value));
+            sql.push_str(&format!(" AND {condition} ${}", params.len()));
+        }
     }
-    if let Some(to) = to_day {
-        params.push(Param::text(to));
-        sql.push_str(&format!(" AND day <= ${}", params.len()));
-    }
-    sql.push_str(" ORDER BY day, verified DESC, failed_step");
+    sql.push_str(" GROUP BY day, verified, failed_step ORDER BY day, verified DESC, failed_step");
     let rows = db
         .fetch(
             &sql,

@@ -412,7 +412,8 @@ fn day_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError
         .transpose()
 }
 
-/// The lender's verifications counted per UTC day, outcome and failed step.
+/// Verifications counted per UTC day, outcome and failed step: a lender's
+/// own, or every lender's summed for the operator (the console's chart).
 #[utoipa::path(
     get, path = "/v1/stats/daily", tag = "verifications",
     params(StatsQuery),
@@ -424,15 +425,26 @@ fn day_param(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError
 )]
 pub async fn daily_stats(
     State(state): State<AppState>,
-    Lender { id: lender, .. }: Lender,
+    caller: crate::caller::Caller,
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<DailyStats>, ApiError> {
+    use proofline_domain::principal::Principal;
+    let lender = match caller.principal() {
+        Principal::Lender(id) => Some(id.to_string()),
+        Principal::Operator => None,
+        Principal::Auditor(_) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "the auditor role may not use this route",
+            ));
+        }
+    };
     let from = day_param("from", query.from.as_deref())?;
     let to = day_param("to", query.to.as_deref())?;
     let read = read_model(&state, "daily_stats", query.min_position).await?;
     let items = proofline_projections::queries::daily_stats(
         read,
-        &lender.to_string(),
+        lender.as_deref(),
         from.as_deref(),
         to.as_deref(),
     )

@@ -379,6 +379,14 @@ pub async fn verifications_are_listed_from_the_read_model_right_after_their_posi
         ])
     );
 
+    // The operator sees every lender's counts summed (here one lender's);
+    // an auditor sees none.
+    let all = world
+        .app
+        .get("/v1/stats/daily", Some(&world.app.operator_key))
+        .await;
+    assert_eq!(all.body["items"], stats.body["items"], "{}", all.text);
+
     for bad in [
         "/v1/verifications?limit=0",
         "/v1/verifications?limit=501",
