@@ -215,14 +215,12 @@ test('a lender sees its verification, its steps, redelivers a failed webhook, ro
   await p.locator('#verification-detail').getByText('HOLDER_BINDING').waitFor();
   await shoot(p, 'lender-verifications');
   await accessible(p, 'verifications');
+  // Evidence waits for a checkpoint to cover the verification (409 until then).
+  await until('evidence', 30, async () =>
+    (await call(lenderKey, `/v1/verifications/${first.verification_id}/evidence`)).status === 200);
   const download = p.waitForEvent('download');
-  await p.getByRole('button', { name: 'Download evidence' }).click().catch(() => {});
-  // Evidence waits for a checkpoint (409 until then): retry until it comes.
-  const file = await Promise.race([download, until('evidence', 20, async () => {
-    const e = await call(lenderKey, `/v1/verifications/${first.verification_id}/evidence`);
-    if (e.status === 200) await p.getByRole('button', { name: 'Download evidence' }).click();
-    return false;
-  })]);
+  await p.getByRole('button', { name: 'Download evidence' }).click();
+  const file = await download;
   assert.match(file.suggestedFilename(), /^evidence-.*\.json$/);
 
   // A receiver that refuses: the delivery fails, the lender redelivers.
@@ -267,6 +265,16 @@ test('a lender sees its verification, its steps, redelivers a failed webhook, ro
     input: document.getElementById('api-key').value,
   }));
   assert.ok(!stored.includes(fresh) && !stored.includes(fresh.slice(0, 16)), stored);
+  await p.context().close();
+});
+
+test('the operator sees the lender whose webhook failed', async () => {
+  const p = await page();
+  await signIn(p, operatorKey);
+  const row = p.locator('#outcomes tr', { hasText: 'Demo Lender' });
+  await row.waitFor();
+  assert.ok(Number(await row.locator('td').nth(3).textContent()) >= 1, await row.textContent());
+  await p.locator('#outcomes').screenshot({ path: join(shots, 'operator-webhook-health.png') });
   await p.context().close();
 });
 

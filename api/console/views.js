@@ -102,8 +102,13 @@ async function overview(container) {
       for (const m of metrics.filter((x) => x.name === name)) counts.set(m.labels[key] ?? '', (counts.get(m.labels[key] ?? '') ?? 0) + m.value);
       return [...counts].map(([k, v]) => [k, h('td', { class: 'num' }, v)]);
     };
+    const [health, lenderPage] = await Promise.all([api('/v1/webhooks/health'), api('/v1/lenders?limit=500')]);
+    const names = new Map(lenderPage.items.map((l) => [l.lender_id, l.name]));
     outcomes.replaceChildren(
-      table('Webhook deliveries by outcome', ['Webhook delivery outcome', 'Count'], by('proofline_webhook_deliveries_total', 'outcome')),
+      table('Webhook delivery health per lender', ['Lender', 'Pending', 'Delivered', 'Failed', 'Last failure'],
+        health.items.map((w) => [names.get(w.lender_id) ?? w.lender_id, h('td', { class: 'num' }, w.pending),
+          h('td', { class: 'num' }, w.delivered), h('td', { class: w.failed ? 'num bad' : 'num' }, w.failed), when(w.last_failed_at)])),
+      table('Webhook attempts by outcome', ['Webhook delivery outcome', 'Count'], by('proofline_webhook_deliveries_total', 'outcome')),
       table('Fetches by outcome', ['Fetch outcome', 'Count'], by('proofline_fetch_total', 'outcome')));
     const today = new Date();
     const days = [...Array(14).keys()].reverse().map((i) => isoDay(new Date(today.getTime() - i * 86400000)));

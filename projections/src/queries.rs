@@ -228,6 +228,36 @@ pub async fn webhook_deliveries(
     Ok((items, last))
 }
 
+/// Per lender, its deliveries by status and its last failure: what the
+/// operator's console shows.
+pub async fn webhook_health(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
+    let sql = "SELECT lender_id, \
+         CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+         MAX(CASE WHEN status = 'failed' THEN settled_at END) \
+         FROM webhook_deliveries GROUP BY lender_id ORDER BY lender_id";
+    let rows = db
+        .fetch(
+            sql,
+            &[],
+            &[Kind::Text, Kind::Int, Kind::Int, Kind::Int, Kind::Text],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            json!({
+                "lender_id": row[0].as_text(),
+                "pending": row[1].as_int(),
+                "delivered": row[2].as_int(),
+                "failed": row[3].as_int(),
+                "last_failed_at": row[4].as_text(),
+            })
+        })
+        .collect())
+}
+
 /// One of a lender's deliveries (another lender's is `None`).
 pub async fn webhook_delivery(
     db: &ReadDb,

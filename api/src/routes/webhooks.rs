@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Lender;
+use crate::caller::{Lender, Operator};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{PathParam, Query};
 use crate::idempotency::{Idem, answer};
@@ -48,6 +48,30 @@ pub struct DeliveryPage {
     pub items: Vec<Value>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookHealth {
+    /// Per lender: `{lender_id, pending, delivered, failed,
+    /// last_failed_at}`.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+}
+
+/// Every lender's webhook deliveries counted by status, with its last
+/// failure: for the operator.
+#[utoipa::path(
+    get, path = "/v1/webhooks/health", tag = "webhooks",
+    responses((status = 200, body = WebhookHealth)),
+    security(("api_key" = []))
+)]
+pub async fn health(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<Json<WebhookHealth>, ApiError> {
+    let read = read_model(&state, "webhook_deliveries", None).await?;
+    let items = proofline_projections::queries::webhook_health(read).await?;
+    Ok(Json(WebhookHealth { items }))
 }
 
 /// The calling lender's webhook deliveries, from the read model.

@@ -239,6 +239,27 @@ where
     assert_eq!(item["last_status"], 500);
     assert!(item["last_error"].as_str().unwrap().contains("500"));
     assert_eq!(item["event_type"], "verification.rejected");
+    // The operator sees the failure in the lender's health; a lender may
+    // not look.
+    let health = app
+        .get("/v1/webhooks/health", Some(&app.operator_key))
+        .await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    let mine = app.get("/v1/lenders/me", Some(&key)).await;
+    let row = health.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["lender_id"] == mine.body["lender_id"])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (row["failed"].clone(), row["delivered"].clone()),
+        (1.into(), 0.into()),
+        "{row}"
+    );
+    assert!(row["last_failed_at"].is_string(), "{row}");
+    assert_eq!(app.get("/v1/webhooks/health", Some(&key)).await.status, 403);
 
     // A manual retry delivers it once the receiver is fixed.
     receiver.set(Mode::Accept);
