@@ -148,6 +148,10 @@ test('an operator sees a verification in the chart, the registry, and registers 
   await accessible(p, 'overview');
   await view(p, 'Trust registry');
   await p.getByText('Proofline Demo Issuer').first().waitFor();
+  // The demo's status list, posted by the operator, with its age.
+  const list = p.locator('tr', { hasText: 'posted by the operator' }).first();
+  await list.waitFor();
+  assert.match(await list.textContent(), /\d+ (s|min|h)/);
   await shoot(p, 'operator-trust');
   await accessible(p, 'trust registry');
   await view(p, 'Lenders and auditors');
@@ -213,6 +217,7 @@ test('a lender sees its verification, its steps, redelivers a failed webhook, ro
   const first = (await call(lenderKey, '/v1/verifications?limit=1')).body.items[0];
   await p.getByRole('button', { name: `Details of ${first.verification_id}` }).click();
   await p.locator('#verification-detail').getByText('HOLDER_BINDING').waitFor();
+  assert.match(await p.textContent('#verification-detail'), /Disclosed claims.*given_name/);
   await shoot(p, 'lender-verifications');
   await accessible(p, 'verifications');
   // Evidence waits for a checkpoint to cover the verification (409 until then).

@@ -131,11 +131,20 @@ async function trust(container) {
       const state = !key ? '' : key.revoked_at ? `revoked ${when(key.revoked_at)}` : key.retired_at ? `retired ${when(key.retired_at)}` : 'active';
       rows.push([issuer.name, h('td', {}, h('code', {}, issuer.did)), issuer.status,
         (issuer.key_sources ?? []).join(', '), key ? h('td', {}, h('code', {}, key.kid)) : '',
-        key?.source ?? '', state, when(key?.resolved_at ?? key?.added_at)]);
+        key ? h('td', {}, key.source, key.resolution?.source_url ? h('div', {}, h('code', {}, key.resolution.source_url)) : '') : '',
+        state, when(key?.resolution?.resolved_at ?? key?.added_at)]);
     }
   }
   container.append(h('h2', {}, 'Issuers and their keys'),
     table('Issuers', ['Issuer', 'DID', 'Status', 'Key sources allowed', 'Key', 'Source', 'State', 'Last resolved or added'], rows));
+  const lists = await api('/v1/status-lists');
+  const now = Date.now() / 1000;
+  const age = (seconds) => seconds < 120 ? `${Math.round(seconds)} s` : seconds < 7200 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds / 3600)} h`;
+  container.append(h('h2', {}, 'Status lists'), table('Status lists', ['List', 'Issuer', 'Source', 'Age (since iat)', 'ttl', 'Expires', 'Last changed'],
+    lists.items.map((l) => [h('td', {}, h('code', {}, l.uri)), h('td', {}, h('code', {}, l.issuer)),
+      l.source === 'fetched' ? `fetched ${when(l.fetched_at)}` : 'posted by the operator',
+      age(now - l.iat), l.ttl ? `${l.ttl} s` : '(none: the service default)',
+      l.exp ? when(new Date(l.exp * 1000).toISOString()) : '', when(l.recorded_at)])));
   const anchors = await attempt(() => api('/v1/trust-anchors'));
   if (anchors) {
     container.append(h('h2', {}, 'X.509 trust anchors'), table('Trust anchors', ['Name', 'Subject', 'Valid until', 'Added'],
@@ -339,7 +348,7 @@ async function showVerification(id, box) {
   box.replaceChildren(h('h2', {}, `Verification ${id}`),
     h('p', { class: v.verified ? 'ok' : 'bad' }, v.verified ? 'Verified' : `Failed at ${v.failed_step}: ${v.reason ?? ''}`),
     table('Steps', ['Step', 'Passed', 'Detail'], (v.steps ?? []).map((s) => [s.name, s.passed ? 'yes' : 'no', s.detail ?? ''])),
-    h('p', {}, `Disclosed claims: ${(v.disclosed_claims ?? []).join(', ') || 'none'}`), download);
+    h('p', {}, `Disclosed claims (names only; values never enter the log): ${(v.disclosed_claim_names ?? v.disclosed_claims ?? []).join(', ') || 'none'}`), download);
   box.querySelector('h2').scrollIntoView?.();
 }
 

@@ -122,6 +122,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::events::stream))
         .routes(routes!(routes::webhooks::deliveries))
         .routes(routes!(routes::webhooks::health))
+        .routes(routes!(routes::status_lists::list))
         .routes(routes!(routes::webhooks::retry))
         .split_for_parts()
 }

@@ -228,6 +228,48 @@ pub async fn webhook_deliveries(
     Ok((items, last))
 }
 
+/// Every status list as the log last holds it, by URI.
+pub async fn status_lists(db: &ReadDb) -> Result<Vec<Value>, ReadError> {
+    let rows = db
+        .fetch(
+            "SELECT uri, issuer, kid, iat, exp, ttl, bits, source, fetched_at, recorded_at, position \
+             FROM status_lists ORDER BY uri",
+            &[],
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+                Kind::Int,
+                Kind::Int,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            json!({
+                "uri": row[0].as_text(),
+                "issuer": row[1].as_text(),
+                "kid": row[2].as_text(),
+                "iat": row[3].as_int(),
+                "exp": row[4].as_int(),
+                "ttl": row[5].as_int(),
+                "bits": row[6].as_int(),
+                "source": row[7].as_text(),
+                "fetched_at": row[8].as_text(),
+                "recorded_at": row[9].as_text(),
+                "position": row[10].as_int(),
+            })
+        })
+        .collect())
+}
+
 /// Per lender, its deliveries by status and its last failure: what the
 /// operator's console shows.
 pub async fn webhook_health(db: &ReadDb) -> Result<Vec<Value>, ReadError> {

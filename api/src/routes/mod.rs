@@ -9,6 +9,7 @@ pub mod log;
 pub mod oid4vp;
 pub mod paging;
 pub mod presentation_requests;
+pub mod status_lists;
 pub mod tlog;
 pub mod trust_anchors;
 pub mod verifications;

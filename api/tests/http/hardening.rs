@@ -348,6 +348,22 @@ where
             published.text
         );
     }
+    // The list in place is the one the operator sees; a lender may not look.
+    let operator = Some(world.app.operator_key.as_str());
+    let lists = world.app.get_current("/v1/status-lists", operator).await;
+    let items = lists.body["items"].as_array().cloned().unwrap_or_default();
+    let list = items.iter().find(|l| l["uri"] == world.uri.as_str());
+    let list = list.unwrap_or_else(|| panic!("{}", lists.text));
+    assert_eq!(
+        (&list["source"], &list["issuer"]),
+        (&json!("posted"), &json!(world.did))
+    );
+    assert!(
+        list["iat"].is_i64() && list["fetched_at"].is_null(),
+        "{list}"
+    );
+    let lender = Some(world.lender_key.as_str());
+    assert_eq!(world.app.get("/v1/status-lists", lender).await.status, 403);
     // The list in place still answers: no verification is stuck on a 500.
     let (issued, disclosures) = world.issue(&key, "key-1", now() - 600, 3);
     let nonce = fresh_nonce();

@@ -12,6 +12,8 @@
 //!   counts.
 //! - `lenders.rs`: lenders as they stand (`GET /v1/lenders`).
 //! - `issuers.rs`: the trust registry as it stands (`GET /v1/issuers`).
+//! - `status_lists.rs`: status lists as the log last holds them
+//!   (`GET /v1/status-lists`).
 //! - `presentation_requests.rs`: OpenID4VP flows as they stand
 //!   (`GET /v1/presentation-requests`).
 //! - [`crate::webhooks`]: deliveries, which are also the webhook queue.
@@ -19,11 +21,13 @@
 mod issuers;
 mod lenders;
 mod presentation_requests;
+mod status_lists;
 mod verifications;
 
 pub use issuers::Issuers;
 pub use lenders::Lenders;
 pub use presentation_requests::PresentationRequests;
+pub use status_lists::StatusLists;
 pub use verifications::{DailyStats, Verifications};
 
 use async_trait::async_trait;
@@ -111,5 +115,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(Issuers),
         std::sync::Arc::new(PresentationRequests),
         std::sync::Arc::new(crate::webhooks::WebhookDeliveries),
+        std::sync::Arc::new(StatusLists),
     ]
 }

@@ -16,6 +16,7 @@ use crate::store::heads::{CategorySet, HeadSender};
 /// the first sign of a database going away: the breaker probes it, and the
 /// listener reconnects once the database answers.
 pub(super) async fn listen(pool: PgPool, breaker: Breaker, head: Arc<HeadSender>) {
+    let mut reconnected = false;
     loop {
         breaker.until_up().await;
         let mut listener = match breaker.run(PgListener::connect_with(&pool)).await {
@@ -36,10 +37,12 @@ pub(super) async fn listen(pool: PgPool, breaker: Breaker, head: Arc<HeadSender>
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        // Events committed before the LISTEN took effect were not notified.
-        if let Ok(Some(h)) = breaker.run(head_row(&pool)).await {
+        // Reconnected: events committed meanwhile were not notified. (The
+        // first connection needs no read: the store read the head at open.)
+        if reconnected && let Ok(Some(h)) = breaker.run(head_row(&pool)).await {
             head.bump(h.position, CategorySet::ALL);
         }
+        reconnected = true;
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => {
