@@ -136,6 +136,25 @@ test('the console is served with a strict Content Security Policy', async () => 
   assert.equal((await fetch(`${base}/console/secret.key`)).status, 404);
 });
 
+test('the sign-in view is accessible and signs in from the keyboard alone', async () => {
+  const p = await page();
+  await accessible(p, 'sign-in');
+  await shoot(p, 'sign-in');
+  // Tab from the top: the skip link, the key field, the button.
+  await p.keyboard.press('Tab');
+  assert.equal(await p.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  await p.keyboard.press('Tab');
+  assert.equal(await p.evaluate(() => document.activeElement.id), 'api-key');
+  await p.keyboard.type('not-a-key');
+  await p.keyboard.press('Enter');
+  await p.getByText('That key is not valid.').waitFor();
+  await p.getByLabel('API key').focus();
+  await p.keyboard.type(operatorKey);
+  await p.keyboard.press('Enter');
+  await p.waitForSelector('#sign-out:not([hidden])');
+  await p.context().close();
+});
+
 test('an operator sees a verification in the chart, the registry, and registers a lender', async () => {
   const p = await page();
   await signIn(p, operatorKey);
