@@ -119,7 +119,10 @@ impl Bus {
                 let _ = stop.send(true);
                 let _ = task.await;
             }
-            let _ = nats.client.flush().await;
+            // With NATS gone a flush waits for a connection without end;
+            // what it would have sent the relay sends again at the next
+            // start (the stream drops the duplicates by Nats-Msg-Id).
+            let _ = tokio::time::timeout(Duration::from_secs(2), nats.client.flush()).await;
         }
     }
 }

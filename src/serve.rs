@@ -2,7 +2,9 @@
 //! until SIGTERM or Ctrl-C, then finish requests in flight and the appends
 //! already queued before exiting.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use proofline_api::{ApiSettings, AppState, ops_router, router, serve, spawn_background};
@@ -221,15 +223,24 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(background) = background {
         background.abort();
     }
+    // What talks to NATS and lenders stops within one bound in all: with
+    // NATS gone, a projector's or the relay's JetStream request is retried
+    // without end, and a SIGTERM must still end the process (an
+    // orchestrator kills it 30 s later). What is left undone is redone from
+    // the log at the next start.
+    let deadline = tokio::time::Instant::now() + STOP_BOUND;
     if let Some((stop, task)) = consumer {
         // Requests in flight end within the webhook timeout and are recorded.
         let _ = stop.send(true);
-        let _ = task.await;
+        bounded("the webhook consumer", deadline, async {
+            let _ = task.await;
+        })
+        .await;
     }
     if let Some(side) = read_side {
-        side.stop().await;
+        bounded("the projectors", deadline, side.stop()).await;
     }
-    bus.stop().await;
+    bounded("the NATS bus", deadline, bus.stop()).await;
     if let Some(db) = read_db {
         db.close().await;
     }
@@ -238,6 +249,20 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long the parts that talk to NATS and lenders may take to stop,
+/// together.
+const STOP_BOUND: Duration = Duration::from_secs(15);
+
+/// Waits for `stopping` until `deadline`, then leaves it, saying so.
+async fn bounded(what: &str, deadline: tokio::time::Instant, stopping: impl Future<Output = ()>) {
+    if tokio::time::timeout_at(deadline, stopping).await.is_err() {
+        tracing::warn!(
+            part = what,
+            "did not stop in time; leaving it (the log has everything it would have done)"
+        );
+    }
 }
 
 pub fn consumer_options(config: &Config) -> ConsumerOptions {

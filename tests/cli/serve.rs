@@ -74,6 +74,22 @@ fn a_sigterm_right_after_start_is_a_graceful_stop() {
     }
 }
 
+/// NATS unreachable (nothing listens on its port): a SIGTERM still ends
+/// the process, gracefully, well within the test's patience (a flush of
+/// the NATS client used to wait for a connection without end).
+#[test]
+fn a_sigterm_with_nats_unreachable_still_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("nats://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut command = proofline(dir.path());
+    command.env("NATS_URL", url);
+    let (status, log) = Running::start(command).terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
 #[test]
 fn bad_configuration_exits_2_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
