@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proofline_testkit::nats::NatsServer;
 use proofline_testkit::postgres::PgServer;
 
-use crate::support::{Running, get, proofline};
+use crate::support::{Running, get, proofline, verify_with_demo};
 
 /// Lenders the API acknowledged (201), by id.
 type Acknowledged = Arc<Mutex<Vec<String>>>;
@@ -558,19 +558,7 @@ async fn a_rebuild_killed_midway_leaves_the_read_models_whole() {
         command
     };
     let service = Running::start(command(&["serve"]));
-    let output = command(&["demo", "--url", &service.base]).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
-    let verified = std::process::Command::new("sh")
-        .args(["-c", curl])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&verified.stdout).contains("\"verified\":true"));
+    verify_with_demo(&mut command(&["demo", "--url", &service.base]));
     // Each model's checksum, from a whole rebuild.
     let checksums = |output: &str| {
         let mut sums: Vec<String> = output

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use proofline_testkit::nats::NatsServer;
 
-use crate::support::{Running, get, proofline};
+use crate::support::{Running, get, proofline, verify_with_demo};
 
 /// Metric names (histograms by their base name) in Prometheus text.
 fn exported(text: &str) -> std::collections::BTreeSet<String> {
@@ -135,20 +135,7 @@ async fn dashboards_and_alerts_name_exported_metrics_and_logs_hold_no_secret() {
     // endpoint with its secret, a wallet's response that matches nothing.
     let mut demo = proofline(&data);
     env(&mut demo);
-    let output = demo.args(["demo", "--url", &base]).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
-    let answer = std::process::Command::new("sh")
-        .args(["-c", curl])
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
-    assert_eq!(answer["verified"], true, "{answer}");
+    verify_with_demo(demo.args(["demo", "--url", &base]));
     let lender_key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();
     let http = reqwest::Client::new();
     let webhook: serde_json::Value = http

@@ -8,29 +8,15 @@ use std::time::Duration;
 
 use proofline_testkit::postgres::PgServer;
 
-use crate::support::{Running, proofline};
+use crate::support::{Running, proofline, verify_with_demo};
 
 fn verify(data: &std::path::Path, base: &str, primary: &str) -> serde_json::Value {
-    let output = proofline(data)
-        .env("DATABASE_URL", primary)
-        .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
-        .args(["demo", "--url", base])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
-    let answer = std::process::Command::new("sh")
-        .args(["-c", curl])
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
-    assert_eq!(answer["verified"], true, "{answer}");
-    answer
+    verify_with_demo(
+        proofline(data)
+            .env("DATABASE_URL", primary)
+            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
+            .args(["demo", "--url", base]),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,7 @@
 //! `proofline serve --role …`: the API and the projectors as two processes
 //! on one embedded store, as they would run against one Postgres.
 
-use std::process::Command;
-
-use crate::support::{Running, get, proofline};
+use crate::support::{Running, get, proofline, verify_with_demo};
 
 #[tokio::test]
 async fn an_api_process_and_a_projector_process_share_the_work() {
@@ -21,20 +19,7 @@ async fn an_api_process_and_a_projector_process_share_the_work() {
     });
 
     // A verification through the API process.
-    let output = proofline(&data)
-        .args(["demo", "--url", &api.base])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
-    let answer = Command::new("sh").args(["-c", curl]).output().unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
-    assert_eq!(answer["verified"], true, "{answer}");
+    let answer = verify_with_demo(proofline(&data).args(["demo", "--url", &api.base]));
     let position = answer["position"].as_u64().unwrap();
 
     // Listed by the API from the read model the other process keeps.
@@ -124,27 +109,12 @@ async fn postgres_and_nats_roles_with_a_relay_that_takes_over() {
     let second = Running::start(role("relay"));
 
     let verify = || {
-        let output = proofline(&data)
-            .env("DATABASE_URL", database.url())
-            .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
-            .args(["demo", "--url", &api.base])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let curl = stdout
-            .lines()
-            .rfind(|l| l.starts_with("curl "))
-            .unwrap()
-            .to_owned();
-        let answer = Command::new("sh").args(["-c", &curl]).output().unwrap();
-        let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
-        assert_eq!(answer["verified"], true, "{answer}");
-        answer
+        verify_with_demo(
+            proofline(&data)
+                .env("DATABASE_URL", database.url())
+                .env("PROOFLINE_LOG_ORIGIN", "test.example/proofline")
+                .args(["demo", "--url", &api.base]),
+        )
     };
     let listed = async |answer: &serde_json::Value| {
         let key = std::fs::read_to_string(data.join("demo/lender.key")).unwrap();

@@ -121,6 +121,23 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// Runs `demo` (`proofline demo --url …`, configured by the caller), then
+/// the curl it prints: the verification's answer, which must say verified.
+pub fn verify_with_demo(demo: &mut Command) -> serde_json::Value {
+    let output = demo.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let curl = stdout.lines().rfind(|l| l.starts_with("curl ")).unwrap();
+    let answer = Command::new("sh").args(["-c", curl]).output().unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+    assert_eq!(answer["verified"], true, "{answer}");
+    answer
+}
+
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

@@ -439,6 +439,8 @@ where
         ("post", "/v1/auditors"),
         ("post", "/v1/issuers"),
         ("get", "/v1/issuers"),
+        ("get", "/v1/status-lists"),
+        ("get", "/v1/webhooks/health"),
         ("post", "/v1/issuers/{did}/keys"),
         ("delete", "/v1/issuers/{did}/keys/{kid}"),
         ("post", "/v1/issuers/{did}/suspend"),
